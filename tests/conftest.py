@@ -1,0 +1,86 @@
+"""Shared fixtures: a configured app on a temporary database, a sink relay, a running daemon."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import RunningDaemon
+from transferbot.config import Config, parse_config
+from transferbot.service import registry
+from transferbot.service.app import App, open_app
+from transferbot.sink import MailSink
+
+DOMAIN = "transfers.example.com"
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+def make_config(tmp_path: Path, sink_port: int | None = None, **sections: dict[str, Any]) -> Config:
+    data: dict[str, Any] = {
+        "database": {"url": f"sqlite:///{tmp_path / 'tb.db'}"},
+        "inbound": {"host": "127.0.0.1", "port": 0, "domain": DOMAIN},
+        "outbound": ({"transport": "smtp", "host": "127.0.0.1", "port": sink_port, "poll_seconds": 0.1,
+                      "retry_min_seconds": 1, "retry_max_seconds": 4}
+                     if sink_port else {"transport": "maildir", "maildir": str(tmp_path / "outbox")}),
+        "workflow": {"secret": "test-secret", "operator_address": "ops@marketplace.example.com"},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return parse_config(data, "test", env={})
+
+
+@pytest.fixture
+def sink() -> Iterator[MailSink]:
+    s = MailSink().start_in_thread()
+    yield s
+    s.stop_thread()
+
+
+@pytest.fixture
+def config(tmp_path: Path, sink: MailSink) -> Config:
+    return make_config(tmp_path, sink.port)
+
+
+@pytest.fixture
+def app(config: Config) -> Iterator[App]:
+    a = open_app(config)
+    yield a
+    a.store.dispose()
+
+
+@pytest.fixture
+def world(app: App) -> App:
+    """A small marketplace: a customer with two addresses, an ISV, two resellers, three entitlements."""
+    registry.add_account(app, "acme", "customer", "Acme Corp", ["alice@acme.example.com", "bob@acme.example.com"])
+    registry.add_account(app, "vendor", "isv", "Vendor Inc", ["deals@vendor.example.com"])
+    registry.add_account(app, "r1", "reseller", "Reseller One", ["ops@r1.example.com"])
+    registry.add_account(app, "r2", "reseller", "Reseller Two", ["ops@r2.example.com"])
+    registry.add_account(app, "globex", "customer", "Globex", ["it@globex.example.com"])
+    registry.add_entitlement(app, "ent-direct", "Analytics Pro", "acme", "vendor")
+    registry.add_entitlement(app, "ent-r1", "Analytics Pro", "acme", "vendor", "r1")
+    registry.add_entitlement(app, "ent-globex", "Storage Plus", "globex", "vendor", "r1")
+    return app
+
+
+@pytest.fixture
+def daemon(world: App) -> Iterator[RunningDaemon]:
+    d = RunningDaemon(world).start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def daemon_factory() -> Iterator[Callable[[App], RunningDaemon]]:
+    started: list[RunningDaemon] = []
+
+    def make(app: App) -> RunningDaemon:
+        d = RunningDaemon(app).start()
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()

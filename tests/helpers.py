@@ -1,0 +1,112 @@
+"""Test helpers: a daemon on loopback in a thread of its own, waiting, and replies as clients write them."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import threading
+import time
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from typing import Any, TypeVar
+
+from transferbot.clock import now
+from transferbot.daemon import Daemon
+from transferbot.service.app import App
+from transferbot.sink import Received
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:
+    """Poll a condition (no fixed sleeps); fail the test with a message on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class RunningDaemon:
+    """The real daemon (SMTP server, reader, dispatcher, scheduler) on its own event loop thread."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self.daemon: Daemon | None = None
+        self.thread = threading.Thread(target=self._run, name="daemon", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.daemon = Daemon(self.app)
+            self.loop.run_until_complete(self.daemon.start())
+        except BaseException as exc:  # noqa: BLE001
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> RunningDaemon:
+        self.thread.start()
+        self._ready.wait(15)
+        if self._error:
+            raise self._error
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.daemon is not None
+        return self.daemon.port
+
+    def stop(self) -> None:
+        if self.daemon is not None and self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.daemon.stop(grace=5), self.loop).result(30)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(15)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+def send(port: int, msg: EmailMessage | bytes, rcpt: str | list[str], mail_from: str | None = None) -> dict[str, Any]:
+    """Send with a real SMTP client (smtplib); returns its refused-recipients dict."""
+    rcpts = [rcpt] if isinstance(rcpt, str) else rcpt
+    raw = msg.as_bytes(policy=SMTP) if isinstance(msg, EmailMessage) else msg
+    sender = mail_from if mail_from is not None else (
+        str(msg["From"]).rpartition("<")[2].rstrip(">") if isinstance(msg, EmailMessage) else "")
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        return client.sendmail(sender, rcpts, raw)
+
+
+def reply_address(original: Received) -> str:
+    return str(original.message["Reply-To"]).rpartition("<")[2].rstrip(">")
+
+
+def reply(original: Received, sender: str, fresh: str, *, quote: bool = True, subject_prefix: str = "Re: ",
+          threaded: bool = True, to: str | None = None, extra_headers: dict[str, str] | None = None) -> EmailMessage:
+    """A plain-text reply as a typical client writes it: fresh text, attribution, quoted original."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to or reply_address(original)
+    msg["Subject"] = subject_prefix + original.subject
+    msg["Date"] = format_datetime(now())
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "example.com")
+    if threaded:
+        msg["In-Reply-To"] = original.message_id
+        msg["References"] = original.message_id
+    for key, value in (extra_headers or {}).items():
+        msg[key] = value
+    body = fresh
+    if quote:
+        quoted = "\n".join("> " + line if line else ">" for line in original.text().splitlines())
+        body = f"{fresh}\n\nOn {original.message['Date']}, Marketplace Transfers <{reply_address(original)}> wrote:\n{quoted}\n"
+    msg.set_content(body)
+    return msg

@@ -1,0 +1,3 @@
+"""transferbot: email-driven approval of cloud-marketplace entitlement transfers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from transferbot.cli import main
+
+raise SystemExit(main())

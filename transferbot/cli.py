@@ -1,0 +1,359 @@
+"""The operator's command line.
+
+Every command that changes something refuses bad input with one line on
+stderr and a non-zero exit, writing nothing. Listing commands take --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from transferbot import __version__
+from transferbot.config import LOCALES, Config, ConfigError, load_config
+from transferbot.domain import AccountKind, OutboxStatus, Role, TransferStatus
+from transferbot.logsetup import configure_logging
+from transferbot.rules import Refusal
+from transferbot.store import StoreError
+
+log = logging.getLogger(__name__)
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A problem to report on one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="transferbot", description="Email-driven approval of marketplace entitlement transfers.")
+    p.add_argument("--config", metavar="PATH", help="TOML configuration (else $TRANSFERBOT_CONFIG, ./transferbot.toml, defaults)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override [logging] level")
+    p.add_argument("--version", action="version", version=f"transferbot {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    account = sub.add_parser("account", help="register and change accounts").add_subparsers(dest="action", metavar="ACTION")
+    account.required = True
+    a = account.add_parser("add", help="register an account")
+    a.add_argument("id")
+    a.add_argument("--kind", required=True, choices=[k.value for k in AccountKind])
+    a.add_argument("--name", required=True)
+    a.add_argument("--email", required=True, action="append", help="repeatable: any address may answer for the account")
+    a.add_argument("--locale", choices=LOCALES)
+    a.add_argument("--timezone", help="IANA name, e.g. Europe/Paris")
+    a = account.add_parser("update", help="change an account")
+    a.add_argument("id")
+    a.add_argument("--name")
+    a.add_argument("--email", action="append", help="repeatable: replaces the account's addresses")
+    a.add_argument("--locale", choices=LOCALES)
+    a.add_argument("--timezone")
+    a = account.add_parser("list", help="list accounts")
+    a.add_argument("--json", action="store_true")
+
+    ent = sub.add_parser("entitlement", help="register entitlements (active orders)").add_subparsers(dest="action", metavar="ACTION")
+    ent.required = True
+    e = ent.add_parser("add", help="register an entitlement")
+    e.add_argument("id")
+    e.add_argument("--product", required=True)
+    e.add_argument("--customer", required=True, metavar="ACCOUNT")
+    e.add_argument("--isv", required=True, metavar="ACCOUNT")
+    e.add_argument("--reseller", metavar="ACCOUNT", help="omit for a direct order")
+    e = ent.add_parser("list", help="list entitlements")
+    e.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("request", help="file a transfer (as the ISV)")
+    r.add_argument("entitlement")
+    target = r.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-reseller", metavar="ACCOUNT")
+    target.add_argument("--to-direct", action="store_true")
+    r.add_argument("--note", default="", help="shown to every party")
+
+    ls = sub.add_parser("list", help="list transfers")
+    ls.add_argument("--status", choices=[s.value for s in TransferStatus])
+    ls.add_argument("--json", action="store_true")
+
+    sh = sub.add_parser("show", help="show one transfer with its parties and audit trail")
+    sh.add_argument("transfer")
+    sh.add_argument("--json", action="store_true")
+
+    sub.add_parser("serve", help="run the daemon until SIGINT/SIGTERM")
+    dm = sub.add_parser("demo", help="run the whole story on this machine, no set-up")
+    dm.add_argument("--keep", metavar="DIR", help="keep the demo's database and mail in DIR")
+
+    rd = sub.add_parser("read", help="show how the reader reads one raw message (changes nothing)")
+    rd.add_argument("file", help="a raw message (.eml), or - for stdin")
+    rd.add_argument("--rcpt", action="append", default=[], metavar="ADDR", help="envelope recipient (repeatable)")
+    rd.add_argument("--mail-from", default="unknown@invalid.example", metavar="ADDR", help="envelope sender ('' for a bounce)")
+    rd.add_argument("--json", action="store_true")
+
+    ib = sub.add_parser("inbox", help="list inbound messages and their outcomes")
+    ib.add_argument("--transfer", metavar="ID")
+    ib.add_argument("--json", action="store_true")
+    ib_sub = ib.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ibr = ib_sub.add_parser("retry", help="read a failed message again")
+    ibr.add_argument("id", type=int)
+
+    ob = sub.add_parser("outbox", help="list outgoing mail with attempts and last error")
+    ob.add_argument("--status", choices=[s.value for s in OutboxStatus])
+    ob.add_argument("--json", action="store_true")
+    ob_sub = ob.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    obr = ob_sub.add_parser("retry", help="put failed outgoing mail back in the queue")
+    which = obr.add_mutually_exclusive_group(required=True)
+    which.add_argument("id", type=int, nargs="?")
+    which.add_argument("--all-failed", action="store_true")
+
+    _ = Role  # roles appear in later commands
+    return p
+
+
+# -- output helpers -------------------------------------------------------------
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip())
+    for r in cells:
+        print("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+
+
+# -- commands -------------------------------------------------------------------
+
+def _app(config: Config):  # type: ignore[no-untyped-def]
+    from transferbot.service.app import open_app
+
+    return open_app(config)
+
+
+def cmd_account(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service import registry
+
+    app = _app(config)
+    if args.action == "add":
+        view = registry.add_account(app, args.id, args.kind, args.name, args.email, args.locale, args.timezone)
+        print(f"account {view.id} added ({view.kind}, {', '.join(view.emails)})", file=sys.stderr)
+    elif args.action == "update":
+        view = registry.update_account(app, args.id, args.name, args.email, args.locale, args.timezone)
+        print(f"account {view.id} updated", file=sys.stderr)
+    else:
+        views = registry.list_accounts(app)
+        if args.json:
+            _print_json([v.as_json() for v in views])
+        else:
+            _table([(v.id, v.kind, v.name, ", ".join(v.emails), v.locale, v.timezone) for v in views],
+                   ("ID", "KIND", "NAME", "EMAILS", "LOCALE", "TIMEZONE"))
+    return 0
+
+
+def cmd_entitlement(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service import registry
+
+    app = _app(config)
+    if args.action == "add":
+        ent = registry.add_entitlement(app, args.id, args.product, args.customer, args.isv, args.reseller)
+        where = f"through {ent.reseller_id}" if ent.reseller_id else "direct"
+        print(f"entitlement {ent.id} added ({ent.product}, {where})", file=sys.stderr)
+    else:
+        ents = registry.list_entitlements(app)
+        if args.json:
+            _print_json([{"id": e.id, "product": e.product, "customer": e.customer_id, "isv": e.isv_id,
+                          "reseller": e.reseller_id, "state": e.state} for e in ents])
+        else:
+            _table([(e.id, e.product, e.customer_id, e.isv_id, e.reseller_id or "(direct)", e.state) for e in ents],
+                   ("ID", "PRODUCT", "CUSTOMER", "ISV", "RESELLER", "STATE"))
+    return 0
+
+
+def cmd_request(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service.transfers import request_transfer
+
+    target = None if args.to_direct else args.to_reseller
+    print(request_transfer(_app(config), args.entitlement, target, args.note))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service.views import list_transfers
+
+    rows = list_transfers(_app(config), args.status)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no transfers" + (f" with status {args.status}" if args.status else ""), file=sys.stderr)
+        return 0
+    _table([(r["id"], r["status"], r["kind"], r["entitlement"], r["product"],
+             " ".join(f"{role}:{d}" for role, d in r["parties"].items()), r["created_at"][:16])
+            for r in rows], ("ID", "STATUS", "KIND", "ENTITLEMENT", "PRODUCT", "DECISIONS", "CREATED"))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service.views import transfer_detail
+
+    d = transfer_detail(_app(config), args.transfer)
+    if args.json:
+        _print_json(d)
+        return 0
+    ent = d["entitlement"]
+    print(f"{d['id']}  {d['kind']}  {d['status']}")
+    print(f"  entitlement {ent['id']} ({ent['product']}), now {'through ' + ent['reseller'] if ent['reseller'] else 'direct'}")
+    print(f"  from {d['from_reseller'] or 'direct'} to {d['to_reseller'] or 'direct'}")
+    print(f"  requested {d['created_at']}, expires {d['expires_at']}" + (f", closed {d['closed_at']}" if d["closed_at"] else ""))
+    if d["note"]:
+        print(f"  note: {d['note']}")
+    print(f"  fingerprint {d['fingerprint']}")
+    print("parties:")
+    for p in d["parties"]:
+        extra = f" at {p['decided_at']}" if p["decided_at"] else ""
+        bad = f"  UNDELIVERABLE: {', '.join(u['address'] for u in p['undeliverable'])}" if p["undeliverable"] else ""
+        print(f"  {p['role']:<17} {p['account']:<16} {', '.join(p['emails'])}  {p['decision']}{extra}{bad}")
+    print("events:")
+    for e in d["events"]:
+        data = {k: v for k, v in e.items() if k not in ("seq", "at", "kind")}
+        brief = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("parties", "checks"))
+        print(f"  {e['at'][:19]}  {e['kind']:<22} {brief[:140]}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.daemon import serve
+
+    asyncio.run(serve(_app(config)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.demo import run_demo
+
+    return asyncio.run(run_demo(Path(args.keep) if args.keep else None))
+
+
+def cmd_read(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service.inbox import explain
+
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
+    reading, verdict = explain(_app(config), raw, args.mail_from, args.rcpt)
+    out = {
+        "message_id": reading.message_id, "from": reading.from_address, "subject": reading.subject,
+        "token": (reading.envelope_tokens or reading.body_tokens or [None])[0],
+        "transfer": verdict.party.transfer_id if verdict.party else None,
+        "party": verdict.party.role if verdict.party else None,
+        "auto_reply": reading.auto_reply is not None, "auto_reply_reason": reading.auto_reply,
+        "bounce": reading.bounce is not None,
+        "bounce_permanent": bool(reading.bounce and reading.bounce.permanent),
+        "body": reading.body_kind, "fresh_text": reading.fresh_text, "decision": reading.decision.kind,
+        "decision_problem": reading.decision.problem or None, "reason": reading.decision.reason or None,
+        "outcome": verdict.outcome.value, "decided_by": verdict.decided_by, "why": verdict.reason or None,
+        "checks": list(verdict.checks),
+    }
+    if args.json:
+        _print_json(out)
+        return 0
+    for key in ("message_id", "from", "subject", "token", "transfer", "party", "auto_reply_reason", "bounce",
+                "body", "decision", "decision_problem", "outcome", "decided_by", "why"):
+        print(f"{key + ':':<19}{'' if out[key] is None else out[key]}")
+    print("checks:")
+    for check in out["checks"]:
+        print(f"  {check}")
+    print("fresh text:")
+    for line in (out["fresh_text"] or "(none)").splitlines() or ["(none)"]:
+        print(f"  | {line}")
+    return 0
+
+
+def cmd_inbox(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service import inbox, views
+
+    app = _app(config)
+    if args.action == "retry":
+        try:
+            row = inbox.retry_inbound(app, args.id)
+        except Refusal:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported on one line; the message stays failed
+            raise CliError(f"inbound #{args.id} failed again: {type(exc).__name__}: {exc}") from None
+        print(f"inbound #{row.id}: {row.outcome}" + (f" ({row.reason})" if row.reason else ""))
+        return 0
+    rows = views.list_inbox(app, args.transfer)
+    if args.json:
+        _print_json(rows)
+        return 0
+    _table([(r["id"], (r["received_at"] or "")[:19], r["mail_from"] or "<>", ",".join(r["rcpt_tos"]),
+             r["message_id"], r["transfer"] or "-", r["outcome"], " ".join(r["checks"][-1:]))
+            for r in rows], ("ID", "RECEIVED", "MAIL FROM", "RCPT TO", "MESSAGE-ID", "TRANSFER", "OUTCOME", "DECIDED BY"))
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.clock import now
+    from transferbot.service import outbox
+
+    app = _app(config)
+    if args.action == "retry":
+        ids = outbox.retry_outbox(app, args.id, args.all_failed, now())
+        print(f"{len(ids)} message(s) queued again: {', '.join('#' + str(i) for i in ids) or '-'}")
+        return 0
+    rows = outbox.list_outbox(app, args.status)
+    data = [{"id": r.id, "created_at": r.created_at.isoformat(), "kind": r.kind, "transfer": r.transfer_id,
+             "to": r.recipients, "subject": r.subject, "message_id": r.message_id, "status": r.status,
+             "attempts": r.attempts, "next_attempt_at": r.next_attempt_at.isoformat(),
+             "last_error": r.last_error or None, "sent_at": r.sent_at.isoformat() if r.sent_at else None}
+            for r in rows]
+    if args.json:
+        _print_json(data)
+        return 0
+    _table([(d["id"], d["status"], d["kind"], d["transfer"] or "-", ",".join(d["to"]), d["attempts"],
+             (d["last_error"] or "")[:60]) for d in data],
+           ("ID", "STATUS", "KIND", "TRANSFER", "TO", "ATTEMPTS", "LAST ERROR"))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "account": cmd_account, "entitlement": cmd_entitlement, "request": cmd_request, "list": cmd_list,
+    "show": cmd_show, "serve": cmd_serve, "demo": cmd_demo, "read": cmd_read, "inbox": cmd_inbox,
+    "outbox": cmd_outbox,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        level = args.log_level or (config.logging.level if args.command == "serve" else "WARNING")
+        configure_logging(level)
+        return COMMANDS[args.command](args, config)
+    except (ConfigError, StoreError) as exc:
+        print(f"transferbot: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (Refusal, CliError) as exc:
+        print(f"transferbot: error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for the operator; the traceback in the debug log
+        log.debug("unexpected error", exc_info=True)
+        print(f"transferbot: internal error: {type(exc).__name__}: {exc} (run with --log-level DEBUG for details)",
+              file=sys.stderr)
+        return 70

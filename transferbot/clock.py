@@ -1,0 +1,9 @@
+"""The one source of the current time: timezone-aware UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,137 @@
+"""Rendering our emails: Jinja templates to a MIME message (text + HTML).
+
+One template per kind of email renders both parts: it is rendered once with
+``format="text"`` by an environment without autoescape and once with
+``format="html"`` by one with autoescape on, importing the macros of that
+format. Text and HTML therefore cannot drift apart, and translators see one
+string per sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime as rfc2822_date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+
+from transferbot import i18n
+from transferbot.domain import MailKind
+
+
+def templates_dir() -> Path:
+    """templates/ inside the installed package, else the source checkout's."""
+    here = Path(__file__).parent
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "mail").is_dir():
+            return candidate
+    raise RuntimeError("transferbot's templates are missing from the installation")
+
+
+@lru_cache(maxsize=None)
+def environment(locale: str, fmt: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(templates_dir())),
+        autoescape=(fmt == "html"),
+        extensions=["jinja2.ext.i18n", "jinja2.ext.do"],
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["locale"] = locale
+    env.globals["format"] = fmt
+    env.filters["when"] = _when_filter(locale)
+    return env
+
+
+def _when_filter(locale: str) -> Any:
+    def when(value: datetime, tz: str) -> str:
+        return i18n.format_when(value, locale, tz)
+
+    return when
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def _template(locale: str, fmt: str, kind: MailKind) -> Template:
+    return environment(locale, fmt).get_template(f"mail/{kind.value}.j2")
+
+
+def render(kind: MailKind, locale: str, context: dict[str, Any]) -> Rendered:
+    """Render a kind of email in a locale; the context is plain data."""
+    text_tmpl = _template(locale, "text", kind)
+    subject = "".join(text_tmpl.blocks["subject"](text_tmpl.new_context({**context, "format": "text"})))
+    subject = " ".join(subject.split())
+    text = text_tmpl.render({**context, "format": "text"})
+    html = _template(locale, "html", kind).render({**context, "format": "html", "subject": subject})
+    return Rendered(subject=subject, text=_tidy(text), html=html)
+
+
+def _tidy(text: str) -> str:
+    """Collapse runs of blank lines that template logic leaves behind."""
+    lines = [line if line == "-- " else line.rstrip() for line in text.splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if not line and out and not out[-1]:
+            continue
+        out.append(line)
+    return "\n".join(out).strip("\n") + "\n"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Headers of one outgoing message, besides its rendered content."""
+
+    from_name: str
+    from_address: str
+    to: tuple[str, ...]
+    message_id: str
+    date: datetime
+    reply_to: str | None = None
+    in_reply_to: str | None = None
+    transfer_id: str | None = None
+    locale: str = "en"
+    kind: str = ""
+
+
+def _address(addr: str, name: str = "") -> Address:
+    local, _, domain = addr.rpartition("@")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+def build_message(rendered: Rendered, env: Envelope) -> EmailMessage:
+    """A complete MIME message. Header values pass through the email package,
+    which refuses CR/LF in them, so no name or note can inject a header."""
+    msg = EmailMessage()
+    msg["From"] = _address(env.from_address, env.from_name)
+    msg["To"] = [_address(a) for a in env.to]
+    if env.reply_to:
+        msg["Reply-To"] = _address(env.reply_to, env.from_name)
+    msg["Subject"] = rendered.subject
+    msg["Date"] = rfc2822_date(env.date)
+    msg["Message-ID"] = env.message_id
+    if env.in_reply_to:
+        msg["In-Reply-To"] = env.in_reply_to
+        msg["References"] = env.in_reply_to
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["Content-Language"] = env.locale
+    if env.transfer_id:
+        msg["X-Transferbot-Transfer"] = env.transfer_id
+    if env.kind:
+        msg["X-Transferbot-Kind"] = env.kind
+    msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return msg

@@ -1,0 +1,210 @@
+"""Configuration: one TOML file loaded once into frozen, typed objects.
+
+Every key is documented in ``config.example.toml``. Unknown keys and bad
+values stop start-up with an error that names the key; secrets are
+``SecretStr`` so they never show in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from transferbot.addresses import AddressError, normalize_address
+
+Locale = Literal["en", "fr", "de"]
+LOCALES: tuple[str, ...] = ("en", "fr", "de")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the operator (names the key)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///transferbot.db"
+    synchronous: Literal["full", "normal"] = "full"
+    busy_timeout_ms: int = Field(default=5000, ge=0)
+
+
+class InboundConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8025, ge=0, le=65535)
+    domain: str = "transfers.example.com"
+    hostname: str = ""
+    reply_local_part: str = "transfer"
+    bounce_local_part: str = "bounce"
+    max_message_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    trusted_authserv_id: str = ""
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().lower()
+        try:
+            normalize_address(f"{'x'}@{value}")
+        except AddressError as exc:
+            raise ValueError(f"not a mail domain: {exc}") from None
+        return value
+
+    @field_validator("reply_local_part", "bounce_local_part")
+    @classmethod
+    def _local(cls, value: str) -> str:
+        if not value or not value.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("must be letters, digits, '-' or '_'")
+        return value.lower()
+
+    @property
+    def banner_hostname(self) -> str:
+        return self.hostname or self.domain
+
+
+class OutboundConfig(_Section):
+    transport: Literal["smtp", "maildir"] = "maildir"
+    maildir: Path = Path("outbox")
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    tls: bool = False
+    ca_file: Path | None = None
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    connections: int = Field(default=4, ge=1, le=64)
+    retry_min_seconds: float = Field(default=30.0, gt=0)
+    retry_max_seconds: float = Field(default=3600.0, gt=0)
+    give_up_after_hours: float = Field(default=120.0, gt=0)
+    from_name: str = "Marketplace Transfers"
+    from_address: str = ""
+
+    @field_validator("from_address")
+    @classmethod
+    def _from(cls, value: str) -> str:
+        if not value:
+            return value
+        name, addr = parseaddr(value)
+        if name:
+            raise ValueError("give the bare address here; the display name is from_name")
+        try:
+            return normalize_address(addr or value)
+        except AddressError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _tls_modes(self) -> OutboundConfig:
+        if self.starttls and self.tls:
+            raise ValueError("starttls and tls are exclusive: choose one")
+        if self.retry_max_seconds < self.retry_min_seconds:
+            raise ValueError("retry_max_seconds must not be below retry_min_seconds")
+        return self
+
+
+class WorkflowConfig(_Section):
+    secret: SecretStr = SecretStr("")
+    operator_address: str = ""
+    default_locale: Locale = "en"
+    default_timezone: str = "UTC"
+    expire_after_days: int = Field(default=14, ge=1, le=365)
+    sweep_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("operator_address")
+    @classmethod
+    def _operator(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            return normalize_address(value)
+        except AddressError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Config(_Section):
+    database: DatabaseConfig = DatabaseConfig()
+    inbound: InboundConfig = InboundConfig()
+    outbound: OutboundConfig = OutboundConfig()
+    workflow: WorkflowConfig = WorkflowConfig()
+    logging: LoggingConfig = LoggingConfig()
+    source: str = Field(default="built-in defaults", exclude=True)
+
+    @property
+    def from_address(self) -> str:
+        """The address our mail comes from: the bare reply address unless set."""
+        return self.outbound.from_address or f"{self.inbound.reply_local_part}@{self.inbound.domain}"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    return f"{key}: {message}"
+
+
+def parse_config(data: dict[str, Any], source: str = "<memory>", env: dict[str, str] | None = None) -> Config:
+    """Validate a parsed TOML document; raise ConfigError naming the key."""
+    env = os.environ if env is None else env
+    if "source" in data:
+        raise ConfigError(f"{source}: source: unknown key")
+    secret = env.get("TRANSFERBOT_SECRET")
+    if secret:
+        data = {**data, "workflow": {**data.get("workflow", {}), "secret": secret}}
+    try:
+        return Config.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Find and load the configuration: --config, $TRANSFERBOT_CONFIG, ./transferbot.toml, defaults."""
+    env = dict(os.environ) if env is None else env
+    chosen: Path | None = None
+    if path is not None:
+        chosen = Path(path)
+    elif env.get("TRANSFERBOT_CONFIG"):
+        chosen = Path(env["TRANSFERBOT_CONFIG"])
+    elif Path("transferbot.toml").is_file():
+        chosen = Path("transferbot.toml")
+    if chosen is None:
+        return parse_config({}, "built-in defaults", env)
+    try:
+        text = chosen.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {chosen}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+    return parse_config(data, str(chosen), env)

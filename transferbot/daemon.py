@@ -1,0 +1,159 @@
+"""`transferbot serve`: inbound server, reader, dispatcher and scheduler on one event loop.
+
+They start together and stop together. Blocking database work runs on
+worker threads (short transactions), so the loop keeps serving sessions.
+A graceful stop refuses new connections and transactions, lets SMTP
+transactions under way finish, lets the reader finish the message it is
+on and the dispatcher the deliveries under way, then closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from contextlib import suppress
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from transferbot.dispatcher import Dispatcher
+from transferbot.edge import InboundHandler
+from transferbot.service import inbox
+from transferbot.service.app import App
+from transferbot.transports import Connection, connections_for
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, app: App, connections: list[Connection] | None = None) -> None:
+        self.app = app
+        self.dispatcher = Dispatcher(app, connections if connections is not None else connections_for(app.config.outbound))
+        self.handler = InboundHandler(app, on_stored=self._stored)
+        self.sessions: set[SMTP] = set()
+        self.server: asyncio.base_events.Server | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._reader_wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.port = 0
+
+    # -- start ------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.app.config.inbound
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(self._protocol, host=cfg.host, port=cfg.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        self._tasks = [
+            asyncio.create_task(self._reader(), name="reader"),
+            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+        ]
+        self.scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
+        self._schedule(self.scheduler)
+        self.scheduler.start()
+        log.info("transferbot listening on %s:%d for %s; outbound via %s", cfg.host, self.port, cfg.domain,
+                 self.app.config.outbound.transport)
+
+    def _schedule(self, scheduler: AsyncIOScheduler) -> None:
+        """Timed jobs. State lives in the database; the scheduler only says when to look."""
+        from transferbot.sweeper import schedule_sweep
+
+        schedule_sweep(scheduler, self)
+
+    def _protocol(self) -> SMTP:
+        cfg = self.app.config.inbound
+        daemon = self
+
+        class TrackedSMTP(SMTP):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                daemon.sessions.add(self)
+                super().connection_made(transport)
+
+            def connection_lost(self, error: Exception | None) -> None:
+                daemon.sessions.discard(self)
+                super().connection_lost(error)
+
+        return TrackedSMTP(self.handler, hostname=cfg.banner_hostname, data_size_limit=cfg.max_message_bytes,
+                           enable_SMTPUTF8=True, decode_data=False, ident="transferbot")
+
+    def _stored(self, _inbound_id: int) -> None:
+        self._reader_wake.set()
+
+    # -- the reader worker ---------------------------------------------------
+    async def _reader(self) -> None:
+        """Reads stored messages in order; catches up on start with what was stored but not read."""
+        while not self._stopping:
+            self._reader_wake.clear()
+            try:
+                ids = await asyncio.to_thread(inbox.unread_ids, self.app)
+            except Exception:  # noqa: BLE001 - a locked database is tried again shortly
+                log.exception("reader: cannot list unread messages; trying again")
+                ids = []
+            for inbound_id in ids:
+                if self._stopping:
+                    return
+                await self.read_one(inbound_id)
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._reader_wake.wait(), timeout=5.0)
+
+    async def read_one(self, inbound_id: int) -> None:
+        try:
+            await asyncio.to_thread(inbox.read_inbound, self.app, inbound_id)
+        except Exception as exc:  # noqa: BLE001 - kept, marked failed, can be read again
+            log.exception("inbound #%s: reading raised; marked failed", inbound_id)
+            with suppress(Exception):
+                await asyncio.to_thread(inbox.mark_failed, self.app, inbound_id, f"{type(exc).__name__}: {exc}")
+        self.dispatcher.poke()
+
+    # -- stop -------------------------------------------------------------
+    async def stop(self, grace: float = 30.0) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("transferbot stopping: finishing SMTP transactions and deliveries under way")
+        if self.server is not None:
+            self.server.close()
+        self.handler.stopping = True
+        deadline = time.monotonic() + grace
+        while self.sessions and time.monotonic() < deadline:
+            for proto in list(self.sessions):
+                envelope = getattr(proto, "envelope", None)
+                idle = envelope is None or envelope.mail_from is None
+                transport = getattr(proto, "transport", None)
+                if idle and transport is not None:
+                    transport.close()
+            if not self.sessions:
+                break
+            await asyncio.sleep(0.05)
+        for proto in list(self.sessions):
+            transport = getattr(proto, "transport", None)
+            if transport is not None:
+                transport.close()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        self._reader_wake.set()
+        await self.dispatcher.stop()
+        for task in self._tasks:
+            with suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=grace)
+        if self.server is not None:
+            with suppress(Exception):
+                await asyncio.wait_for(self.server.wait_closed(), timeout=1)
+        log.info("transferbot stopped")
+
+
+async def serve(app: App) -> None:
+    """Run until SIGINT or SIGTERM, then stop gracefully."""
+    daemon = Daemon(app)
+    await daemon.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await daemon.stop()

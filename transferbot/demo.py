@@ -1,0 +1,187 @@
+"""`transferbot demo`: the whole story on this machine, with no set-up.
+
+A throwaway database, the daemon on a free loopback port, an SMTP sink on
+another standing in for everyone's mailbox, sample accounts in three
+languages, a transfer filed, every party replying over real SMTP (one of
+them after an out-of-office), and the timeline printed as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+import aiosmtplib
+
+from transferbot.clock import now
+from transferbot.config import parse_config
+from transferbot.daemon import Daemon
+from transferbot.service import registry
+from transferbot.service.app import App, open_app
+from transferbot.service.transfers import request_transfer
+from transferbot.service.views import transfer_detail
+from transferbot.sink import MailSink, Received
+
+DOMAIN = "transfers.demo.example"
+
+ACCOUNTS = [
+    ("contoso", "customer", "Contoso SARL", ["claire.martin@contoso.example"], "fr", "Europe/Paris"),
+    ("fabrikam", "isv", "Fabrikam Software", ["deals@fabrikam.example"], "en", "America/New_York"),
+    ("northwind", "reseller", "Northwind Partners GmbH", ["vertrieb@northwind.example"], "de", "Europe/Berlin"),
+    ("tailspin", "reseller", "Tailspin Cloud Ltd", ["channel@tailspin.example"], "en", "Europe/London"),
+]
+
+ANSWERS = {"customer": "Approuvé.", "isv": "APPROVE", "current-reseller": "Genehmigt",
+           "new-reseller": "Approve - happy to take this one on."}
+
+
+def _say(start: float, text: str) -> None:
+    print(f"  {time.monotonic() - start:6.2f}s  {text}", flush=True)
+
+
+def reply_to(original: Received, sender: str, answer: str, when: datetime) -> EmailMessage:
+    """A reply as a mail client writes it: fresh text on top, the original quoted below."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = str(original.message["Reply-To"])
+    msg["Subject"] = "Re: " + original.subject
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    msg["In-Reply-To"] = original.message_id
+    msg["References"] = original.message_id
+    quoted = "\n".join("> " + line if line else ">" for line in original.text().splitlines())
+    attribution = f"On {original.message['Date']}, {original.message['From']} wrote:"
+    msg.set_content(f"{answer}\n\n{attribution}\n{quoted}\n")
+    return msg
+
+
+def out_of_office(original: Received, sender: str, when: datetime) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = str(original.message["Reply-To"])
+    msg["Subject"] = "Automatische Antwort: " + original.subject
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    msg["Auto-Submitted"] = "auto-replied"
+    msg.set_content("Ich bin bis Montag nicht im Büro. APPROVE-Anfragen bearbeite ich danach.\n")
+    return msg
+
+
+async def _send(port: int, msg: EmailMessage, rcpt: str) -> None:
+    await aiosmtplib.send(msg, hostname="127.0.0.1", port=port, recipients=[rcpt], timeout=10)
+
+
+async def _wait(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the demo waited too long; see the log above")
+        await asyncio.sleep(0.05)
+
+
+def _setup(app: App) -> None:
+    for account_id, kind, name, emails, locale, tz in ACCOUNTS:
+        registry.add_account(app, account_id, kind, name, emails, locale, tz)
+    registry.add_entitlement(app, "ent-1001", "Fabrikam Analytics Enterprise", "contoso", "fabrikam", "northwind")
+
+
+async def run_demo(keep: Path | None = None) -> int:
+    with tempfile.TemporaryDirectory(prefix="transferbot-demo-") as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        db = folder / "demo.db"
+        if db.exists():
+            print(f"transferbot demo: {db} exists already; give --keep an empty folder", file=sys.stderr)
+            return 1
+        sink = await MailSink().start()
+        config = parse_config({
+            "database": {"url": f"sqlite:///{db}"},
+            "inbound": {"host": "127.0.0.1", "port": 0, "domain": DOMAIN},
+            "outbound": {"transport": "smtp", "host": "127.0.0.1", "port": sink.port, "poll_seconds": 0.2},
+            "workflow": {"secret": "demo-secret-not-for-production", "operator_address": "ops@marketplace.example"},
+        }, "demo")
+        app = await asyncio.to_thread(open_app, config)
+        await asyncio.to_thread(_setup, app)
+        daemon = Daemon(app)
+        await daemon.start()
+        start = time.monotonic()
+        try:
+            await _story(app, daemon, sink, start, folder)
+        finally:
+            await daemon.stop()
+            await sink.stop()
+            app.store.dispose()
+    return 0
+
+
+async def _story(app: App, daemon: Daemon, sink: MailSink, start: float, folder: Path) -> None:
+    print("transferbot demo: a throwaway marketplace on this machine\n")
+    print(f"  database      {folder / 'demo.db'}")
+    print(f"  inbound SMTP  127.0.0.1:{daemon.port}  (replies to *@{DOMAIN})")
+    print(f"  relay         127.0.0.1:{sink.port}  (an SMTP sink standing in for everyone's mailbox)\n")
+    for account_id, kind, name, emails, locale, tz in ACCOUNTS:
+        print(f"  {kind:<9} {account_id:<10} {name:<26} {emails[0]:<32} {locale}  {tz}")
+    print("  entitlement ent-1001: Fabrikam Analytics Enterprise, bought by Contoso through Northwind\n")
+
+    tid = await asyncio.to_thread(request_transfer, app, "ent-1001", "tailspin",
+                                  "Contoso asked to consolidate its subscriptions with Tailspin.")
+    _say(start, f"the ISV files {tid}: move ent-1001 from Northwind to Tailspin (reseller-change)")
+    confirmations = await sink.await_for(lambda ms: len(ms) >= 4)
+    by_address: dict[str, Received] = {}
+    for m in confirmations[:4]:
+        by_address[m.rcpt_tos[0]] = m
+        _say(start, f"-> {m.rcpt_tos[0]:<30} {m.subject}")
+
+    detail = await asyncio.to_thread(transfer_detail, app, tid)
+    order = ["current-reseller", "customer", "new-reseller", "isv"]
+    parties = {p["role"]: p for p in detail["parties"]}
+    for role in order:
+        party = parties[role]
+        address = party["email"]
+        original = by_address[address]
+        rcpt = str(original.message["Reply-To"]).rpartition("<")[2].rstrip(">")
+        if role == "current-reseller":
+            await _send(daemon.port, out_of_office(original, address, now()), rcpt)
+            await _wait(lambda: _inbox_count(app, tid) >= 1)
+            _say(start, f"<- {address:<30} out-of-office reply: recorded as auto-reply, not a decision")
+        answer = ANSWERS[role]
+        await _send(daemon.port, reply_to(original, address, answer, now()), rcpt)
+        want = _inbox_count(app, tid) + 1
+        await _wait(lambda: _inbox_count(app, tid) >= want)
+        _say(start, f"<- {address:<30} \"{answer}\" (original quoted below it): {_last_outcome(app, tid)}")
+
+    await sink.await_for(lambda ms: sum(m.message["X-Transferbot-Kind"] == "completed" for m in ms) >= 4, timeout=15)
+    detail = await asyncio.to_thread(transfer_detail, app, tid)
+    ent = detail["entitlement"]
+    _say(start, f"{tid} is {detail['status']}: ent-1001 now goes through {ent['reseller']}")
+    notices = [m for m in sink.unique() if m.message["In-Reply-To"] and m not in confirmations[:4]]
+    for m in notices:
+        if "[" + tid + "]" in m.subject:
+            _say(start, f"-> {m.rcpt_tos[0]:<30} {m.subject}")
+    print(f"\naudit trail of {tid} (what `transferbot show {tid}` prints):")
+    for event in detail["events"]:
+        if event["kind"] in ("mail-sent",):
+            continue
+        brief = {k: v for k, v in event.items() if k in ("role", "mail", "outcome", "from", "to", "decided_by")}
+        print(f"  {event['at'][11:23]}  {event['kind']:<22} {', '.join(f'{k}={v}' for k, v in brief.items())}")
+    print(f"\nAll mail the parties received is in the sink: {len(sink.unique())} messages.")
+    print("Next: the README shows how to run `transferbot serve` against a real relay.")
+
+
+def _inbox_count(app: App, tid: str) -> int:
+    from transferbot.service.views import list_inbox
+
+    return len([r for r in list_inbox(app, tid) if r["state"] == "done"])
+
+
+def _last_outcome(app: App, tid: str) -> str:
+    from transferbot.service.views import list_inbox
+
+    rows = list_inbox(app, tid)
+    return rows[-1]["outcome"] if rows else "-"

@@ -1,0 +1,187 @@
+"""The database tables (SQLModel). State lives here, not in the scheduler."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes in and out (SQLite keeps them naive)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=lambda: type(default)(), sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class Meta(SQLModel, table=True):
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Account(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    kind: str
+    name: str
+    locale: str = "en"
+    timezone: str = "UTC"
+    created_at: datetime = _ts()
+
+
+class AccountAddress(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("account_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.id", index=True)
+    address: str = Field(index=True)
+    position: int = 0
+
+
+class Entitlement(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    product: str
+    customer_id: str = Field(foreign_key="account.id")
+    isv_id: str = Field(foreign_key="account.id")
+    reseller_id: str | None = Field(default=None, foreign_key="account.id")
+    state: str = "active"
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Transfer(SQLModel, table=True):
+    __table_args__ = (
+        # At most one pending transfer per entitlement, enforced by the database.
+        sa.Index("one_pending_per_entitlement", "entitlement_id", unique=True,
+                 sqlite_where=sa.text("status = 'pending'")),
+        sa.Index("transfer_status_expiry", "status", "expires_at"),
+    )
+    id: str = Field(primary_key=True)
+    entitlement_id: str = Field(foreign_key="entitlement.id", index=True)
+    kind: str
+    from_reseller_id: str | None = None
+    to_reseller_id: str | None = None
+    product: str
+    note: str = ""
+    status: str = "pending"
+    fingerprint: str = ""
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    next_due_at: datetime | None = _ts(nullable=True, index=True)
+    closed_at: datetime | None = _ts(nullable=True)
+
+
+class Party(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("transfer_id", "role"),)
+    id: int | None = Field(default=None, primary_key=True)
+    transfer_id: str = Field(foreign_key="transfer.id", index=True)
+    role: str
+    account_id: str = Field(foreign_key="account.id")
+    token: str = Field(unique=True)
+    locale: str = "en"
+    timezone: str = "UTC"
+    decision: str = "pending"
+    decided_at: datetime | None = _ts(nullable=True)
+    decided_by: int | None = Field(default=None, foreign_key="inboundmessage.id")
+    reason: str = ""
+    confirmation_message_id: str = ""
+    reminders_sent: int = 0
+    last_call_sent: bool = False
+    last_help_at: datetime | None = _ts(nullable=True)
+    last_notice_at: datetime | None = _ts(nullable=True)
+
+
+class PartyAddress(SQLModel, table=True):
+    """An address a party was mailed at; any of them may answer for it."""
+
+    __table_args__ = (sa.UniqueConstraint("party_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    party_id: int = Field(foreign_key="party.id", index=True)
+    address: str
+    position: int = 0
+    undeliverable_at: datetime | None = _ts(nullable=True)
+    undeliverable_reason: str = ""
+
+
+class RevokedToken(SQLModel, table=True):
+    """A token that stopped working (contact replaced); replies to it are recognised."""
+
+    token: str = Field(primary_key=True)
+    party_id: int = Field(foreign_key="party.id")
+    revoked_at: datetime = _ts()
+
+
+class InboundMessage(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = _ts(index=True)
+    peer: str = ""
+    mail_from: str = ""
+    rcpt_tos: list[str] = _json([])
+    message_id: str = Field(default="", index=True)
+    digest: str = Field(default="", index=True)
+    size: int = 0
+    raw: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    state: str = Field(default="new", index=True)  # new | done | failed
+    outcome: str = "pending"
+    checks: list[str] = _json([])
+    reason: str = ""
+    from_address: str = ""
+    subject: str = ""
+    transfer_id: str | None = Field(default=None, index=True)
+    party_id: int | None = None
+    read_at: datetime | None = _ts(nullable=True)
+    attempts: int = 0
+
+
+class OutboundMessage(SQLModel, table=True):
+    __table_args__ = (sa.Index("outbox_due", "status", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _ts()
+    kind: str
+    transfer_id: str | None = Field(default=None, index=True)
+    party_id: int | None = None
+    key: str = Field(unique=True)
+    message_id: str = Field(index=True)
+    envelope_from: str
+    recipients: list[str] = _json([])
+    subject: str = ""
+    raw: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    status: str = "queued"
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    give_up_at: datetime | None = _ts(nullable=True)
+    last_error: str = ""
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+class Event(SQLModel, table=True):
+    """Append-only audit trail; each row holds the hash of the one before it."""
+
+    __table_args__ = (sa.UniqueConstraint("transfer_id", "seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    transfer_id: str = Field(foreign_key="transfer.id", index=True)
+    seq: int
+    at: datetime = _ts()
+    kind: str
+    data: dict[str, Any] = _json({})
+    prev_hash: str
+    hash: str

@@ -1,0 +1,89 @@
+"""The decision a fresh text states, from its first line only.
+
+The first non-empty line must begin with a decision word, in English,
+French or German whatever the party's locale, compared case- and
+accent-insensitively. A negation or both kinds of word on that line, or no
+decision word at all, make the reply unclear: a consent is never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+DecisionKind = Literal["approve", "decline", "unclear", "status", "none"]
+
+# Phrases as they read after fold(): lower case, accents removed, apostrophes straightened.
+_APPROVE = ("i approve", "approve", "approved", "j'approuve", "j approuve", "approuver", "approuve", "approuvee",
+            "ich genehmige", "genehmigen", "genehmigt", "approuvons", "nous approuvons", "wir genehmigen")
+_DECLINE = ("i decline", "decline", "declined", "i reject", "reject", "rejected", "je refuse", "refuser", "refuse",
+            "refusee", "nous refusons", "ich lehne ab", "ich lehne", "ablehnen", "abgelehnt", "wir lehnen ab")
+_STATUS = ("status", "statut", "etat", "stand")
+
+_APPROVE_ANY = re.compile(r"\b(approv\w*|approuv\w*|genehmig\w*)")
+_DECLINE_ANY = re.compile(r"\b(declin\w*|reject\w*|refus\w*|ablehn\w*|abgelehnt\w*|lehne\w*)")
+_NEGATION = re.compile(
+    r"(\bnot\b|n't\b|\bnever\b|\bno\b|\bcannot\b|\bnon\b|\bpas\b|\bne\b|\bn'|\bjamais\b|\bnicht\b|\bkein\w*|\bnein\b|\bniemals\b)"
+)
+# "No objections" is not a negation of the decision: these phrases are removed before looking for one.
+_HARMLESS = re.compile(
+    r"\b(no|without|any|keine?n?|ohne|aucune?|pas d'|pas de|sans)\s*"
+    r"(objections?|concerns?|issues?|problems?|questions?|einw[a]nde?|bedenken|probleme?|fragen"
+    r"|objections?|soucis?|problemes?|questions?|reserves?)\b"
+)
+_LEADING_NOISE = re.compile(r"^[\s\"'«»„“”*_\-–—•·>:.\[\](){}#]+")
+MAX_LINE = 500
+
+
+def fold(text: str) -> str:
+    """Lower case, accents removed, typographic apostrophes straightened."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text.replace("’", "'").replace("‘", "'").replace("ʼ", "'").casefold()
+
+
+@dataclass(frozen=True)
+class DecisionWord:
+    kind: DecisionKind
+    first_line: str = ""
+    reason: str = ""
+    problem: str = ""  # why unclear: empty | no-word | negation | both
+
+
+def _starts_with(line: str, phrases: tuple[str, ...]) -> str | None:
+    for phrase in sorted(phrases, key=len, reverse=True):
+        if line.startswith(phrase):
+            rest = line[len(phrase):]
+            if not rest or not (rest[0].isalnum() or rest[0] == "'"):
+                return phrase
+    return None
+
+
+def read_decision(fresh: str) -> DecisionWord:
+    """Classify a fresh text: approve, decline, status or unclear (with the problem)."""
+    lines = fresh.splitlines()
+    index = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if index is None:
+        return DecisionWord("unclear", problem="empty")
+    first = lines[index].strip()[:MAX_LINE]
+    folded = _LEADING_NOISE.sub("", fold(first))
+    approve = _starts_with(folded, _APPROVE)
+    decline = _starts_with(folded, _DECLINE)
+    if approve is None and decline is None:
+        if _starts_with(folded, _STATUS) and len(folded.split()) <= 3:
+            return DecisionWord("status", first_line=first)
+        return DecisionWord("unclear", first_line=first, problem="no-word")
+    if _NEGATION.search(_HARMLESS.sub(" ", folded)):
+        return DecisionWord("unclear", first_line=first, problem="negation")
+    if (approve and _DECLINE_ANY.search(folded)) or (decline and _APPROVE_ANY.search(folded)):
+        return DecisionWord("unclear", first_line=first, problem="both")
+    if approve:
+        return DecisionWord("approve", first_line=first)
+    assert decline is not None
+    words = _LEADING_NOISE.sub("", first).split()
+    rest_of_line = " ".join(words[len(decline.split()):]).strip(" :,.;!-–—")
+    below = "\n".join(lines[index + 1:]).strip()
+    reason = "\n".join(part for part in (rest_of_line, below) if part).strip()
+    return DecisionWord("decline", first_line=first, reason=reason[:2000])

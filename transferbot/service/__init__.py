@@ -1,0 +1,1 @@
+"""Use cases: each one opens one transaction, applies the rules, audits, queues mail."""

@@ -1,0 +1,54 @@
+"""The application context every use case runs in."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlmodel import select
+
+from transferbot.addresses import AddressBook
+from transferbot.config import Config
+from transferbot.models import Meta
+from transferbot.store import Store, open_store
+from transferbot.tokens import new_secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class App:
+    """Configuration, database and the derived pieces of both, built once."""
+
+    config: Config
+    store: Store
+    secret: bytes
+    book: AddressBook
+
+    @property
+    def domain(self) -> str:
+        return self.book.domain
+
+
+def _secret(config: Config, store: Store) -> bytes:
+    """The token key: from the config, else generated once and kept in the database."""
+    configured = config.workflow.secret.get_secret_value()
+    if configured:
+        return configured.encode("utf-8")
+    with store.write() as session:
+        row = session.exec(select(Meta).where(Meta.key == "secret")).first()
+        if row is None:
+            row = Meta(key="secret", value=new_secret())
+            session.add(row)
+            log.info("no [workflow] secret configured: generated one and kept it in the database")
+        return row.value.encode("utf-8")
+
+
+def open_app(config: Config) -> App:
+    store = open_store(config.database)
+    book = AddressBook(
+        domain=config.inbound.domain,
+        reply_local=config.inbound.reply_local_part,
+        bounce_local=config.inbound.bounce_local_part,
+    )
+    return App(config=config, store=store, secret=_secret(config, store), book=book)

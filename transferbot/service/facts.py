@@ -1,0 +1,51 @@
+"""Loading rows and turning them into the plain facts the rules take."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlmodel import Session, col, select
+
+from transferbot.domain import ROLE_ORDER, Decision, EntitlementState, Role, TransferStatus
+from transferbot.models import Account, Entitlement, Party, PartyAddress, Transfer
+from transferbot.rules import EntitlementFacts, PartyFacts, TransferFacts
+
+
+def entitlement_facts(ent: Entitlement) -> EntitlementFacts:
+    return EntitlementFacts(ent.id, ent.product, ent.customer_id, ent.isv_id, ent.reseller_id,
+                            EntitlementState(ent.state))
+
+
+def parties_of(session: Session, transfer_id: str) -> list[Party]:
+    rows = list(session.exec(select(Party).where(Party.transfer_id == transfer_id)))
+    return sorted(rows, key=lambda p: ROLE_ORDER.index(Role(p.role)))
+
+
+def transfer_facts(t: Transfer, parties: Iterable[Party]) -> TransferFacts:
+    return TransferFacts(
+        id=t.id, status=TransferStatus(t.status), entitlement_id=t.entitlement_id,
+        from_reseller=t.from_reseller_id, to_reseller=t.to_reseller_id,
+        parties=tuple(PartyFacts(Role(p.role), p.account_id, Decision(p.decision)) for p in parties),
+    )
+
+
+def addresses_of(session: Session, party_id: int) -> list[PartyAddress]:
+    return list(session.exec(
+        select(PartyAddress).where(PartyAddress.party_id == party_id).order_by(col(PartyAddress.position))
+    ))
+
+
+def account_names(session: Session, ids: Iterable[str | None]) -> dict[str, str]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    rows = session.exec(select(Account).where(col(Account.id).in_(wanted)))
+    return {a.id: a.name for a in rows}
+
+
+def find_transfer(session: Session, transfer_id: str) -> Transfer | None:
+    """Look a transfer up by id, forgiving case and a missing TR- prefix."""
+    key = transfer_id.strip().upper()
+    if not key.startswith("TR-"):
+        key = "TR-" + key
+    return session.get(Transfer, key)

@@ -1,0 +1,174 @@
+"""The outbox's bookkeeping: which rows are due, and what became of each attempt.
+
+Retries back off exponentially (Postfix-style minimum and maximum, scaled for
+a workflow) and give up after a fixed age; a permanent refusal or giving up
+marks the party's address undeliverable and tells the operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from transferbot.audit import append_event
+from transferbot.domain import MailKind, OutboxStatus
+from transferbot.models import OutboundMessage, Party, Transfer
+from transferbot.rules import Refusal
+from transferbot.service.app import App
+from transferbot.service.facts import addresses_of
+from transferbot.service.letters import queue_operator_alert
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    message_id: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    attempts: int
+    created_at: datetime
+    transfer_id: str | None
+
+
+def backoff(attempts: int, minimum: float, maximum: float) -> float:
+    """Seconds to wait after the given number of failed attempts: min·2^(n-1), capped."""
+    return min(maximum, minimum * (2 ** max(0, attempts - 1)))
+
+
+def due(app: App, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[OutboxItem]:
+    with app.store.read() as session:
+        query = (select(OutboundMessage)
+                 .where(OutboundMessage.status == OutboxStatus.QUEUED.value, OutboundMessage.next_attempt_at <= now)
+                 .order_by(col(OutboundMessage.next_attempt_at), col(OutboundMessage.id)).limit(limit + len(exclude)))
+        rows = [r for r in session.exec(query) if r.id not in exclude][:limit]
+        return [OutboxItem(r.id or 0, r.message_id, r.envelope_from, tuple(r.recipients), r.raw, r.attempts,
+                           r.created_at, r.transfer_id) for r in rows]
+
+
+def next_due_at(app: App) -> datetime | None:
+    with app.store.read() as session:
+        return session.exec(select(OutboundMessage.next_attempt_at)
+                            .where(OutboundMessage.status == OutboxStatus.QUEUED.value)
+                            .order_by(col(OutboundMessage.next_attempt_at)).limit(1)).first()
+
+
+def mark_sent(app: App, item_id: int, now: datetime, refused: dict[str, str] | None = None) -> None:
+    """Delivered (to all, or to all but the refused recipients, which are undeliverable)."""
+    with app.store.write() as session:
+        row = session.get(OutboundMessage, item_id)
+        if row is None or row.status == OutboxStatus.SENT.value:
+            return
+        row.status, row.sent_at, row.attempts = OutboxStatus.SENT.value, now, row.attempts + 1
+        row.last_error = "; ".join(f"{a}: {e}" for a, e in (refused or {}).items())[:2000]
+        session.add(row)
+        if row.transfer_id:
+            append_event(session, row.transfer_id, "mail-sent", {"message_id": row.message_id, "mail": row.kind,
+                                                                 "to": [r for r in row.recipients if r not in (refused or {})]}, now)
+        if refused:
+            _undeliverable(app, session, row, refused, now)
+
+
+def mark_retry(app: App, item_id: int, error: str, now: datetime, remaining: Collection[str] = (),
+               refused: dict[str, str] | None = None) -> datetime | None:
+    """A transient failure: schedule the next attempt, or give up when too old. Returns the next attempt.
+
+    ``remaining`` narrows the row to the recipients still to be reached when
+    the others accepted it (the same Message-ID is never sent to them twice).
+    """
+    cfg = app.config.outbound
+    with app.store.write() as session:
+        row = session.get(OutboundMessage, item_id)
+        if row is None or row.status != OutboxStatus.QUEUED.value:
+            return None
+        row.attempts += 1
+        row.last_error = error[:2000]
+        if refused:
+            _undeliverable(app, session, row, refused, now)
+        if remaining:
+            row.recipients = [r for r in row.recipients if r in set(remaining)]
+        give_up_at = row.give_up_at or row.created_at + timedelta(hours=cfg.give_up_after_hours)
+        if now >= give_up_at:
+            row.status = OutboxStatus.FAILED.value
+            session.add(row)
+            log.error("outbox #%s %s: gave up after %d attempts: %s", row.id, row.message_id, row.attempts, error)
+            _undeliverable(app, session, row, {r: f"gave up: {error}" for r in row.recipients}, now)
+            return None
+        row.next_attempt_at = now + timedelta(seconds=backoff(row.attempts, cfg.retry_min_seconds,
+                                                               cfg.retry_max_seconds))
+        session.add(row)
+        log.warning("outbox #%s %s: attempt %d failed (%s); next at %s", row.id, row.message_id, row.attempts,
+                    error, row.next_attempt_at.isoformat())
+        return row.next_attempt_at
+
+
+def mark_failed(app: App, item_id: int, error: str, now: datetime, refused: dict[str, str] | None = None) -> None:
+    """A permanent refusal: the row fails, its addresses are undeliverable, the operator is told."""
+    with app.store.write() as session:
+        row = session.get(OutboundMessage, item_id)
+        if row is None or row.status != OutboxStatus.QUEUED.value:
+            return
+        row.status, row.attempts, row.last_error = OutboxStatus.FAILED.value, row.attempts + 1, error[:2000]
+        session.add(row)
+        log.error("outbox #%s %s: permanent failure: %s", row.id, row.message_id, error)
+        _undeliverable(app, session, row, refused or {r: error for r in row.recipients}, now)
+
+
+def _undeliverable(app: App, session: Session, row: OutboundMessage, refused: dict[str, str],
+                   now: datetime) -> None:
+    transfer = session.get(Transfer, row.transfer_id) if row.transfer_id else None
+    party = session.get(Party, row.party_id) if row.party_id else None
+    marked: list[str] = []
+    if party is not None:
+        for address in addresses_of(session, party.id or 0):
+            if address.address in refused and address.undeliverable_at is None:
+                address.undeliverable_at = now
+                address.undeliverable_reason = refused[address.address][:300]
+                session.add(address)
+                marked.append(address.address)
+    if transfer is not None:
+        append_event(session, transfer.id, "mail-failed", {
+            "message_id": row.message_id, "mail": row.kind, "role": party.role if party else "operator",
+            "refused": refused}, now)
+        if marked and party is not None:
+            append_event(session, transfer.id, "address-undeliverable",
+                         {"role": party.role, "addresses": marked, "outbound": row.id}, now)
+    if row.kind != MailKind.OPERATOR_ALERT.value:
+        facts = [("message", row.message_id)]
+        if party is not None:
+            facts.append(("role", party.role))
+        facts += [("address", a) for a in refused] + [("error", e) for e in list(refused.values())[:1]]
+        queue_operator_alert(app, session, transfer, "delivery-failed", facts, now)
+
+
+def list_outbox(app: App, status: str | None = None, limit: int = 500) -> list[OutboundMessage]:
+    with app.store.read() as session:
+        query = select(OutboundMessage).order_by(col(OutboundMessage.id).desc()).limit(limit)
+        if status:
+            query = query.where(OutboundMessage.status == status)
+        return list(session.exec(query))
+
+
+def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime) -> list[int]:
+    """Put failed rows back in the queue, due now."""
+    with app.store.write() as session:
+        if all_failed:
+            rows = list(session.exec(select(OutboundMessage).where(OutboundMessage.status == OutboxStatus.FAILED.value)))
+        else:
+            row = session.get(OutboundMessage, item_id)
+            if row is None:
+                raise Refusal(f"unknown outbox message #{item_id}")
+            if row.status != OutboxStatus.FAILED.value:
+                raise Refusal(f"outbox message #{item_id} is {row.status}, not failed")
+            rows = [row]
+        for row in rows:
+            row.status, row.next_attempt_at = OutboxStatus.QUEUED.value, now
+            row.give_up_at = now + timedelta(hours=app.config.outbound.give_up_after_hours)
+            session.add(row)
+        return [r.id or 0 for r in rows]

@@ -1,0 +1,116 @@
+"""Filing a transfer: the ISV's request, checked, stored, and its confirmations queued."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from transferbot import rules
+from transferbot.audit import append_event, canonical
+from transferbot.clock import now as clock_now
+from transferbot.domain import AccountKind, MailKind, TransferStatus
+from transferbot.models import Account, Entitlement, Party, PartyAddress, Transfer
+from transferbot.rules import Refusal
+from transferbot.service.app import App
+from transferbot.service.facts import entitlement_facts
+from transferbot.service.letters import queue_party_mail
+from transferbot.service.registry import account_emails
+from transferbot.tokens import new_token, new_transfer_id
+
+log = logging.getLogger(__name__)
+
+_NOTE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+NOTE_LIMIT = 2000
+
+
+def check_note(note: str) -> str:
+    note = note.replace("\r\n", "\n").strip()
+    if _NOTE_CONTROL.search(note):
+        raise Refusal("--note must not contain control characters")
+    if len(note) > NOTE_LIMIT:
+        raise Refusal(f"--note is longer than {NOTE_LIMIT} characters")
+    return note
+
+
+def fingerprint(details: dict[str, Any]) -> str:
+    """The hash of the details every party is shown; printed in every email."""
+    return "sha256:" + hashlib.sha256(canonical(details).encode("utf-8")).hexdigest()
+
+
+def _has_open(session: Session, entitlement_id: str) -> bool:
+    row = session.exec(select(Transfer.id).where(
+        Transfer.entitlement_id == entitlement_id, Transfer.status == TransferStatus.PENDING.value)).first()
+    return row is not None
+
+
+def _new_id(session: Session) -> str:
+    while True:
+        candidate = new_transfer_id()
+        if session.get(Transfer, candidate) is None:
+            return candidate
+
+
+def request_transfer(app: App, entitlement_id: str, to_reseller: str | None, note: str = "",
+                     at: datetime | None = None) -> str:
+    """File a transfer as the ISV would; returns its id. Refuses, writing nothing, when invalid."""
+    note = check_note(note)
+    try:
+        with app.store.write() as session:
+            return _request(app, session, entitlement_id, to_reseller, note, at or clock_now())
+    except sa.exc.IntegrityError:
+        # The partial unique index caught a concurrent request for the same entitlement.
+        raise Refusal(f"entitlement {entitlement_id} already has an open transfer") from None
+
+
+def _request(app: App, session: Session, entitlement_id: str, to_reseller: str | None, note: str,
+             now: datetime) -> str:
+    ent = session.get(Entitlement, entitlement_id)
+    target = session.get(Account, to_reseller) if to_reseller else None
+    plan = rules.plan_request(
+        entitlement_id, entitlement_facts(ent) if ent else None, to_reseller,
+        rules.AccountFacts(target.id, AccountKind(target.kind)) if target else None,
+        _has_open(session, entitlement_id),
+    )
+    assert ent is not None
+    transfer = Transfer(
+        id=_new_id(session), entitlement_id=ent.id, kind=plan.kind.value, from_reseller_id=plan.from_reseller,
+        to_reseller_id=plan.to_reseller, product=ent.product, note=note, status=TransferStatus.PENDING.value,
+        created_at=now, expires_at=now + timedelta(days=app.config.workflow.expire_after_days),
+    )
+    session.add(transfer)
+    session.flush()
+    parties: list[Party] = []
+    shown: list[dict[str, Any]] = []
+    for role, account_id in plan.parties:
+        account = session.get(Account, account_id)
+        assert account is not None
+        party = Party(transfer_id=transfer.id, role=role.value, account_id=account_id,
+                      token=new_token(app.secret), locale=account.locale, timezone=account.timezone)
+        session.add(party)
+        session.flush()
+        emails = account_emails(session, account_id)
+        for position, address in enumerate(emails):
+            session.add(PartyAddress(party_id=party.id or 0, address=address, position=position))
+        parties.append(party)
+        shown.append({"role": role.value, "account": account_id, "name": account.name, "emails": emails})
+    names = {a: n for a, n in ((s["account"], s["name"]) for s in shown)}
+    details = {
+        "transfer": transfer.id, "transfer_kind": transfer.kind, "entitlement": ent.id, "product": ent.product,
+        "customer": names.get(ent.customer_id, ent.customer_id), "isv": names.get(ent.isv_id, ent.isv_id),
+        "from_reseller": plan.from_reseller, "to_reseller": plan.to_reseller, "note": note,
+        "parties": shown, "requested_at": now.isoformat(), "expires_at": transfer.expires_at.isoformat(),
+    }
+    transfer.fingerprint = fingerprint(details)
+    session.add(transfer)
+    append_event(session, transfer.id, "requested", {**details, "fingerprint": transfer.fingerprint}, now)
+    session.flush()
+    for party in parties:
+        queue_party_mail(app, session, transfer, party, MailKind.CONFIRMATION, now, parties=parties)
+    log.info("%s: requested (%s) for entitlement %s; %d parties", transfer.id, transfer.kind, ent.id, len(parties))
+    return transfer.id

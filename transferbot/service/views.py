@@ -1,0 +1,100 @@
+"""Read-only views for the CLI: transfer summaries, the full record, the inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from transferbot.audit import events_of
+from transferbot.domain import TransferStatus
+from transferbot.models import Account, Entitlement, InboundMessage, OutboundMessage, Transfer
+from transferbot.rules import Refusal
+from transferbot.service.app import App
+from transferbot.service.facts import addresses_of, find_transfer, parties_of
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _summary(session: Session, t: Transfer) -> dict[str, Any]:
+    parties = parties_of(session, t.id)
+    return {
+        "id": t.id, "kind": t.kind, "status": t.status, "entitlement": t.entitlement_id, "product": t.product,
+        "from_reseller": t.from_reseller_id, "to_reseller": t.to_reseller_id,
+        "created_at": iso(t.created_at), "expires_at": iso(t.expires_at), "closed_at": iso(t.closed_at),
+        "parties": {p.role: p.decision for p in parties},
+    }
+
+
+def list_transfers(app: App, status: str | None = None) -> list[dict[str, Any]]:
+    if status is not None and status not in {s.value for s in TransferStatus}:
+        raise Refusal(f"status {status!r} is not one of {', '.join(s.value for s in TransferStatus)}")
+    with app.store.read() as session:
+        query = select(Transfer).order_by(col(Transfer.created_at), col(Transfer.id))
+        if status:
+            query = query.where(Transfer.status == status)
+        return [_summary(session, t) for t in session.exec(query)]
+
+
+def inbound_summary(row: InboundMessage) -> dict[str, Any]:
+    return {
+        "id": row.id, "received_at": iso(row.received_at), "mail_from": row.mail_from, "rcpt_tos": row.rcpt_tos,
+        "from": row.from_address, "subject": row.subject, "message_id": row.message_id, "size": row.size,
+        "transfer": row.transfer_id, "party": row.party_id, "state": row.state, "outcome": row.outcome,
+        "checks": row.checks, "reason": row.reason, "read_at": iso(row.read_at),
+    }
+
+
+def transfer_detail(app: App, transfer_id: str) -> dict[str, Any]:
+    with app.store.read() as session:
+        t = find_transfer(session, transfer_id)
+        if t is None:
+            raise Refusal(f"unknown transfer {transfer_id!r}")
+        ent = session.get(Entitlement, t.entitlement_id)
+        assert ent is not None
+        parties = []
+        for p in parties_of(session, t.id):
+            account = session.get(Account, p.account_id)
+            addresses = addresses_of(session, p.id or 0)
+            decided_by = session.get(InboundMessage, p.decided_by) if p.decided_by else None
+            parties.append({
+                "role": p.role, "account": p.account_id, "name": account.name if account else p.account_id,
+                "email": addresses[0].address if addresses else None,
+                "emails": [a.address for a in addresses],
+                "undeliverable": [{"address": a.address, "since": iso(a.undeliverable_at),
+                                   "reason": a.undeliverable_reason} for a in addresses if a.undeliverable_at],
+                "decision": p.decision, "decided_at": iso(p.decided_at), "reason": p.reason or None,
+                "reply": ({"inbound": decided_by.id, "message_id": decided_by.message_id,
+                           "from": decided_by.from_address} if decided_by else None),
+                "locale": p.locale, "timezone": p.timezone,
+            })
+        events = [{**e.data, "seq": e.seq, "at": iso(e.at), "kind": e.kind} for e in events_of(session, t.id)]
+        inbound = [inbound_summary(r) for r in session.exec(
+            select(InboundMessage).where(InboundMessage.transfer_id == t.id).order_by(col(InboundMessage.id)))]
+        outbound = [{"id": o.id, "kind": o.kind, "to": o.recipients, "status": o.status, "attempts": o.attempts,
+                     "message_id": o.message_id, "last_error": o.last_error or None}
+                    for o in session.exec(select(OutboundMessage).where(OutboundMessage.transfer_id == t.id)
+                                          .order_by(col(OutboundMessage.id)))]
+        return {
+            "id": t.id, "kind": t.kind, "status": t.status, "note": t.note, "fingerprint": t.fingerprint,
+            "created_at": iso(t.created_at), "expires_at": iso(t.expires_at), "closed_at": iso(t.closed_at),
+            "from_reseller": t.from_reseller_id, "to_reseller": t.to_reseller_id,
+            "entitlement": {"id": ent.id, "product": ent.product, "customer": ent.customer_id, "isv": ent.isv_id,
+                            "reseller": ent.reseller_id, "state": ent.state},
+            "parties": parties, "events": events, "inbound": inbound, "outbound": outbound,
+        }
+
+
+def list_inbox(app: App, transfer_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    with app.store.read() as session:
+        query = select(InboundMessage).order_by(col(InboundMessage.id))
+        if transfer_id:
+            t = find_transfer(session, transfer_id)
+            if t is None:
+                raise Refusal(f"unknown transfer {transfer_id!r}")
+            query = query.where(InboundMessage.transfer_id == t.id)
+        rows = list(session.exec(query.limit(limit)))
+        return [inbound_summary(r) for r in rows]
