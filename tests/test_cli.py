@@ -1,0 +1,168 @@
+"""The command line as an operator runs it: exit codes, one-line errors, nothing written on refusal."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from transferbot.cli import main
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "tb.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "tb.db"}"\n'
+        f'[outbound]\ntransport = "maildir"\nmaildir = "{tmp_path / "outbox"}"\n'
+        '[workflow]\nsecret = "cli-test"\n'
+    )
+    return path
+
+
+def run(cfg: Path, *args: str) -> int:
+    return main(["--config", str(cfg), *args])
+
+
+@pytest.fixture
+def registry(cfg: Path) -> Path:
+    assert run(cfg, "account", "add", "acme", "--kind", "customer", "--name", "Acme", "--email", "a@acme.example.com",
+               "--email", "b@acme.example.com", "--locale", "fr", "--timezone", "Europe/Paris") == 0
+    assert run(cfg, "account", "add", "vendor", "--kind", "isv", "--name", "Vendor", "--email", "v@vendor.example.com") == 0
+    assert run(cfg, "account", "add", "r1", "--kind", "reseller", "--name", "R1", "--email", "r1@r1.example.com") == 0
+    assert run(cfg, "account", "add", "r2", "--kind", "reseller", "--name", "R2", "--email", "r2@r2.example.com") == 0
+    assert run(cfg, "entitlement", "add", "ent-d", "--product", "P", "--customer", "acme", "--isv", "vendor") == 0
+    assert run(cfg, "entitlement", "add", "ent-r", "--product", "P", "--customer", "acme", "--isv", "vendor",
+               "--reseller", "r1") == 0
+    return cfg
+
+
+def db_counts(cfg: Path) -> tuple[int, int, int, int]:
+    db = cfg.parent / "tb.db"
+    with sqlite3.connect(db) as conn:
+        return tuple(conn.execute(f"select count(*) from {t}").fetchone()[0]  # type: ignore[return-value]
+                     for t in ("transfer", "party", "event", "outboundmessage"))
+
+
+def test_request_prints_the_id_alone_and_list_and_show_agree(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert run(registry, "request", "ent-r", "--to-reseller", "r2", "--note", "as agreed") == 0
+    out = capsys.readouterr().out
+    tid = out.strip()
+    assert out == tid + "\n" and tid.startswith("TR-") and len(tid) == 9
+    assert run(registry, "list", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [t["id"] for t in listed] == [tid] and listed[0]["kind"] == "reseller-change"
+    assert run(registry, "show", tid.lower(), "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["id"] == tid and shown["status"] == "pending" and shown["kind"] == "reseller-change"
+    assert shown["entitlement"] == {**shown["entitlement"], "id": "ent-r", "product": "P", "reseller": "r1"}
+    assert [(p["role"], p["account"], p["email"], p["decision"]) for p in shown["parties"]] == [
+        ("customer", "acme", "a@acme.example.com", "pending"), ("isv", "vendor", "v@vendor.example.com", "pending"),
+        ("current-reseller", "r1", "r1@r1.example.com", "pending"), ("new-reseller", "r2", "r2@r2.example.com", "pending")]
+    assert shown["events"][0]["kind"] == "requested" and all("at" in e for e in shown["events"])
+    assert run(registry, "list", "--status", "completed", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert run(registry, "show", tid) == 0
+    assert "current-reseller" in capsys.readouterr().out
+
+
+def test_list_json_is_an_empty_array_when_there_are_none(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(cfg, "list", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["request", "nope", "--to-direct"], "unknown entitlement 'nope'"),
+    (["request", "ent-d", "--to-reseller", "ghost"], "unknown account 'ghost'"),
+    (["request", "ent-d", "--to-reseller", "acme"], "not a reseller"),
+    (["request", "ent-d", "--to-direct"], "already a direct order"),
+    (["request", "ent-r", "--to-reseller", "r1"], "already through reseller r1"),
+])
+def test_request_refusals_name_the_problem_and_write_nothing(
+    registry: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str,
+) -> None:
+    before = db_counts(registry)
+    capsys.readouterr()
+    assert run(registry, *args) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and message in captured.err and "Traceback" not in captured.err
+    assert db_counts(registry) == before
+
+
+def test_a_second_open_transfer_is_refused(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(registry, "request", "ent-r", "--to-direct") == 0
+    before = db_counts(registry)
+    capsys.readouterr()
+    assert run(registry, "request", "ent-r", "--to-reseller", "r2") == 1
+    assert "already has an open transfer" in capsys.readouterr().err
+    assert db_counts(registry) == before
+
+
+def test_an_entitlement_that_is_not_active_is_refused(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with sqlite3.connect(registry.parent / "tb.db") as conn:
+        conn.execute("update entitlement set state = 'suspended' where id = 'ent-d'")
+    capsys.readouterr()
+    assert run(registry, "request", "ent-d", "--to-reseller", "r2") == 1
+    assert "ent-d is suspended, not active" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["account", "add", "x", "--kind", "customer", "--name", "X", "--email", "not-an-address"], "invalid email address"),
+    (["account", "add", "x y", "--kind", "customer", "--name", "X", "--email", "x@x.example.com"], "account id"),
+    (["account", "add", "acme", "--kind", "customer", "--name", "X", "--email", "x@x.example.com"], "already exists"),
+    (["account", "add", "x", "--kind", "customer", "--name", "X\r\nBcc: evil@example.com", "--email", "x@x.example.com"],
+     "one line without control characters"),
+    (["account", "add", "x", "--kind", "customer", "--name", "X", "--email", "x@x.example.com", "--timezone", "Mars/Base"],
+     "unknown time zone"),
+    (["entitlement", "add", "e2", "--product", "P", "--customer", "vendor", "--isv", "vendor"], "not a customer"),
+    (["entitlement", "add", "e2", "--product", "P", "--customer", "acme", "--isv", "nobody"], "unknown account 'nobody'"),
+])
+def test_registry_refusals(registry: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    capsys.readouterr()
+    assert run(registry, *args) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_usage_errors_exit_2(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run(cfg, "request", "ent-d")
+    assert exc.value.code == 2
+    assert "one of the arguments --to-reseller --to-direct is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("toml", "key"), [
+    ("[inbound]\nprot = 25\n", "inbound.prot: unknown key"),
+    ("[inbound]\nport = 'twenty'\n", "inbound.port"),
+    ("[outbound]\ntransport = 'carrier-pigeon'\n", "outbound.transport"),
+    ("[workflow]\noperator_address = 'nobody'\n", "workflow.operator_address"),
+    ("[bogus]\n", "bogus: unknown key"),
+    ("not toml at all [", "not valid TOML"),
+])
+def test_a_bad_config_stops_with_an_error_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, key: str,
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    assert main(["--config", str(path), "list"]) == 2
+    err = capsys.readouterr().err
+    assert key in err and "Traceback" not in err
+
+
+def test_secrets_never_show_in_reprs(tmp_path: Path) -> None:
+    from transferbot.config import parse_config
+
+    config = parse_config({"workflow": {"secret": "hunter2"}, "outbound": {"password": "pa55"}}, env={})
+    assert "hunter2" not in repr(config) and "pa55" not in repr(config)
+    assert config.workflow.secret.get_secret_value() == "hunter2"
+
+
+def test_secret_from_the_environment(tmp_path: Path) -> None:
+    from transferbot.config import load_config
+
+    config = load_config(None, env={"TRANSFERBOT_SECRET": "from-env"})
+    assert config.workflow.secret.get_secret_value() == "from-env"

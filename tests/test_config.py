@@ -1,0 +1,27 @@
+"""config.example.toml documents every key, and is itself a valid configuration."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from transferbot.config import Config, parse_config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+
+
+def test_the_example_is_valid_and_equal_to_the_defaults() -> None:
+    data = tomllib.loads(EXAMPLE.read_text())
+    assert parse_config(data, "example", env={}) == parse_config({}, "example", env={})
+
+
+def test_every_key_is_documented() -> None:
+    text = EXAMPLE.read_text()
+    for section, model in Config.model_fields.items():
+        if section == "source":
+            continue
+        assert f"[{section}]" in text, section
+        block = text.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
+        for key in model.annotation.model_fields:  # type: ignore[union-attr]
+            assert re.search(rf"^#? ?{key} = ", block, re.MULTILINE), f"{section}.{key} is not in config.example.toml"
