@@ -116,7 +116,25 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("id", type=int, nargs="?")
     which.add_argument("--all-failed", action="store_true")
 
-    _ = Role  # roles appear in later commands
+    c = sub.add_parser("cancel", help="withdraw a pending transfer (every party is told why)")
+    c.add_argument("transfer")
+    c.add_argument("--reason", required=True)
+
+    rs = sub.add_parser("resend", help="mail the confirmation again to pending parties (same token, threaded)")
+    rs.add_argument("transfer")
+    rs.add_argument("--role", choices=[r.value for r in Role])
+
+    rc = sub.add_parser("replace-contact", help="a party's contact changed: new address, new token")
+    rc.add_argument("transfer")
+    rc.add_argument("role", choices=[r.value for r in Role])
+    rc.add_argument("email")
+
+    ce = sub.add_parser("certificate", help="the certificate of completion of a transfer")
+    ce.add_argument("transfer")
+    ce.add_argument("--format", choices=["text", "json", "html"], default="text")
+
+    ve = sub.add_parser("verify", help="recompute a transfer's audit chain")
+    ve.add_argument("transfer")
     return p
 
 
@@ -329,7 +347,49 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service.operator import cancel_transfer
+
+    tid = cancel_transfer(_app(config), args.transfer, args.reason)
+    print(f"{tid} cancelled; every party is told", file=sys.stderr)
+    return 0
+
+
+def cmd_resend(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service.operator import resend
+
+    roles = resend(_app(config), args.transfer, args.role)
+    print(f"confirmation queued again for: {', '.join(roles) or 'nobody (no deliverable address)'}", file=sys.stderr)
+    return 0
+
+
+def cmd_replace_contact(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service.operator import replace_contact
+
+    role = replace_contact(_app(config), args.transfer, args.role, args.email)
+    print(f"{role} of {args.transfer.upper()} now reached at {args.email}; the old token no longer counts",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_certificate(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service.certificate import certificate
+
+    sys.stdout.write(certificate(_app(config), args.transfer, args.format))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service.certificate import verify
+
+    ok, message = verify(_app(config), args.transfer)
+    print(message, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else EXIT_REFUSED
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "cancel": cmd_cancel, "resend": cmd_resend, "replace-contact": cmd_replace_contact,
+    "certificate": cmd_certificate, "verify": cmd_verify,
     "account": cmd_account, "entitlement": cmd_entitlement, "request": cmd_request, "list": cmd_list,
     "show": cmd_show, "serve": cmd_serve, "demo": cmd_demo, "read": cmd_read, "inbox": cmd_inbox,
     "outbox": cmd_outbox,

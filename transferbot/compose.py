@@ -72,9 +72,11 @@ def _template(locale: str, fmt: str, kind: MailKind) -> Template:
 def render(kind: MailKind, locale: str, context: dict[str, Any]) -> Rendered:
     """Render a kind of email in a locale; the context is plain data."""
     text_tmpl = _template(locale, "text", kind)
-    subject = "".join(text_tmpl.blocks["subject"](text_tmpl.new_context({**context, "format": "text"})))
-    subject = " ".join(subject.split())
-    text = text_tmpl.render({**context, "format": "text"})
+    # One render of the whole text part; the subject block is then rendered in the same context,
+    # where the template's top-level imports and macros are defined.
+    ctx = text_tmpl.new_context({**context, "format": "text"})
+    text = text_tmpl.environment.concat(text_tmpl.root_render_func(ctx))  # type: ignore[attr-defined]
+    subject = " ".join(text_tmpl.environment.concat(text_tmpl.blocks["subject"](ctx)).split())  # type: ignore[attr-defined]
     html = _template(locale, "html", kind).render({**context, "format": "html", "subject": subject})
     return Rendered(subject=subject, text=_tidy(text), html=html)
 

@@ -122,8 +122,23 @@ class WorkflowConfig(_Section):
     operator_address: str = ""
     default_locale: Locale = "en"
     default_timezone: str = "UTC"
-    expire_after_days: int = Field(default=14, ge=1, le=365)
+    remind_after_days: tuple[float, ...] = (3.0, 7.0, 12.0)
+    expire_after_days: float = Field(default=14.0, gt=0, le=365)
+    warn_before_days: float = Field(default=2.0, ge=0)
     sweep_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("remind_after_days")
+    @classmethod
+    def _reminders(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(day <= 0 for day in value):
+            raise ValueError("reminder days must be positive")
+        return tuple(sorted(set(value)))
+
+    @model_validator(mode="after")
+    def _windows(self) -> WorkflowConfig:
+        if self.warn_before_days >= self.expire_after_days:
+            raise ValueError("warn_before_days must be less than expire_after_days")
+        return self
 
     @field_validator("operator_address")
     @classmethod

@@ -8,7 +8,6 @@ what lets the rules be tested without sockets and walked through time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from transferbot.domain import (
@@ -223,5 +222,29 @@ def pending_roles(t: TransferFacts) -> tuple[Role, ...]:
     return tuple(p.role for p in t.parties if p.decision is Decision.PENDING)
 
 
-def deadline_passed(expires_at: datetime, now: datetime) -> bool:
-    return now >= expires_at
+def expire(t: TransferFacts) -> Change:
+    """The deadline passed with parties still silent: nothing moves, everyone and the operator are told."""
+    if t.status is not TransferStatus.PENDING:
+        raise NotPending(t.status)
+    silent = [r.value for r in pending_roles(t)]
+    return Change(
+        status=TransferStatus.EXPIRED,
+        events=(("expired", {"unanswered": silent}),),
+        notices=(Notice(MailKind.EXPIRED, all_roles(t), operator=True,
+                        extra={"reason": "no answer from: " + ", ".join(silent)}),),
+        closed=True,
+    )
+
+
+def cancel(t: TransferFacts, reason: str, by: str) -> Change:
+    """The ISV withdraws a pending transfer; every party is told why."""
+    if t.status is not TransferStatus.PENDING:
+        raise Refusal(f"transfer {t.id} is {t.status.value}; only a pending transfer can be cancelled")
+    if not reason.strip():
+        raise Refusal("--reason must not be empty: every party is told why")
+    return Change(
+        status=TransferStatus.CANCELLED,
+        events=(("cancelled", {"reason": reason, "by": by}),),
+        notices=(Notice(MailKind.CANCELLED, all_roles(t), extra={"reason": reason}),),
+        closed=True,
+    )

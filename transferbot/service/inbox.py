@@ -27,6 +27,7 @@ from transferbot.reader.reading import Reading, digest_of, read_message
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, entitlement_facts, parties_of, transfer_facts
 from transferbot.service.letters import queue_notices, queue_operator_alert, queue_party_mail
+from transferbot.service.schedule import reschedule
 from transferbot.tokens import check_token
 
 log = logging.getLogger(__name__)
@@ -275,8 +276,7 @@ def _apply_decision(app: App, session: Session, transfer: Transfer, party: Party
     transfer.status = change.status.value
     if change.closed:
         transfer.closed_at = now
-        transfer.next_due_at = None
-    session.add(transfer)
+    reschedule(app.config, session, transfer)
     session.flush()
     queue_notices(app, session, transfer, change.notices, now)
     log.info("%s: %s %s (inbound #%s); transfer %s", transfer.id, party.role, decision.value, row.id, transfer.status)
@@ -313,6 +313,7 @@ def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Read
     if marked:
         append_event(session, transfer.id, "address-undeliverable", {"role": party.role, "addresses": marked,
                                                                      "inbound": row.id}, now)
+        reschedule(app.config, session, transfer)
         queue_operator_alert(app, session, transfer, "bounce",
                              [("role", party.role), ("address", ", ".join(marked)), ("reason", verdict.reason)], now)
 

@@ -148,6 +148,11 @@ def queue_notices(app: App, session: Session, t: Transfer, notices: tuple[Notice
     """Queue the mails a rules.Change asks for."""
     parties = parties_of(session, t.id)
     for notice in notices:
+        attachments = None
+        if notice.kind is MailKind.COMPLETED:
+            from transferbot.service import certificate  # the certificate reads letters' neighbours
+
+            attachments = certificate.attachments(app, session, t)
         context = {**(extra or {}), **notice.extra}
         if "by_role" in context:
             by = next(p for p in parties if p.role == context["by_role"])
@@ -155,7 +160,7 @@ def queue_notices(app: App, session: Session, t: Transfer, notices: tuple[Notice
             context["by_name"] = account.name if account else by.account_id
         for party in parties:
             if party.role in notice.roles:
-                queue_party_mail(app, session, t, party, notice.kind, now, context, parties)
+                queue_party_mail(app, session, t, party, notice.kind, now, context, parties, attachments)
         if notice.operator:
             queue_operator_alert(app, session, t, notice.kind.value,
                                  [("reason", str(context.get("reason", "")))], now)

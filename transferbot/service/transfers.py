@@ -21,6 +21,7 @@ from transferbot.service.app import App
 from transferbot.service.facts import entitlement_facts
 from transferbot.service.letters import queue_party_mail
 from transferbot.service.registry import account_emails
+from transferbot.service.schedule import reschedule
 from transferbot.tokens import new_token, new_transfer_id
 
 log = logging.getLogger(__name__)
@@ -112,5 +113,6 @@ def _request(app: App, session: Session, entitlement_id: str, to_reseller: str |
     session.flush()
     for party in parties:
         queue_party_mail(app, session, transfer, party, MailKind.CONFIRMATION, now, parties=parties)
+    reschedule(app.config, session, transfer, parties)
     log.info("%s: requested (%s) for entitlement %s; %d parties", transfer.id, transfer.kind, ent.id, len(parties))
     return transfer.id
