@@ -336,6 +336,7 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
     data = [{"id": r.id, "created_at": r.created_at.isoformat(), "kind": r.kind, "transfer": r.transfer_id,
              "to": r.recipients, "subject": r.subject, "message_id": r.message_id, "status": r.status,
              "attempts": r.attempts, "next_attempt_at": r.next_attempt_at.isoformat(),
+             "last_attempt_at": r.last_attempt_at.isoformat() if r.last_attempt_at else None,
              "last_error": r.last_error or None, "sent_at": r.sent_at.isoformat() if r.sent_at else None}
             for r in rows]
     if args.json:

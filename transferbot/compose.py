@@ -9,6 +9,7 @@ string per sentence.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -76,7 +77,8 @@ def render(kind: MailKind, locale: str, context: dict[str, Any]) -> Rendered:
     # where the template's top-level imports and macros are defined.
     ctx = text_tmpl.new_context({**context, "format": "text"})
     text = text_tmpl.environment.concat(text_tmpl.root_render_func(ctx))  # type: ignore[attr-defined]
-    subject = " ".join(text_tmpl.environment.concat(text_tmpl.blocks["subject"](ctx)).split())  # type: ignore[attr-defined]
+    subject = text_tmpl.environment.concat(text_tmpl.blocks["subject"](ctx))  # type: ignore[attr-defined]
+    subject = re.sub(r"[ \t\r\n]+", " ", subject).strip()  # keeps French no-break spaces
     html = _template(locale, "html", kind).render({**context, "format": "html", "subject": subject})
     return Rendered(subject=subject, text=_tidy(text), html=html)
 
@@ -129,11 +131,11 @@ def build_message(rendered: Rendered, env: Envelope) -> EmailMessage:
         msg["References"] = env.in_reply_to
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
-    msg["Content-Language"] = env.locale
     if env.transfer_id:
         msg["X-Transferbot-Transfer"] = env.transfer_id
     if env.kind:
         msg["X-Transferbot-Kind"] = env.kind
     msg.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    msg["Content-Language"] = env.locale  # after set_content, which drops Content-* headers
     return msg

@@ -52,6 +52,14 @@ class InboundConfig(_Section):
     reply_local_part: str = "transfer"
     bounce_local_part: str = "bounce"
     max_message_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_recipients: int = Field(default=20, ge=1)
+    max_line_length: int = Field(default=998, ge=78, le=100_000)
+    idle_timeout_seconds: float = Field(default=300.0, gt=0)
+    max_connections_per_client: int = Field(default=20, ge=0)
+    messages_per_minute_per_sender: int = Field(default=30, ge=0)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_starttls: bool = False
     trusted_authserv_id: str = ""
 
     @field_validator("domain")
@@ -74,6 +82,18 @@ class InboundConfig(_Section):
     @property
     def banner_hostname(self) -> str:
         return self.hostname or self.domain
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> InboundConfig:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.require_starttls and not self.tls_cert:
+            raise ValueError("require_starttls needs tls_cert and tls_key")
+        for key in ("tls_cert", "tls_key"):
+            path = getattr(self, key)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{key}: no such file {path}")
+        return self
 
 
 class OutboundConfig(_Section):

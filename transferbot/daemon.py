@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import time
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP
@@ -21,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from transferbot.dispatcher import Dispatcher
 from transferbot.edge import InboundHandler
+from transferbot.limits import ConnectionCounter
 from transferbot.service import inbox
 from transferbot.service.app import App
 from transferbot.transports import Connection, connections_for
@@ -40,6 +43,9 @@ class Daemon:
         self._stopping = False
         self._tasks: list[asyncio.Task[Any]] = []
         self.port = 0
+        cfg = app.config.inbound
+        self.connections = ConnectionCounter(cfg.max_connections_per_client)
+        self.tls_context = server_tls_context(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
 
     # -- start ------------------------------------------------------------
     async def start(self) -> None:
@@ -68,16 +74,33 @@ class Daemon:
         daemon = self
 
         class TrackedSMTP(SMTP):
+            line_length_limit = cfg.max_line_length + 3  # CRLF and a transparent dot (RFC 5321 4.5.3.1.6)
+            _tb_client = ""
+            _tb_refused = False
+
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                peer = transport.get_extra_info("peername")
+                self._tb_client = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+                if not daemon.connections.admit(self._tb_client):
+                    self._tb_refused = True
+                    log.warning("inbound from %s: too many connections; answered 421", self._tb_client)
+                    transport.write(b"421 4.7.0 Too many connections from your address; try again later\r\n")
+                    transport.close()
+                    return
                 daemon.sessions.add(self)
                 super().connection_made(transport)
 
             def connection_lost(self, error: Exception | None) -> None:
+                if self._tb_refused:
+                    return
                 daemon.sessions.discard(self)
+                daemon.connections.release(self._tb_client)
                 super().connection_lost(error)
 
         return TrackedSMTP(self.handler, hostname=cfg.banner_hostname, data_size_limit=cfg.max_message_bytes,
-                           enable_SMTPUTF8=True, decode_data=False, ident="transferbot")
+                           enable_SMTPUTF8=True, decode_data=False, ident="transferbot ESMTP",
+                           timeout=cfg.idle_timeout_seconds, tls_context=self.tls_context,
+                           require_starttls=cfg.require_starttls)
 
     def _stored(self, _inbound_id: int) -> None:
         self._reader_wake.set()
@@ -143,6 +166,14 @@ class Daemon:
             with suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), timeout=1)
         log.info("transferbot stopped")
+
+
+def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """STARTTLS for the inbound server (TLS 1.2 or better)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert), str(key))
+    return context
 
 
 async def serve(app: App) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from transferbot.limits import RateLimiter
 from transferbot.service.app import App
 from transferbot.service.inbox import store_inbound
 from transferbot.tokens import check_token
@@ -30,17 +31,24 @@ class InboundHandler:
         self.on_stored = on_stored
         self.stopping = False
         self.in_data = 0
+        self.rates = RateLimiter(app.config.inbound.messages_per_minute_per_sender, 60.0)
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
         if self.stopping:
             return "421 4.3.2 Service shutting down, try again later"
+        sender = address.strip().lower() or f"<>@{_peer(session)}"
+        if not self.rates.allow(sender, asyncio.get_running_loop().time()):
+            log.warning("inbound from %s: rate limit for sender %s; answered 450", _peer(session), sender)
+            return "450 4.7.1 Too many messages from this sender; try again later"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.app.config.inbound.max_recipients:
+            return "452 4.5.3 Too many recipients"
         recipient = self.app.book.parse(address)
         if recipient is None:
             return f"550 5.1.1 <{address}>: no such recipient here"

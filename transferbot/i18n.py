@@ -8,6 +8,7 @@ build step to forget.
 from __future__ import annotations
 
 import io
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
+_KEEP_TOGETHER = re.compile(r"(?<!,) ")
 DOMAIN = "messages"
 SUPPORTED = ("en", "fr", "de")
 
@@ -43,9 +45,18 @@ def translations(locale: str) -> NullTranslations:
 
 
 def format_when(value: datetime, locale: str, tz: str) -> str:
-    """A date and time for a reader: their locale's words, their time zone, the zone named."""
+    """A date and time for a reader: their locale's words, their time zone, the zone named.
+
+    The full date and the short time come from CLDR; joining them is a
+    translated pattern, since CLDR's own joiner ("{1}, {0}") reads poorly
+    inside a sentence ("by Tuesday, 17 December 2024 at 00:30").
+    """
     zone = ZoneInfo(tz)
     where = Locale.parse(locale)
-    day = format_date(value.astimezone(zone), format="full", locale=where)
+    # No-break spaces keep "17 décembre 2024" / "17. Dezember 2024" on one line when the text part is
+    # wrapped; a space after a comma ("Dienstag, 17. …") may still break.
+    day = _KEEP_TOGETHER.sub("\u00a0", format_date(value.astimezone(zone), format="full", locale=where))
     time = format_time(value, format="short", tzinfo=zone, locale=where)
-    return f"{day} {time} ({tz})"
+    # TRANSLATORS: a date and time in a sentence: "Tuesday, December 17, 2024 at 12:30 AM (Europe/Paris)".
+    pattern = translations(locale).gettext("%(date)s at %(time)s (%(zone)s)")
+    return pattern % {"date": day, "time": time, "zone": tz}

@@ -169,6 +169,7 @@ class OutboundMessage(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = _ts()
     give_up_at: datetime | None = _ts(nullable=True)
+    last_attempt_at: datetime | None = _ts(nullable=True)
     last_error: str = ""
     sent_at: datetime | None = _ts(nullable=True)
 

@@ -65,7 +65,7 @@ def mark_sent(app: App, item_id: int, now: datetime, refused: dict[str, str] | N
         row = session.get(OutboundMessage, item_id)
         if row is None or row.status == OutboxStatus.SENT.value:
             return
-        row.status, row.sent_at, row.attempts = OutboxStatus.SENT.value, now, row.attempts + 1
+        row.status, row.sent_at, row.attempts, row.last_attempt_at = OutboxStatus.SENT.value, now, row.attempts + 1, now
         row.last_error = "; ".join(f"{a}: {e}" for a, e in (refused or {}).items())[:2000]
         session.add(row)
         if row.transfer_id:
@@ -88,6 +88,7 @@ def mark_retry(app: App, item_id: int, error: str, now: datetime, remaining: Col
         if row is None or row.status != OutboxStatus.QUEUED.value:
             return None
         row.attempts += 1
+        row.last_attempt_at = now
         row.last_error = error[:2000]
         if refused:
             _undeliverable(app, session, row, refused, now)
@@ -115,6 +116,7 @@ def mark_failed(app: App, item_id: int, error: str, now: datetime, refused: dict
         if row is None or row.status != OutboxStatus.QUEUED.value:
             return
         row.status, row.attempts, row.last_error = OutboxStatus.FAILED.value, row.attempts + 1, error[:2000]
+        row.last_attempt_at = now
         session.add(row)
         log.error("outbox #%s %s: permanent failure: %s", row.id, row.message_id, error)
         _undeliverable(app, session, row, refused or {r: error for r in row.recipients}, now)

@@ -1,0 +1,148 @@
+"""Outbound through the outbox: relay outages, refusals, deferrals, and the operator's view of it."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from tests.conftest import make_config
+from tests.helpers import RunningDaemon, wait_until
+from transferbot.cli import main
+from transferbot.models import OutboundMessage
+from transferbot.service import registry
+from transferbot.service.app import App, open_app
+from transferbot.service.outbox import backoff
+from transferbot.service.transfers import request_transfer
+from transferbot.service.views import transfer_detail
+from transferbot.sink import MailSink
+
+
+def _world(app: App) -> None:
+    registry.add_account(app, "acme", "customer", "Acme", ["alice@acme.example.com", "bob@acme.example.com"])
+    registry.add_account(app, "vendor", "isv", "Vendor", ["deals@vendor.example.com"])
+    registry.add_account(app, "r2", "reseller", "R2", ["ops@r2.example.com"])
+    registry.add_entitlement(app, "ent-1", "Analytics", "acme", "vendor")
+
+
+def rows(app: App) -> list[OutboundMessage]:
+    with app.store.read() as session:
+        return list(session.exec(select(OutboundMessage).order_by(OutboundMessage.id)))  # type: ignore[arg-type]
+
+
+def test_backoff_doubles_up_to_the_maximum() -> None:
+    assert [backoff(n, 30, 3600) for n in (1, 2, 3, 4, 8, 20)] == [30, 60, 120, 240, 3600, 3600]
+
+
+def test_a_relay_outage_delays_mail_with_backoff_and_loses_none(tmp_path: Path) -> None:
+    sink = MailSink().start_in_thread()
+    port = sink.port
+    sink.stop_thread()  # the relay is down
+    app = open_app(make_config(tmp_path, port, outbound={"retry_min_seconds": 0.2, "retry_max_seconds": 0.8}))
+    _world(app)
+    request_transfer(app, "ent-1", "r2")
+    daemon = RunningDaemon(app).start()
+    try:
+        seen: dict[int, float] = {}
+
+        def gaps() -> bool:
+            for row in rows(app):
+                if row.attempts and row.last_attempt_at and row.status == "queued":
+                    seen.setdefault(row.attempts, (row.next_attempt_at - row.last_attempt_at).total_seconds())
+            return len(seen) >= 4
+
+        wait_until(gaps, timeout=15, interval=0.01, what="four failed attempts")
+        assert [round(seen[n], 2) for n in (1, 2, 3, 4)] == [0.2, 0.4, 0.8, 0.8], "exponential, capped"
+        assert all("Connect" in r.last_error or "refused" in r.last_error.lower() for r in rows(app))
+        back = MailSink(port=port).start_in_thread()  # the relay is back
+        try:
+            back.wait_for(lambda ms: len(ms) == 3, timeout=10)
+            wait_until(lambda: all(r.status == "sent" for r in rows(app)))
+            assert all(r.attempts >= 5 for r in rows(app))
+        finally:
+            back.stop_thread()
+    finally:
+        daemon.stop()
+        app.store.dispose()
+
+
+def test_a_permanent_refusal_fails_that_mail_only_and_tells_the_operator(app: App, sink: MailSink) -> None:
+    _world(app)
+    sink.rcpt_codes["ops@r2.example.com"] = "550 5.1.1 <ops@r2.example.com>: no such user"
+    sink.rcpt_codes["bob@acme.example.com"] = "550 5.1.1 <bob@acme.example.com>: no such user"
+    tid = request_transfer(app, "ent-1", "r2")
+    daemon = RunningDaemon(app).start()
+    try:
+        sink.wait_for(lambda ms: {m.rcpt_tos[0] for m in ms} >= {"alice@acme.example.com", "deals@vendor.example.com"})
+        alert = sink.wait_for(lambda ms: [m for m in ms if m.message["X-Transferbot-Kind"] == "operator-alert"])
+        wait_until(lambda: {r.status for r in rows(app) if r.kind == "confirmation"} == {"sent", "failed"})
+    finally:
+        daemon.stop()
+    by_kind = {(r.kind, tuple(r.recipients)): r for r in rows(app)}
+    failed = by_kind[("confirmation", ("ops@r2.example.com",))]
+    assert failed.status == "failed" and "550" in failed.last_error and failed.attempts == 1
+    customer = by_kind[("confirmation", ("alice@acme.example.com", "bob@acme.example.com"))]
+    assert customer.status == "sent", "delivered to the address that works"
+    detail = transfer_detail(app, tid)
+    parties = {p["role"]: p for p in detail["parties"]}
+    assert [u["address"] for u in parties["new-reseller"]["undeliverable"]] == ["ops@r2.example.com"]
+    assert [u["address"] for u in parties["customer"]["undeliverable"]] == ["bob@acme.example.com"]
+    assert not parties["isv"]["undeliverable"]
+    assert any(m.rcpt_tos == ("ops@marketplace.example.com",) for m in alert)
+    assert any(e["kind"] == "address-undeliverable" for e in detail["events"])
+
+
+def test_a_deferred_recipient_is_retried_alone(tmp_path: Path, sink: MailSink) -> None:
+    app = open_app(make_config(tmp_path, sink.port, outbound={"retry_min_seconds": 0.2, "retry_max_seconds": 0.2}))
+    _world(app)
+    sink.rcpt_codes["bob@acme.example.com"] = "451 4.2.0 try later"
+    request_transfer(app, "ent-1", "r2")
+    daemon = RunningDaemon(app).start()
+    try:
+        sink.wait_for(lambda ms: len(ms) == 3)
+        wait_until(lambda: any(r.attempts >= 2 and r.recipients == ["bob@acme.example.com"] for r in rows(app)))
+        del sink.rcpt_codes["bob@acme.example.com"]
+        wait_until(lambda: all(r.status == "sent" for r in rows(app)))
+    finally:
+        daemon.stop()
+        app.store.dispose()
+    to_alice = [m for m in sink.messages if "alice@acme.example.com" in m.rcpt_tos]
+    to_bob = [m for m in sink.messages if "bob@acme.example.com" in m.rcpt_tos]
+    assert len(to_alice) == 1 and len(to_bob) == 1, "alice is not mailed twice; bob gets it once it works"
+    assert to_alice[0].message_id == to_bob[0].message_id
+
+
+def test_the_outbox_command_lists_and_retries_failed_mail(tmp_path: Path, app: App, sink: MailSink,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _world(app)
+    sink.rcpt_codes["ops@r2.example.com"] = "554 5.7.1 rejected"
+    request_transfer(app, "ent-1", "r2")
+    daemon = RunningDaemon(app).start()
+    try:
+        wait_until(lambda: any(r.status == "failed" for r in rows(app)))
+    finally:
+        daemon.stop()
+    cfg = tmp_path / "cli.toml"
+    cfg.write_text(f'[database]\nurl = "{app.config.database.url}"\n[workflow]\nsecret = "test-secret"\n')
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "outbox", "--status", "failed", "--json"]) == 0
+    failed = json.loads(capsys.readouterr().out)
+    assert len(failed) == 1 and failed[0]["to"] == ["ops@r2.example.com"] and "554" in failed[0]["last_error"]
+    assert main(["--config", str(cfg), "outbox", "retry", str(failed[0]["id"])]) == 0
+    assert "1 message(s) queued again" in capsys.readouterr().out
+    assert main(["--config", str(cfg), "outbox", "retry", str(failed[0]["id"])]) == 1
+    assert "queued, not failed" in capsys.readouterr().err
+    assert main(["--config", str(cfg), "outbox", "retry", "--all-failed"]) == 0
+    assert main(["--config", str(cfg), "outbox"]) == 0
+    assert "ops@r2.example.com" in capsys.readouterr().out
+    del sink.rcpt_codes["ops@r2.example.com"]
+    daemon = RunningDaemon(app).start()
+    try:
+        wait_until(lambda: all(r.status == "sent" for r in rows(app) if r.kind == "confirmation"))
+    finally:
+        daemon.stop()
+    retried = next(r for r in rows(app) if r.id == failed[0]["id"])
+    assert retried.give_up_at is not None and retried.give_up_at > retried.created_at + timedelta(hours=1)
