@@ -10,6 +10,7 @@ with the result of checking it.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -83,6 +84,7 @@ def build(app: App, session: Session, t: Transfer) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=2)
 def _env(autoescape: bool) -> Environment:
     return Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=autoescape,
                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
