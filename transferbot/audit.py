@@ -31,11 +31,16 @@ def event_hash(prev_hash: str, transfer_id: str, seq: int, at: datetime, kind: s
 
 
 def append_event(session: Session, transfer_id: str, kind: str, data: dict[str, Any], at: datetime) -> Event:
-    """Add one event at the end of a transfer's chain (inside the caller's transaction)."""
+    """Add one event at the end of a transfer's chain (inside the caller's transaction).
+
+    Events are in commit order, and a timestamp is never earlier than the one
+    before it: work timed before its transaction began is stamped when it commits."""
     last = session.exec(
         select(Event).where(Event.transfer_id == transfer_id).order_by(col(Event.seq).desc()).limit(1)
     ).first()
     seq = last.seq + 1 if last else 1
+    if last is not None and at < last.at:
+        at = last.at
     prev = last.hash if last else GENESIS
     event = Event(
         transfer_id=transfer_id, seq=seq, at=at, kind=kind, data=data, prev_hash=prev,

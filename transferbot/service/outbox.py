@@ -69,8 +69,9 @@ def mark_sent(app: App, item_id: int, now: datetime, refused: dict[str, str] | N
         row.last_error = "; ".join(f"{a}: {e}" for a, e in (refused or {}).items())[:2000]
         session.add(row)
         if row.transfer_id:
-            append_event(session, row.transfer_id, "mail-sent", {"message_id": row.message_id, "mail": row.kind,
-                                                                 "to": [r for r in row.recipients if r not in (refused or {})]}, now)
+            append_event(session, row.transfer_id, "mail-sent", {
+                "message_id": row.message_id, "mail": row.kind, "sent_at": now.isoformat(),
+                "to": [r for r in row.recipients if r not in (refused or {})]}, now)
         if refused:
             _undeliverable(app, session, row, refused, now)
 
