@@ -44,7 +44,10 @@ def header_address(value: str | None) -> str | None:
     """The normalised bare address in a From-like header value, or None."""
     if not value:
         return None
-    _name, addr = parseaddr(str(value))
+    try:
+        _name, addr = parseaddr(str(value)[:2000])
+    except Exception:  # noqa: BLE001 - a From header of nested comments can exhaust the parser
+        return None
     return try_normalize(addr)
 
 

@@ -4,6 +4,7 @@ The first non-empty line must begin with a decision word, in English,
 French or German whatever the party's locale, compared case- and
 accent-insensitively. A negation or both kinds of word on that line, or no
 decision word at all, make the reply unclear: a consent is never guessed.
+A decline may carry a reason: the rest of its first line and the lines below.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ DecisionKind = Literal["approve", "decline", "unclear", "status", "none"]
 _APPROVE = ("i approve", "approve", "approved", "j'approuve", "j approuve", "approuver", "approuve", "approuvee",
             "ich genehmige", "genehmigen", "genehmigt", "approuvons", "nous approuvons", "wir genehmigen")
 _DECLINE = ("i decline", "decline", "declined", "i reject", "reject", "rejected", "je refuse", "refuser", "refuse",
-            "refusee", "nous refusons", "ich lehne ab", "ich lehne", "ablehnen", "abgelehnt", "wir lehnen ab")
+            "refusee", "nous refusons", "ich lehne ab", "ich lehne", "ablehnen", "abgelehnt", "wir lehnen ab",
+            "wir lehnen")
+_SEPARABLE = ("ich lehne", "wir lehnen")  # "Ich lehne den Transfer ab": the reason starts after "ab"
 _STATUS = ("status", "statut", "etat", "stand")
 
 _APPROVE_ANY = re.compile(r"\b(approv\w*|approuv\w*|genehmig\w*)")
@@ -34,14 +37,19 @@ _HARMLESS = re.compile(
     r"|objections?|soucis?|problemes?|questions?|reserves?)\b"
 )
 _LEADING_NOISE = re.compile(r"^[\s\"'«»„“”*_\-–—•·>:.\[\](){}#]+")
+_REASON_LEAD = re.compile(r"^[\s:,.;!?\-–—]+")  # between the decision word and the reason on its line
+# Invisible characters that mail clients leave in text (zero-width spaces, BOMs, soft hyphens).
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"))
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "′": "'"})
 MAX_LINE = 500
+MAX_REASON = 2000
 
 
 def fold(text: str) -> str:
-    """Lower case, accents removed, typographic apostrophes straightened."""
-    text = unicodedata.normalize("NFKD", text)
+    """Lower case, accents and invisible characters removed, typographic apostrophes straightened."""
+    text = unicodedata.normalize("NFKD", text.translate(_INVISIBLE))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return text.replace("’", "'").replace("‘", "'").replace("ʼ", "'").casefold()
+    return text.translate(_APOSTROPHES).casefold()
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,28 @@ def _starts_with(line: str, phrases: tuple[str, ...]) -> str | None:
     return None
 
 
+def _after_folded(original: str, folded_length: int) -> str:
+    """The part of ``original`` after the characters whose fold() is ``folded_length`` long."""
+    consumed = 0
+    for index, char in enumerate(original):
+        if consumed >= folded_length:
+            return original[index:]
+        consumed += len(fold(char))
+    return ""
+
+
+def _reason(first: str, folded: str, phrase: str, below: str) -> str:
+    lead = len(fold(first)) - len(folded)  # the leading noise, in folded characters
+    rest = _after_folded(first, lead + len(phrase))
+    if phrase in _SEPARABLE:
+        rest = re.sub(r"^.*?\bab\b", "", rest, count=1, flags=re.IGNORECASE)
+    rest = _REASON_LEAD.sub("", rest).rstrip()
+    return "\n".join(part for part in (rest, below) if part).strip()[:MAX_REASON]
+
+
 def read_decision(fresh: str) -> DecisionWord:
     """Classify a fresh text: approve, decline, status or unclear (with the problem)."""
-    lines = fresh.splitlines()
+    lines = fresh.translate(_INVISIBLE).splitlines()
     index = next((i for i, line in enumerate(lines) if line.strip()), None)
     if index is None:
         return DecisionWord("unclear", problem="empty")
@@ -82,8 +109,5 @@ def read_decision(fresh: str) -> DecisionWord:
     if approve:
         return DecisionWord("approve", first_line=first)
     assert decline is not None
-    words = _LEADING_NOISE.sub("", first).split()
-    rest_of_line = " ".join(words[len(decline.split()):]).strip(" :,.;!-–—")
-    below = "\n".join(lines[index + 1:]).strip()
-    reason = "\n".join(part for part in (rest_of_line, below) if part).strip()
-    return DecisionWord("decline", first_line=first, reason=reason[:2000])
+    below = "\n".join(line.rstrip() for line in lines[index + 1:]).strip()
+    return DecisionWord("decline", first_line=first, reason=_reason(first, folded, decline, below))

@@ -1,12 +1,16 @@
 """A message read without touching any transfer: everything the checks look at.
 
 ``read_message`` is pure: bytes and envelope in, a ``Reading`` out. The
-chain of checks then decides with the help of the database.
+chain of checks then decides with the help of the database. It never raises
+on any bytes: parsing is bounded and lenient (see ``message``), and a check
+that fails on a malformed message reads as "nothing found", recorded among
+the defects.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -14,12 +18,15 @@ from transferbot.addresses import AddressBook, header_address
 from transferbot.reader.autoreply import auto_reply_reason
 from transferbot.reader.bounce import Bounce, read_bounce
 from transferbot.reader.decision import DecisionWord, read_decision
-from transferbot.reader.fresh import fresh_text
-from transferbot.reader.html import html_segments, html_to_text
-from transferbot.reader.message import DEFAULT_CAPS, Caps, body, header, headers, parse
+from transferbot.reader.fresh import Fresh, split_fresh
+from transferbot.reader.html import read_html
+from transferbot.reader.message import DEFAULT_CAPS, Body, Caps, body, header, headers, parse
+
+log = logging.getLogger(__name__)
 
 _REF = re.compile(r"\[ref:([a-z2-7]{24})\]", re.IGNORECASE)
-_MSGID = re.compile(r"<[^<>\s]{1,250}@[^<>\s]{1,250}>")
+_MSGID = re.compile(r"<[^<>\s@]{1,250}@[^<>\s]{1,250}>")
+_ID_SPLIT = re.compile(r"(?<=>)|\s+|,")
 
 
 @dataclass(frozen=True)
@@ -43,61 +50,114 @@ class Reading:
     fresh_text: str
     decision: DecisionWord
     defects: tuple[str, ...] = field(default=())
+    fresh_cut: str = ""  # what ended the fresh text (quote, attribution, headers, rule, marker, signature)
 
 
 def digest_of(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+def _fresh_of_segments(segments: list[str], caps: Caps) -> Fresh:
+    """HTML: the text before the first quote container, else (bottom-posting) after it,
+    as long as nothing so far says the rest is the original."""
+    last = Fresh("")
+    for segment in segments:
+        last = split_fresh(segment, caps)
+        if last.text or not last.open:
+            return last
+    return Fresh("", last.cut, open=False)
+
+
+def _read_body(kind: str, text: str, caps: Caps) -> tuple[Fresh, str]:
+    """The fresh text of a body, and its whole visible text."""
+    if kind != "html":
+        return split_fresh(text, caps), text
+    segments, everything = read_html(text[: caps.max_html_chars])
+    return _fresh_of_segments(segments, caps), everything
+
+
 def fresh_from_body(kind: str, text: str, caps: Caps = DEFAULT_CAPS) -> str:
     """Fresh text of a body: HTML through its structure, then the text rules."""
-    if kind != "html":
-        return fresh_text(text, caps)
-    segments = html_segments(text)
-    for segment in segments:
-        fresh = fresh_text(segment, caps)
-        if fresh:
-            return fresh
-    return ""
+    return _read_body(kind, text, caps)[0].text
+
+
+def _message_ids(value: str) -> list[str]:
+    """Message-IDs in a threading header, split first so each match is bounded."""
+    out: list[str] = []
+    for token in _ID_SPLIT.split(value):
+        token = token.strip()
+        if 5 <= len(token) <= 502 and _MSGID.fullmatch(token):
+            out.append(token)
+    return out
 
 
 def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressBook,
                  caps: Caps = DEFAULT_CAPS) -> Reading:
-    msg = parse(raw)
+    """Read one message; never raises on any bytes."""
+    msg = parse(raw, caps)
+    message_id = (header(msg, "Message-ID") or "").strip()[:500]
+    defects = {type(d).__name__ for d in getattr(msg, "defects", [])}
+    if "UnparseableStructureDefect" in defects:
+        log.warning("%s: MIME structure unparseable; read the headers only", message_id or "-")
     envelope_tokens: list[str] = []
     bounce_keys: list[str] = []
-    for rcpt in rcpt_tos:
-        recipient = book.parse(rcpt)
+    for rcpt in rcpt_tos[:100]:
+        try:
+            recipient = book.parse(rcpt)
+        except Exception:  # noqa: BLE001 - an unreadable recipient names nothing
+            recipient = None
         if recipient is None or not recipient.tag:
             continue
         (envelope_tokens if recipient.kind == "reply" else bounce_keys).append(recipient.tag)
     thread: list[str] = []
-    in_reply_to = header(msg, "In-Reply-To") or ""
-    references = header(msg, "References") or ""
-    thread.extend(_MSGID.findall(in_reply_to))
-    thread.extend(reversed(_MSGID.findall(references)))
-    content = body(msg, caps)
-    fresh = fresh_from_body(content.kind, content.text, caps)
-    full = html_to_text(content.text) if content.kind == "html" else content.text
+    thread.extend(_message_ids(header(msg, "In-Reply-To") or ""))
+    thread.extend(reversed(_message_ids(header(msg, "References") or "")))
+    try:
+        content = body(msg, caps)
+        fresh, full = _read_body(content.kind, content.text, caps)
+    except Exception as exc:  # noqa: BLE001 - an unreadable body says nothing
+        log.warning("%s: body unreadable: %s", message_id or "-", type(exc).__name__)
+        defects.add("BodyUnreadable")
+        content, fresh, full = Body("none", ""), Fresh(""), ""
     body_tokens = list(dict.fromkeys(t.lower() for t in _REF.findall(full[: caps.max_text_chars])))
-    from_header = header(msg, "From") or ""
-    defects = tuple(sorted({type(d).__name__ for d in getattr(msg, "defects", [])}))
+    from_header = (header(msg, "From") or "")[:500]
+    try:
+        from_address = header_address(from_header)
+    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on nested comments: no usable sender
+        log.warning("%s: From header unreadable: %s", message_id or "-", type(exc).__name__)
+        defects.add("FromUnreadable")
+        from_address = None
+    try:
+        auto_reply = auto_reply_reason(msg)
+    except Exception as exc:  # noqa: BLE001 - a check that fails on a malformed message finds nothing
+        log.warning("%s: auto-reply check failed on a malformed message: %s", message_id or "-",
+                    type(exc).__name__)
+        defects.add("AutoReplyCheckFailed")
+        auto_reply = None
+    try:
+        bounce = read_bounce(msg, mail_from, caps)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("%s: bounce check failed on a malformed message: %s", message_id or "-", type(exc).__name__)
+        defects.add("BounceCheckFailed")
+        # a null envelope sender is a bounce by definition (RFC 5321 4.5.5), checks or not
+        bounce = Bounce(why="null envelope sender") if mail_from.strip() in ("", "<>") else None
     return Reading(
         digest=digest_of(raw),
-        message_id=(header(msg, "Message-ID") or "").strip()[:500],
+        message_id=message_id,
         subject=" ".join((header(msg, "Subject") or "").split())[:500],
-        from_header=from_header[:500],
-        from_address=header_address(from_header),
+        from_header=from_header,
+        from_address=from_address,
         envelope_from=mail_from,
         envelope_tokens=tuple(dict.fromkeys(envelope_tokens)),
         bounce_keys=tuple(dict.fromkeys(bounce_keys)),
         thread_ids=tuple(dict.fromkeys(thread)),
         body_tokens=tuple(body_tokens),
-        auto_reply=auto_reply_reason(msg),
-        bounce=read_bounce(msg, mail_from, caps),
+        auto_reply=auto_reply,
+        bounce=bounce,
         auth_headers=tuple(headers(msg, "Authentication-Results")),
         body_kind=content.kind,
-        fresh_text=fresh,
-        decision=read_decision(fresh),
-        defects=defects,
+        fresh_text=fresh.text,
+        decision=read_decision(fresh.text),
+        defects=tuple(sorted(defects)),
+        fresh_cut=fresh.cut or "",
     )
