@@ -1,0 +1,369 @@
+"""The benchmark's data: a marketplace database, real approval replies, and the scale databases.
+
+Everything here runs in the orchestrating process before a scenario is
+timed; nothing in it is measured.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from transferbot.audit import GENESIS, event_hash
+from transferbot.config import Config, InboundConfig, parse_config
+from transferbot.models import Account, AccountAddress, Entitlement, Event, Party, PartyAddress, Transfer
+from transferbot.service import registry
+from transferbot.service.app import open_app
+from transferbot.service.transfers import fingerprint, request_transfer
+from transferbot.tokens import new_token
+
+DOMAIN = "transfers.bench.example"
+SECRET = "bench-secret-not-for-production"
+OPERATOR = "ops@marketplace.bench.example"
+
+# (fresh text on the first line) per locale: what a party of that locale typically writes
+APPROVALS = {"en": "APPROVE", "fr": "Approuvé.", "de": "Genehmigt"}
+
+Message = tuple[str, list[str], bytes]  # (MAIL FROM, RCPT TOs, raw bytes)
+
+
+def config_for(db: Path, *, sink_port: int | None = None, maildir: Path | None = None, **sections: dict[str, Any]
+               ) -> Config:
+    """The daemon's configuration as an operator would write it: defaults, loopback, port 0."""
+    data: dict[str, Any] = {
+        "database": {"url": f"sqlite:///{db}"},
+        "inbound": {"host": "127.0.0.1", "port": 0, "domain": DOMAIN},
+        "outbound": ({"transport": "smtp", "host": "127.0.0.1", "port": sink_port} if sink_port
+                     else {"transport": "maildir", "maildir": str(maildir or db.parent / "outbox")}),
+        "workflow": {"secret": SECRET, "operator_address": OPERATOR},
+    }
+    # Per-client and per-sender limits are a policy against abuse, not a cost: one client on loopback
+    # sending every party's replies would trip them, so the benchmark turns them off where they exist.
+    for key in ("messages_per_minute_per_sender", "max_connections_per_client"):
+        if key in InboundConfig.model_fields:
+            data["inbound"][key] = 0
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return parse_config(data, "bench", env={})
+
+
+def copy_db(src: Path, dst: Path) -> Path:
+    """Copy a (checkpointed) SQLite database file."""
+    for suffix in ("", "-wal", "-shm"):
+        target = Path(str(dst) + suffix)
+        if target.exists():
+            target.unlink()
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def checkpoint(db: Path) -> None:
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+
+
+# -- the end-to-end world: transfers filed the normal way -------------------------------------
+
+ACCOUNT_PLAN = {"customer": 24, "isv": 6, "reseller": 12}
+LOCALE_CYCLE = ("en", "en", "fr", "de")
+
+
+@dataclass
+class World:
+    db: Path  # confirmations still queued (for the outbound scenario)
+    transfers: int
+    confirmations: int  # outbox rows queued
+    recipients: int  # envelope recipients over all confirmations
+    seconds: float
+
+
+def build_world(db: Path, transfers: int, seed: int = 5) -> World:
+    """Accounts, entitlements and ``transfers`` open transfers filed through request_transfer."""
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    app = open_app(config_for(db, database={"synchronous": "normal"}))  # set-up only: no fsync per transfer
+    try:
+        ids: dict[str, list[str]] = {}
+        for kind, count in ACCOUNT_PLAN.items():
+            for i in range(count):
+                account_id = f"{kind[:3]}-{i:03d}"
+                locale = LOCALE_CYCLE[i % len(LOCALE_CYCLE)]
+                emails = [f"{n}@{account_id}.bench.example" for n in (["alice", "bob"] if kind == "customer" and i % 3 == 0
+                                                                     else ["deals"])]
+                registry.add_account(app, account_id, kind, f"{kind.title()} {i:03d} Ltd", emails, locale,
+                                     {"en": "Europe/London", "fr": "Europe/Paris", "de": "Europe/Berlin"}[locale])
+                ids.setdefault(kind, []).append(account_id)
+        stamp = datetime.now(timezone.utc)
+        plans: list[tuple[str, str | None]] = []
+        with app.store.write() as session:
+            rows = []
+            for i in range(transfers):
+                customer, isv = rng.choice(ids["customer"]), rng.choice(ids["isv"])
+                shape = i % 3  # direct-to-reseller, reseller-to-direct, reseller-change
+                current = None if shape == 0 else rng.choice(ids["reseller"])
+                target = None if shape == 1 else rng.choice([r for r in ids["reseller"] if r != current])
+                ent_id = f"ent-{i:06d}"
+                rows.append({"id": ent_id, "product": f"Product {i % 17}", "customer_id": customer, "isv_id": isv,
+                             "reseller_id": current, "state": "active", "created_at": stamp, "updated_at": stamp})
+                plans.append((ent_id, target))
+            session.execute(sa.insert(Entitlement), rows)
+        for ent_id, target in plans:
+            request_transfer(app, ent_id, target, "Filed by the benchmark")
+        with app.store.read() as session:
+            confirmations, recipients = session.execute(sa.text(
+                "SELECT count(*), coalesce(sum(json_array_length(recipients)), 0) FROM outboundmessage"
+                " WHERE status = 'queued'")).one()
+    finally:
+        app.store.dispose()
+    checkpoint(db)
+    return World(db, transfers, confirmations, recipients, time.perf_counter() - started)
+
+
+def queued_messages(db: Path) -> list[Message]:
+    """The queued outbox rows as (envelope from, recipients, raw): what the plain loop sends."""
+    import json
+
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute("SELECT envelope_from, recipients, raw FROM outboundmessage WHERE status = 'queued'"
+                           " ORDER BY next_attempt_at, id").fetchall()
+    finally:
+        con.close()
+    return [(f, json.loads(r), bytes(raw)) for f, r, raw in rows]
+
+
+def mark_confirmations_sent(db: Path) -> None:
+    """As if the dispatcher had delivered every confirmation (long before the replies come)."""
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.execute("UPDATE outboundmessage SET status = 'sent', attempts = 1, sent_at = created_at"
+                        " WHERE status = 'queued'")
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+
+
+def _quoted_reply(original: EmailMessage, sender: str, fresh: str, when: datetime) -> EmailMessage:
+    """A plain-text reply as a typical client writes it: fresh text, attribution, quoted original."""
+    reply_to = str(original["Reply-To"]).rpartition("<")[2].rstrip(">")
+    part = original.get_body(("plain",))
+    text = part.get_content() if part is not None else ""  # type: ignore[union-attr]
+    text = text.replace("\r\n", "\n")
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = reply_to
+    msg["Subject"] = "Re: " + str(original["Subject"])
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
+    msg["In-Reply-To"] = str(original["Message-ID"])
+    msg["References"] = str(original["Message-ID"])
+    quoted = "\n".join("> " + line if line else ">" for line in text.splitlines())
+    msg.set_content(f"{fresh}\n\nOn {original['Date']}, {original['From']} wrote:\n{quoted}\n")
+    return msg
+
+
+def approval_replies(db: Path, seed: int = 5) -> list[Message]:
+    """For every party of every open transfer: a fresh approval quoting its confirmation, from its address."""
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute(
+            "SELECT p.id, p.locale, o.raw,"
+            " (SELECT address FROM partyaddress a WHERE a.party_id = p.id ORDER BY position LIMIT 1)"
+            " FROM party p JOIN outboundmessage o ON o.party_id = p.id AND o.kind = 'confirmation'"
+            " ORDER BY p.id").fetchall()
+    finally:
+        con.close()
+    when = datetime.now(timezone.utc)
+    parser = BytesParser(policy=policy.default)
+    out: list[Message] = []
+    for _party_id, locale, raw, sender in rows:
+        original = parser.parsebytes(bytes(raw))
+        assert isinstance(original, EmailMessage)
+        reply = _quoted_reply(original, sender, APPROVALS.get(locale, "APPROVE"), when)
+        out.append((sender, [str(reply["To"])], reply.as_bytes(policy=SMTP_POLICY)))
+    random.Random(seed).shuffle(out)
+    return out
+
+
+def save_messages(messages: list[Message], path: Path) -> Path:
+    path.write_bytes(pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL))
+    return path
+
+
+def load_messages(path: Path) -> list[Message]:
+    return pickle.loads(path.read_bytes())  # noqa: S301 - our own file
+
+
+def message_ids(messages: list[Message]) -> set[str]:
+    parser = BytesParser(policy=policy.default)
+    return {str(parser.parsebytes(raw, headersonly=True)["Message-ID"]).strip() for _f, _r, raw in messages}
+
+
+# -- counting what the daemon did (read-only, stdlib sqlite3, cheap) ---------------------------------
+
+class Probe:
+    """A read-only connection for polling counts while a scenario runs."""
+
+    def __init__(self, db: Path) -> None:
+        self.con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30, isolation_level=None)
+
+    def scalar(self, sql: str, *args: Any) -> Any:
+        return self.con.execute(sql, args).fetchone()[0]
+
+    def decided(self) -> int:
+        return self.scalar("SELECT count(*) FROM inboundmessage WHERE state = 'done' AND outcome = 'approved'")
+
+    def read(self) -> int:
+        return self.scalar("SELECT count(*) FROM inboundmessage WHERE state != 'new'")
+
+    def sent(self) -> int:
+        return self.scalar("SELECT count(*) FROM outboundmessage WHERE status = 'sent'")
+
+    def queued(self) -> int:
+        return self.scalar("SELECT count(*) FROM outboundmessage WHERE status = 'queued'")
+
+    def outcomes(self) -> dict[str, int]:
+        return dict(self.con.execute("SELECT state || '/' || outcome, count(*) FROM inboundmessage GROUP BY 1"))
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def stored_message_ids(db: Path) -> set[str]:
+    con = sqlite3.connect(db)
+    try:
+        return {r[0] for r in con.execute("SELECT message_id FROM inboundmessage")}
+    finally:
+        con.close()
+
+
+# -- the scale databases: many open transfers, inserted in bulk ----------------------------------------
+
+@dataclass
+class ScaleDb:
+    db: Path
+    open: int
+    due: int
+    now: datetime
+    seconds: float
+    bytes: int
+
+
+def _chunks(rows: list[dict[str, Any]], size: int = 20_000) -> Any:
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+def build_scale_db(db: Path, open_transfers: int, due: int, now: datetime, seed: int = 7) -> ScaleDb:
+    """``open_transfers`` pending transfers with parties, tokens and addresses; ``due`` of them due at ``now``.
+
+    Half of the due ones are past their expiry, half are due a reminder; the
+    others are due days later. Rows go in with SQLAlchemy core inserts.
+    """
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    app = open_app(config_for(db, database={"synchronous": "normal"}))  # creates the schema
+    secret = app.secret
+    engine = app.store.engine
+    customers = [f"cus-{i:05d}" for i in range(max(10, open_transfers // 50))]
+    isvs = [f"isv-{i:04d}" for i in range(max(3, open_transfers // 2000))]
+    resellers = [f"res-{i:04d}" for i in range(max(6, open_transfers // 500))]
+    names: dict[str, str] = {}
+    accounts, account_addresses = [], []
+    for kind, ids in (("customer", customers), ("isv", isvs), ("reseller", resellers)):
+        for n, account_id in enumerate(ids):
+            locale = LOCALE_CYCLE[n % len(LOCALE_CYCLE)]
+            names[account_id] = f"{kind.title()} {account_id}"
+            accounts.append({"id": account_id, "kind": kind, "name": names[account_id], "locale": locale,
+                             "timezone": "UTC", "created_at": now - timedelta(days=400)})
+            account_addresses.append({"account_id": account_id, "address": f"deals@{account_id}.bench.example",
+                                      "position": 0})
+    due_idx = set(rng.sample(range(open_transfers), due))
+    entitlements, transfers, parties, events = [], [], [], []
+    roles_of = {0: ("customer", "isv", "new-reseller"), 1: ("customer", "isv", "current-reseller"),
+                2: ("customer", "isv", "current-reseller", "new-reseller")}
+    kinds = {0: "direct-to-reseller", 1: "reseller-to-direct", 2: "reseller-change"}
+    for i in range(open_transfers):
+        shape = i % 3
+        customer, isv = rng.choice(customers), rng.choice(isvs)
+        current = None if shape == 0 else rng.choice(resellers)
+        target = None if shape == 1 else rng.choice([r for r in resellers[:8] if r != current])
+        ent_id, tid = f"ent-{i:07d}", f"TR-{i:07d}"
+        if i in due_idx:
+            expired = len([j for j in due_idx if j <= i]) % 2 == 0
+            created = now - timedelta(days=15 if expired else 3, hours=1)
+            expires = now - timedelta(hours=1) if expired else now + timedelta(days=11)
+            next_due = now - timedelta(hours=1)
+        else:
+            created = now - timedelta(hours=rng.uniform(0, 47))
+            expires = created + timedelta(days=14)
+            next_due = created + timedelta(days=3)
+        entitlements.append({"id": ent_id, "product": f"Product {i % 97}", "customer_id": customer, "isv_id": isv,
+                             "reseller_id": current, "state": "active", "created_at": created, "updated_at": created})
+        accounts_of = {"customer": customer, "isv": isv, "current-reseller": current, "new-reseller": target}
+        details = {"transfer": tid, "transfer_kind": kinds[shape], "entitlement": ent_id, "product": f"Product {i % 97}",
+                   "from_reseller": current, "to_reseller": target, "requested_at": created.isoformat(),
+                   "expires_at": expires.isoformat()}
+        transfers.append({"id": tid, "entitlement_id": ent_id, "kind": kinds[shape], "from_reseller_id": current,
+                          "to_reseller_id": target, "product": f"Product {i % 97}", "note": "", "status": "pending",
+                          "fingerprint": fingerprint(details), "created_at": created, "expires_at": expires,
+                          "next_due_at": next_due, "closed_at": None})
+        for role in roles_of[shape]:
+            account_id = accounts_of[role]
+            assert account_id is not None
+            parties.append({"transfer_id": tid, "role": role, "account_id": account_id, "token": new_token(secret),
+                            "locale": LOCALE_CYCLE[len(parties) % len(LOCALE_CYCLE)], "timezone": "UTC",
+                            "decision": "pending", "decided_at": None, "decided_by": None, "reason": "",
+                            "confirmation_message_id": f"<c{len(parties)}.{tid.lower()}@{DOMAIN}>",
+                            "reminders_sent": 0, "last_call_sent": False, "last_help_at": None,
+                            "last_notice_at": None})
+        data = {**details, "fingerprint": transfers[-1]["fingerprint"]}
+        events.append({"transfer_id": tid, "seq": 1, "at": created, "kind": "requested", "data": data,
+                       "prev_hash": GENESIS, "hash": event_hash(GENESIS, tid, 1, created, "requested", data)})
+    with engine.begin() as conn:
+        conn.execute(sa.insert(Account), accounts)
+        conn.execute(sa.insert(AccountAddress), account_addresses)
+        for chunk in _chunks(entitlements):
+            conn.execute(sa.insert(Entitlement), chunk)
+        for chunk in _chunks(transfers):
+            conn.execute(sa.insert(Transfer), chunk)
+        for chunk in _chunks(parties):
+            conn.execute(sa.insert(Party), chunk)
+        for chunk in _chunks(events):
+            conn.execute(sa.insert(Event), chunk)
+        party_ids = conn.execute(sa.select(Party.id, Party.account_id).order_by(Party.id)).all()  # type: ignore[call-overload]
+        addresses = [{"party_id": pid, "address": f"deals@{aid}.bench.example", "position": 0,
+                      "undeliverable_at": None, "undeliverable_reason": ""} for pid, aid in party_ids]
+        for chunk in _chunks(addresses):
+            conn.execute(sa.insert(PartyAddress), chunk)
+    app.store.dispose()
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # the due count as the indexed column says it (a check of our own construction)
+        stamp = now.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+        counted = con.execute("SELECT count(*) FROM transfer WHERE status = 'pending' AND next_due_at <= ?",
+                              (stamp,)).fetchone()[0]
+    finally:
+        con.close()
+    assert counted == due, (counted, due)
+    return ScaleDb(db, open_transfers, due, now, time.perf_counter() - started, db.stat().st_size)
+
