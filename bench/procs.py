@@ -140,20 +140,9 @@ def daemon_proc(conn: Connection, db: str, sink_port: int | None, reader: bool =
     from bench import world
     from transferbot.daemon import Daemon
     from transferbot.logsetup import configure_logging
-    from transferbot.service import sweep as sweep_module
     from transferbot.service.app import open_app
 
     configure_logging(log_level)
-    sweeps: list[tuple[float, int]] = []
-    real_sweep = sweep_module.sweep
-
-    def counted_sweep(app: Any, now: datetime) -> int:  # observes the start-up sweep, changes nothing
-        started = time.perf_counter()
-        done = real_sweep(app, now)
-        sweeps.append((time.perf_counter() - started, done))
-        return done
-
-    sweep_module.sweep = counted_sweep  # type: ignore[assignment]
 
     class EdgeOnly(Daemon):
         """The daemon with its reader held: the edge alone stores what arrives."""
@@ -174,12 +163,12 @@ def daemon_proc(conn: Connection, db: str, sink_port: int | None, reader: bool =
         while True:
             message = await commands.get()
             if message["cmd"] == "status":
-                conn.send({"sweeps": list(sweeps), **memory()})
+                conn.send({"sweeps": list(daemon.sweeps), **memory()})
             elif message["cmd"] == "stop":
                 before = memory()
                 await daemon.stop(grace=10)
                 app.store.dispose()
-                conn.send({"sweeps": list(sweeps), **before})
+                conn.send({"sweeps": list(daemon.sweeps), **before})
                 return
 
     asyncio.run(main())

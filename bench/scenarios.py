@@ -492,11 +492,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="also profile the daemon (py-spy) during extra runs of (2), (3) and (4); raw stacks in DIR")
     parser.add_argument("--workdir", metavar="DIR", help="where the databases go (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (databases, logs)")
+    parser.add_argument("--synchronous", choices=["full", "normal"],
+                        help="[database] synchronous for the daemon (default: transferbot's default, full)")
     parser.add_argument("--transfers", type=int, help="open transfers in the end-to-end world (overrides the size)")
     parser.add_argument("--connections", type=int, help="client connections for the inbound scenarios")
     parser.add_argument("--only", metavar="LIST", default=",".join(SCENARIOS),
                         help=f"run only these scenarios (comma-separated: {', '.join(SCENARIOS)})")
     args = parser.parse_args(argv)
+    if args.synchronous:
+        os.environ["BENCH_SYNCHRONOUS"] = args.synchronous
     sizes = QUICK if args.quick else FULL
     if args.transfers or args.connections:
         sizes = replace(sizes, transfers=args.transfers or sizes.transfers,

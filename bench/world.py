@@ -6,6 +6,7 @@ timed; nothing in it is measured.
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import shutil
@@ -56,6 +57,8 @@ def config_for(db: Path, *, sink_port: int | None = None, maildir: Path | None =
     for key in ("messages_per_minute_per_sender", "max_connections_per_client"):
         if key in InboundConfig.model_fields:
             data["inbound"][key] = 0
+    if os.environ.get("BENCH_SYNCHRONOUS"):  # set by `run.py --synchronous`, inherited by every process
+        data["database"]["synchronous"] = os.environ["BENCH_SYNCHRONOUS"]
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
     return parse_config(data, "bench", env={})
@@ -142,8 +145,9 @@ def queued_messages(db: Path) -> list[Message]:
 
     con = sqlite3.connect(db)
     try:
-        rows = con.execute("SELECT envelope_from, recipients, raw FROM outboundmessage WHERE status = 'queued'"
-                           " ORDER BY next_attempt_at, id").fetchall()
+        rows = con.execute("SELECT o.envelope_from, o.recipients, r.raw FROM outboundmessage o"
+                           " JOIN outboundraw r ON r.id = o.id WHERE o.status = 'queued'"
+                           " ORDER BY o.next_attempt_at, o.id").fetchall()
     finally:
         con.close()
     return [(f, json.loads(r), bytes(raw)) for f, r, raw in rows]
@@ -185,9 +189,10 @@ def approval_replies(db: Path, seed: int = 5) -> list[Message]:
     con = sqlite3.connect(db)
     try:
         rows = con.execute(
-            "SELECT p.id, p.locale, o.raw,"
+            "SELECT p.id, p.locale, r.raw,"
             " (SELECT address FROM partyaddress a WHERE a.party_id = p.id ORDER BY position LIMIT 1)"
             " FROM party p JOIN outboundmessage o ON o.party_id = p.id AND o.kind = 'confirmation'"
+            " JOIN outboundraw r ON r.id = o.id"
             " ORDER BY p.id").fetchall()
     finally:
         con.close()

@@ -23,6 +23,7 @@ from transferbot.models import OutboundMessage
 from transferbot.rules import Refusal
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
+from transferbot.service.outbox import raw_of
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import transfer_detail
 from transferbot.sink import MailSink, Received
@@ -48,10 +49,11 @@ def _replies(app: App) -> list[tuple[str, str, bytes]]:
     """(rcpt, message-id, raw) of a real approval for every party's confirmation, quoting it."""
     out = []
     with app.store.read() as session:
-        rows = list(session.exec(select(OutboundMessage).where(OutboundMessage.kind == "confirmation")))
-    for row in rows:
-        conf = Received(row.envelope_from, tuple(row.recipients), row.raw,
-                        BytesParser(policy=policy.default).parsebytes(row.raw))  # type: ignore[arg-type]
+        rows = [(row, raw_of(session, row.id or 0)) for row in
+                session.exec(select(OutboundMessage).where(OutboundMessage.kind == "confirmation"))]
+    for row, raw in rows:
+        conf = Received(row.envelope_from, tuple(row.recipients), raw,
+                        BytesParser(policy=policy.default).parsebytes(raw))  # type: ignore[arg-type]
         msg = reply(conf, row.recipients[0], "APPROVE")
         out.append((reply_address(conf), str(msg["Message-ID"]), msg.as_bytes(policy=SMTP)))
     return out

@@ -19,6 +19,7 @@ from transferbot.models import OutboundMessage, Party
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
 from transferbot.service.inbox import read_inbound, store_inbound
+from transferbot.service.outbox import raw_of
 from transferbot.service.sweep import sweep
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import transfer_detail
@@ -99,8 +100,9 @@ def approve(app: App, tid: str, address: str) -> str:
         rows = session.exec(select(OutboundMessage).where(OutboundMessage.transfer_id == tid,
                                                           OutboundMessage.kind == "confirmation"))
         row = next(r for r in rows if address in r.recipients)
-    conf = Received(row.envelope_from, tuple(row.recipients), row.raw,
-                    BytesParser(policy=policy.default).parsebytes(row.raw))  # type: ignore[arg-type]
+        raw = raw_of(session, row.id or 0)
+    conf = Received(row.envelope_from, tuple(row.recipients), raw,
+                    BytesParser(policy=policy.default).parsebytes(raw))  # type: ignore[arg-type]
     msg = reply(conf, address, "APPROVE")
     inbound = store_inbound(app, msg.as_bytes(), address, [reply_address(conf)], "127.0.0.1")
     return read_inbound(app, inbound).outcome
@@ -187,8 +189,9 @@ def test_reminders_show_the_deadline_in_the_partys_time_zone(quiet_app: App) -> 
         sweep(app, now())
         with app.store.read() as session:
             rows = list(session.exec(select(OutboundMessage).where(col(OutboundMessage.id) > mark)))
-        texts = {r.recipients[0]: BytesParser(policy=policy.default).parsebytes(r.raw).get_body(("plain",)).get_content()
-                 for r in rows}
+            raws = {r.recipients[0]: raw_of(session, r.id or 0) for r in rows}
+        texts = {to: BytesParser(policy=policy.default).parsebytes(raw).get_body(("plain",)).get_content()
+                 for to, raw in raws.items()}
         assert "(Europe/Paris)" in texts["alice@acme.example.com"]
         assert "(America/New_York)" in texts["deals@vendor.example.com"]
         assert "(Europe/Berlin)" in texts["ops@r2.example.com"]

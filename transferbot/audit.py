@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from transferbot.models import Event
 
 GENESIS = "0" * 64
+_HEADS = "transferbot.chain_heads"
 
 
 def canonical(value: Any) -> str:
@@ -34,21 +35,30 @@ def append_event(session: Session, transfer_id: str, kind: str, data: dict[str, 
     """Add one event at the end of a transfer's chain (inside the caller's transaction).
 
     Events are in commit order, and a timestamp is never earlier than the one
-    before it: work timed before its transaction began is stamped when it commits."""
-    last = session.exec(
-        select(Event).where(Event.transfer_id == transfer_id).order_by(col(Event.seq).desc()).limit(1)
-    ).first()
-    seq = last.seq + 1 if last else 1
-    if last is not None and at < last.at:
-        at = last.at
-    prev = last.hash if last else GENESIS
-    event = Event(
-        transfer_id=transfer_id, seq=seq, at=at, kind=kind, data=data, prev_hash=prev,
-        hash=event_hash(prev, transfer_id, seq, at, kind, data),
-    )
+    before it: work timed before its transaction began is stamped when it commits.
+    The chain's head is remembered for the rest of the transaction (the
+    write transaction holds the lock, so nobody else can append meanwhile)."""
+    heads: dict[str, tuple[int, str, datetime | None]] = session.info.setdefault(_HEADS, {})
+    head = heads.get(transfer_id)
+    if head is None:
+        last = session.exec(
+            select(Event).where(Event.transfer_id == transfer_id).order_by(col(Event.seq).desc()).limit(1)
+        ).first()
+        head = (last.seq, last.hash, last.at) if last else (0, GENESIS, None)
+    last_seq, prev, last_at = head
+    if last_at is not None and at < last_at:
+        at = last_at
+    seq = last_seq + 1
+    event = Event(transfer_id=transfer_id, seq=seq, at=at, kind=kind, data=data, prev_hash=prev,
+                  hash=event_hash(prev, transfer_id, seq, at, kind, data))
     session.add(event)
-    session.flush()
+    heads[transfer_id] = (seq, event.hash, at)
     return event
+
+
+def forget_heads(session: Session) -> None:
+    """After a savepoint is rolled back, the remembered heads may name events that are gone."""
+    session.info.pop(_HEADS, None)
 
 
 class _ChainLink(Protocol):

@@ -139,3 +139,12 @@ def build_message(rendered: Rendered, env: Envelope) -> EmailMessage:
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
     msg["Content-Language"] = env.locale  # after set_content, which drops Content-* headers
     return msg
+
+
+def attachment(filename: str, mime: str, data: bytes) -> EmailMessage:
+    """An attachment part, encoded once, to be attached to several messages."""
+    maintype, _, subtype = mime.partition("/")
+    part = EmailMessage()
+    part.set_content(data, maintype=maintype, subtype=subtype, filename=filename, disposition="attachment",
+                     cte="base64")
+    return part

@@ -1,44 +1,60 @@
 """The dispatcher: delivers due outbox rows over a small pool of connections.
 
 A feeder polls the outbox (and is woken at once when this process queues
-mail); each connection has one worker. A row is in flight in at most one
-worker; its result is written back before the row can be picked again. A
-crash between sending and writing the result sends the same message (same
-Message-ID) again: a duplicate at worst, never a loss.
+mail); each connection has one worker. A row stays in flight, and is not
+picked again, until the result of its delivery is written; results are
+written in batches through the daemon's writer. Should that write fail, the
+results are kept and written again: a delivered message is never sent twice
+for want of its bookkeeping. Only a crash between sending and writing sends
+the same message (same Message-ID) again: a duplicate at worst, never a loss.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from typing import Any
 
 from transferbot.clock import now
 from transferbot.service import outbox
 from transferbot.service.app import App
-from transferbot.service.outbox import OutboxItem
-from transferbot.transports import Connection, Delivery
+from transferbot.service.outbox import OutboxItem, Result
+from transferbot.transports import Connection
 
 log = logging.getLogger(__name__)
 
+Write = Callable[..., Awaitable[Any]]
+
+
+async def _direct(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(fn, *args)
+
 
 class Dispatcher:
-    def __init__(self, app: App, connections: list[Connection]) -> None:
+    def __init__(self, app: App, connections: list[Connection], write: Write = _direct) -> None:
         self.app = app
         self.connections = connections
+        self.write = write
         self.queue: asyncio.Queue[OutboxItem] = asyncio.Queue()
         self.in_flight: set[int] = set()
+        self.results: list[Result] = []
         self.wake = asyncio.Event()
+        self._results_ready = asyncio.Event()
         self._stopping = False
         self._workers: list[asyncio.Task[None]] = []
+        self._recorder: asyncio.Task[None] | None = None
+        self._record_lock = asyncio.Lock()
 
     def poke(self) -> None:
         """New mail may be due: look now rather than at the next poll."""
         self.wake.set()
 
     async def run(self) -> None:
-        self._workers = [asyncio.create_task(self._worker(i, c), name=f"dispatch-{i}")
+        self._workers = [asyncio.create_task(self._worker(c), name=f"dispatch-{i}")
                          for i, c in enumerate(self.connections)]
+        self._recorder = asyncio.create_task(self._record_loop(), name="dispatch-record")
         poll = self.app.config.outbound.poll_seconds
         try:
             while not self._stopping:
@@ -46,49 +62,62 @@ class Dispatcher:
                 if room > 0:
                     try:
                         items = await asyncio.to_thread(outbox.due, self.app, now(), room, set(self.in_flight))
-                    except Exception:  # noqa: BLE001 - a locked database is tried again next poll
+                    except Exception:  # noqa: BLE001 - a busy database is tried again next poll
                         log.exception("dispatcher: cannot read the outbox; trying again")
                         items = []
                     for item in items:
                         self.in_flight.add(item.id)
                         self.queue.put_nowait(item)
-                    if len(items) == room:
-                        await asyncio.sleep(0)
-                        continue
+                    if items and len(items) == room:
+                        continue  # more may be due: refill as soon as there is room
                 with suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=poll)
                 self.wake.clear()
         finally:
             await self._drain()
 
-    async def _worker(self, index: int, connection: Connection) -> None:
+    async def _worker(self, connection: Connection) -> None:
         while True:
             item = await self.queue.get()
             try:
-                await self._deliver(connection, item)
-            except Exception:  # noqa: BLE001 - one bad row never stops the pool
+                delivery = await connection.send(item.envelope_from, list(item.recipients), item.raw)
+                result = Result(item.id, delivery.status, now(), delivery.error, dict(delivery.refused),
+                                tuple(delivery.remaining))
+                if delivery.status == "sent":
+                    log.info("outbox #%s %s: sent to %s", item.id, item.message_id, ", ".join(item.recipients))
+            except Exception as exc:  # noqa: BLE001 - one bad row never stops the pool
                 log.exception("outbox #%s %s: delivery raised", item.id, item.message_id)
+                result = Result(item.id, "retry", now(), f"{type(exc).__name__}: {exc}")
             finally:
-                self.in_flight.discard(item.id)
                 self.queue.task_done()
-                if self.queue.empty():
-                    self.wake.set()
+            self.results.append(result)
+            self._results_ready.set()
 
-    async def _deliver(self, connection: Connection, item: OutboxItem) -> None:
-        delivery: Delivery = await connection.send(item.envelope_from, list(item.recipients), item.raw)
-        stamp = now()
-        if delivery.status == "sent":
-            await asyncio.to_thread(outbox.mark_sent, self.app, item.id, stamp, delivery.refused)
-            log.info("outbox #%s %s: sent to %s", item.id, item.message_id, ", ".join(item.recipients))
-        elif delivery.status == "retry":
-            await asyncio.to_thread(outbox.mark_retry, self.app, item.id, delivery.error, stamp,
-                                    delivery.remaining, delivery.refused)
-        else:
-            await asyncio.to_thread(outbox.mark_failed, self.app, item.id, delivery.error, stamp,
-                                    delivery.refused or None)
+    async def _record_loop(self) -> None:
+        while True:
+            await self._results_ready.wait()
+            self._results_ready.clear()
+            async with self._record_lock:
+                await self._record()
+
+    async def _record(self) -> None:
+        if not self.results:
+            return
+        batch, self.results = self.results, []
+        try:
+            await self.write(outbox.record, self.app, batch)
+        except Exception:  # noqa: BLE001 - keep the results (rows stay in flight) and write them again
+            log.exception("dispatcher: cannot record %d deliveries; trying again", len(batch))
+            self.results[:0] = batch
+            await asyncio.sleep(0.5)
+            self._results_ready.set()
+            return
+        for result in batch:
+            self.in_flight.discard(result.item_id)
+        self.wake.set()
 
     async def stop(self) -> None:
-        """Stop taking rows; let deliveries under way finish; close the connections."""
+        """Stop taking rows; let deliveries under way finish and their results be written."""
         self._stopping = True
         self.wake.set()
 
@@ -104,6 +133,15 @@ class Dispatcher:
         for task in self._workers:
             with suppress(asyncio.CancelledError):
                 await task
+        async with self._record_lock:  # a write under way finishes first; then the loop is idle
+            if self._recorder is not None:
+                self._recorder.cancel()
+                with suppress(asyncio.CancelledError):
+                    await self._recorder
+            for _attempt in range(20):
+                if not self.results:
+                    break
+                await self._record()
         for connection in self.connections:
             with suppress(Exception):
                 await connection.close()

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from transferbot.clock import now
 from transferbot.limits import RateLimiter
 from transferbot.service.app import App
-from transferbot.service.inbox import store_inbound
+from transferbot.service.inbox import Arrival
 from transferbot.tokens import check_token
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 class InboundHandler:
     """aiosmtpd handler hooks."""
 
-    def __init__(self, app: App, on_stored: Callable[[int], None] = lambda _id: None) -> None:
+    def __init__(self, app: App, store: Callable[[Arrival], Awaitable[int]],
+                 on_stored: Callable[[int], None] = lambda _id: None) -> None:
         self.app = app
+        self.store = store
         self.on_stored = on_stored
         self.stopping = False
         self.in_data = 0
@@ -67,15 +70,15 @@ class InboundHandler:
         peer = _peer(session)
         self.in_data += 1
         try:
-            inbound_id = await asyncio.to_thread(
-                store_inbound, self.app, raw or b"", envelope.mail_from or "", list(envelope.rcpt_tos), peer)
+            inbound_id = await self.store(Arrival(raw or b"", envelope.mail_from or "", tuple(envelope.rcpt_tos),
+                                                  peer, now()))
         except Exception:  # noqa: BLE001 - our trouble: the sender must retry, nothing is lost
             log.exception("inbound from %s: could not store the message; answered 451", peer)
             return "451 4.3.0 Temporary failure storing the message; please try again later"
         finally:
             self.in_data -= 1
-        log.info("inbound #%s from %s <%s> stored (%d bytes)", inbound_id, peer, envelope.mail_from,
-                 len(raw or b""))
+        log.debug("inbound #%s from %s <%s> stored (%d bytes)", inbound_id, peer, envelope.mail_from,
+                  len(raw or b""))
         self.on_stored(inbound_id)
         return f"250 2.0.0 Message accepted (#{inbound_id})"
 

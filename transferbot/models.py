@@ -73,7 +73,7 @@ class Transfer(SQLModel, table=True):
         # At most one pending transfer per entitlement, enforced by the database.
         sa.Index("one_pending_per_entitlement", "entitlement_id", unique=True,
                  sqlite_where=sa.text("status = 'pending'")),
-        sa.Index("transfer_status_expiry", "status", "expires_at"),
+        sa.Index("transfer_status_due", "status", "next_due_at"),
     )
     id: str = Field(primary_key=True)
     entitlement_id: str = Field(foreign_key="entitlement.id", index=True)
@@ -86,7 +86,7 @@ class Transfer(SQLModel, table=True):
     fingerprint: str = ""
     created_at: datetime = _ts()
     expires_at: datetime = _ts()
-    next_due_at: datetime | None = _ts(nullable=True, index=True)
+    next_due_at: datetime | None = _ts(nullable=True)
     closed_at: datetime | None = _ts(nullable=True)
 
 
@@ -139,7 +139,6 @@ class InboundMessage(SQLModel, table=True):
     message_id: str = Field(default="", index=True)
     digest: str = Field(default="", index=True)
     size: int = 0
-    raw: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
     state: str = Field(default="new", index=True)  # new | done | failed
     outcome: str = "pending"
     checks: list[str] = _json([])
@@ -164,7 +163,6 @@ class OutboundMessage(SQLModel, table=True):
     envelope_from: str
     recipients: list[str] = _json([])
     subject: str = ""
-    raw: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
     status: str = "queued"
     attempts: int = 0
     next_attempt_at: datetime = _ts()
@@ -172,6 +170,20 @@ class OutboundMessage(SQLModel, table=True):
     last_attempt_at: datetime | None = _ts(nullable=True)
     last_error: str = ""
     sent_at: datetime | None = _ts(nullable=True)
+
+
+class InboundRaw(SQLModel, table=True):
+    """The bytes of an inbound message, apart, so that updating its state never rewrites them."""
+
+    id: int = Field(primary_key=True, foreign_key="inboundmessage.id")
+    raw: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+
+
+class OutboundRaw(SQLModel, table=True):
+    """The rendered bytes of an outgoing message, apart from its delivery bookkeeping."""
+
+    id: int = Field(primary_key=True, foreign_key="outboundmessage.id")
+    raw: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
 
 
 class Event(SQLModel, table=True):

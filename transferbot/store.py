@@ -62,6 +62,23 @@ class Store:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         self._writer = self.engine.execution_options(transferbot_begin="IMMEDIATE")
+        # A second engine whose writes never wait for the lock: for work that must not block the
+        # event loop, which then falls back to waiting on a thread.
+        self._nowait = sa.create_engine(url, connect_args={"timeout": 0, "check_same_thread": False},
+                                        pool_size=1, max_overflow=0)
+
+        @sa.event.listens_for(self._nowait, "connect")
+        def _on_connect_nowait(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA synchronous={synchronous}")
+            cur.execute("PRAGMA busy_timeout=0")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @sa.event.listens_for(self._nowait, "begin")
+        def _on_begin_nowait(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def create_schema(self) -> None:
         try:
@@ -75,6 +92,18 @@ class Store:
         with Session(self._writer, expire_on_commit=False) as session, session.begin():
             yield session
 
+    def begin_nowait(self) -> Session:
+        """A write transaction begun now, or OperationalError at once if another writer holds
+        the lock. The caller commits (perhaps on another thread) and closes it."""
+        session = Session(self._nowait, expire_on_commit=False)
+        try:
+            session.begin()
+            session.connection()  # BEGIN IMMEDIATE: take the lock now or fail
+        except BaseException:
+            session.close()
+            raise
+        return session
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A consistent read snapshot."""
@@ -83,6 +112,7 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._nowait.dispose()
 
 
 def open_store(config: DatabaseConfig) -> Store:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,13 +24,30 @@ log = logging.getLogger(__name__)
 
 def schedule_sweep(scheduler: AsyncIOScheduler, daemon: Daemon) -> None:
     async def run_sweep() -> None:
+        """Each due transfer in a transaction of its own, through the writer, so that inbound
+        mail is stored between them rather than after the whole sweep."""
+        moment = now()
+        started = time.perf_counter()
+        done = 0
         try:
-            done = await asyncio.to_thread(sweep.sweep, daemon.app, now())
+            seen: set[str] = set()
+            while True:
+                ids = [i for i in await asyncio.to_thread(sweep.due_transfers, daemon.app, moment) if i not in seen]
+                if not ids:
+                    break
+                for transfer_id in ids:
+                    seen.add(transfer_id)
+                    if await daemon.writer.run(sweep.sweep_transfer, daemon.app, transfer_id, moment):
+                        done += 1
+                        daemon.dispatcher.poke()
         except Exception:  # noqa: BLE001 - the next sweep tries again; nothing is lost
             log.exception("sweep failed; it runs again at the next interval")
             return
+        elapsed = time.perf_counter() - started
+        daemon.sweeps.append((elapsed, done))
+        del daemon.sweeps[:-100]
         if done:
-            daemon.dispatcher.poke()
+            log.info("sweep at %s: %d transfers acted on in %.3f s", moment.isoformat(), done, elapsed)
 
     scheduler.add_job(run_sweep, "interval", seconds=daemon.app.config.workflow.sweep_seconds, id="sweep",
                       next_run_time=now(), coalesce=True, max_instances=1,

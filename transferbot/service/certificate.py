@@ -19,7 +19,7 @@ from sqlmodel import Session
 from transferbot.audit import events_of, first_broken
 from transferbot.clock import now as clock_now
 from transferbot.compose import templates_dir
-from transferbot.models import Account, Entitlement, InboundMessage, Transfer
+from transferbot.models import Account, Entitlement, InboundMessage, InboundRaw, Transfer
 from transferbot.reader.message import headers, parse
 from transferbot.rules import Refusal
 from transferbot.service.app import App
@@ -31,12 +31,13 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _reply(app: App, row: InboundMessage | None) -> dict[str, Any] | None:
+def _reply(app: App, session: Session, row: InboundMessage | None) -> dict[str, Any] | None:
     if row is None:
         return None
     trusted = app.config.inbound.trusted_authserv_id.lower()
     results = []
-    for value in headers(parse(row.raw), "Authentication-Results"):
+    raw = session.get(InboundRaw, row.id)
+    for value in headers(parse(bytes(raw.raw) if raw else b""), "Authentication-Results"):
         authserv = value.split(";", 1)[0].strip().split()[0].lower() if value.strip() else ""
         results.append({"header": " ".join(value.split()), "authserv_id": authserv,
                         "trusted": bool(trusted) and authserv == trusted})
@@ -62,7 +63,7 @@ def build(app: App, session: Session, t: Transfer) -> dict[str, Any]:
             "role": p.role, "account": p.account_id, "name": account.name if account else p.account_id,
             "addresses": [a.address for a in addresses_of(session, p.id or 0)],
             "decision": p.decision, "decided_at": _iso(p.decided_at), "reason": p.reason or None,
-            "reply": _reply(app, reply),
+            "reply": _reply(app, session, reply),
         })
     return {
         "title": "Certificate of completion",

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from transferbot import compose
 from transferbot.audit import append_event
 from transferbot.domain import MailKind, OutboxStatus
-from transferbot.models import Account, Entitlement, OutboundMessage, Party, Transfer
+from transferbot.models import Account, Entitlement, OutboundMessage, OutboundRaw, Party, Transfer
 from transferbot.rules import Notice
 from transferbot.service.app import App
 from transferbot.service.facts import account_names, addresses_of, parties_of
@@ -59,10 +59,13 @@ def parties_view(parties: list[Party], names: dict[str, str], me: Party | None) 
     ]
 
 
+Attachment = EmailMessage  # a MIME part built once (compose.attachment) and attached to several mails
+
+
 def _outbound(
     app: App, session: Session, *, kind: MailKind, locale: str, context: dict[str, Any], to: list[str],
     now: datetime, transfer_id: str | None, party_id: int | None, reply_to: str | None, in_reply_to: str | None,
-    attachments: list[tuple[str, str, bytes]] | None = None,
+    attachments: list[Attachment] | None = None,
 ) -> OutboundMessage:
     key = new_token(app.secret)
     message_id = f"<{key}.{(transfer_id or 'tb').lower()}@{app.domain}>"
@@ -72,26 +75,29 @@ def _outbound(
         message_id=message_id, date=now, reply_to=reply_to, in_reply_to=in_reply_to,
         transfer_id=transfer_id, locale=locale, kind=kind.value,
     ))
-    for filename, mime, data in attachments or ():
-        maintype, _, subtype = mime.partition("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    if attachments:
+        msg.make_mixed()
+        for part in attachments:
+            msg.attach(part)
     row = OutboundMessage(
         created_at=now, kind=kind.value, transfer_id=transfer_id, party_id=party_id, key=key,
         message_id=message_id, envelope_from=app.book.bounce(key), recipients=list(to),
-        subject=rendered.subject, raw=msg.as_bytes(policy=SMTP), status=OutboxStatus.QUEUED.value,
-        next_attempt_at=now,
+        subject=rendered.subject, status=OutboxStatus.QUEUED.value, next_attempt_at=now,
     )
     session.add(row)
     session.flush()
+    session.add(OutboundRaw(id=row.id or 0, raw=msg.as_bytes(policy=SMTP)))
     return row
 
 
 def queue_party_mail(
     app: App, session: Session, t: Transfer, party: Party, kind: MailKind, now: datetime,
     extra: dict[str, Any] | None = None, parties: list[Party] | None = None,
-    attachments: list[tuple[str, str, bytes]] | None = None,
+    attachments: list[Attachment] | None = None, shared: tuple[dict[str, Any], dict[str, str]] | None = None,
 ) -> OutboundMessage | None:
-    """Queue one mail to every deliverable address of a party, in its locale, threaded."""
+    """Queue one mail to every deliverable address of a party, in its locale, threaded.
+
+    ``shared`` is the transfer's view and names when the caller mails several parties."""
     parties = parties if parties is not None else parties_of(session, t.id)
     to = [a.address for a in addresses_of(session, party.id or 0) if a.undeliverable_at is None]
     if not to:
@@ -99,7 +105,7 @@ def queue_party_mail(
                                                    "why": "no deliverable address"}, now)
         log.warning("%s: no deliverable address for %s; %s not sent", t.id, party.role, kind.value)
         return None
-    view, names = transfer_view(session, t, parties)
+    view, names = shared or transfer_view(session, t, parties)
     context: dict[str, Any] = {
         "t": view, "parties": parties_view(parties, names, party), "tz": party.timezone, "now": now,
         "me": {"role": party.role, "name": names.get(party.account_id, party.account_id),
@@ -147,20 +153,21 @@ def queue_notices(app: App, session: Session, t: Transfer, notices: tuple[Notice
                   extra: dict[str, Any] | None = None) -> None:
     """Queue the mails a rules.Change asks for."""
     parties = parties_of(session, t.id)
+    shared = transfer_view(session, t, parties)
     for notice in notices:
         attachments = None
         if notice.kind is MailKind.COMPLETED:
             from transferbot.service import certificate  # the certificate reads letters' neighbours
 
-            attachments = certificate.attachments(app, session, t)
+            attachments = [compose.attachment(name, mime, data)
+                           for name, mime, data in certificate.attachments(app, session, t)]
         context = {**(extra or {}), **notice.extra}
         if "by_role" in context:
             by = next(p for p in parties if p.role == context["by_role"])
-            account = session.get(Account, by.account_id)
-            context["by_name"] = account.name if account else by.account_id
+            context["by_name"] = shared[1].get(by.account_id, by.account_id)
         for party in parties:
             if party.role in notice.roles:
-                queue_party_mail(app, session, t, party, notice.kind, now, context, parties, attachments)
+                queue_party_mail(app, session, t, party, notice.kind, now, context, parties, attachments, shared)
         if notice.operator:
             queue_operator_alert(app, session, t, notice.kind.value,
                                  [("reason", str(context.get("reason", "")))], now)

@@ -8,15 +8,15 @@ marks the party's address undeliverable and tells the operator.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
 from transferbot.audit import append_event
 from transferbot.domain import MailKind, OutboxStatus
-from transferbot.models import OutboundMessage, Party, Transfer
+from transferbot.models import OutboundMessage, OutboundRaw, Party, Transfer
 from transferbot.rules import Refusal
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of
@@ -44,12 +44,19 @@ def backoff(attempts: int, minimum: float, maximum: float) -> float:
 
 def due(app: App, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[OutboxItem]:
     with app.store.read() as session:
-        query = (select(OutboundMessage)
+        query = (select(OutboundMessage, OutboundRaw.raw)
+                 .join(OutboundRaw, col(OutboundRaw.id) == col(OutboundMessage.id))
                  .where(OutboundMessage.status == OutboxStatus.QUEUED.value, OutboundMessage.next_attempt_at <= now)
                  .order_by(col(OutboundMessage.next_attempt_at), col(OutboundMessage.id)).limit(limit + len(exclude)))
-        rows = [r for r in session.exec(query) if r.id not in exclude][:limit]
-        return [OutboxItem(r.id or 0, r.message_id, r.envelope_from, tuple(r.recipients), r.raw, r.attempts,
-                           r.created_at, r.transfer_id) for r in rows]
+        rows = [(r, raw) for r, raw in session.exec(query) if r.id not in exclude][:limit]
+        return [OutboxItem(r.id or 0, r.message_id, r.envelope_from, tuple(r.recipients), bytes(raw), r.attempts,
+                           r.created_at, r.transfer_id) for r, raw in rows]
+
+
+def raw_of(session: Session, outbound_id: int) -> bytes:
+    """The rendered bytes of an outgoing message."""
+    row = session.get(OutboundRaw, outbound_id)
+    return bytes(row.raw) if row is not None else b""
 
 
 def next_due_at(app: App) -> datetime | None:
@@ -59,68 +66,102 @@ def next_due_at(app: App) -> datetime | None:
                             .order_by(col(OutboundMessage.next_attempt_at)).limit(1)).first()
 
 
-def mark_sent(app: App, item_id: int, now: datetime, refused: dict[str, str] | None = None) -> None:
-    """Delivered (to all, or to all but the refused recipients, which are undeliverable)."""
+@dataclass(frozen=True)
+class Result:
+    """What one delivery attempt came to, as the dispatcher reports it."""
+
+    item_id: int
+    status: str  # sent | retry | failed
+    at: datetime
+    error: str = ""
+    refused: dict[str, str] = field(default_factory=dict)
+    remaining: tuple[str, ...] = ()
+
+
+def record(app: App, results: Sequence[Result]) -> None:
+    """Write the results of several deliveries in one transaction (the dispatcher batches them)."""
     with app.store.write() as session:
-        row = session.get(OutboundMessage, item_id)
-        if row is None or row.status == OutboxStatus.SENT.value:
-            return
-        row.status, row.sent_at, row.attempts, row.last_attempt_at = OutboxStatus.SENT.value, now, row.attempts + 1, now
-        row.last_error = "; ".join(f"{a}: {e}" for a, e in (refused or {}).items())[:2000]
-        session.add(row)
-        if row.transfer_id:
-            append_event(session, row.transfer_id, "mail-sent", {
-                "message_id": row.message_id, "mail": row.kind, "sent_at": now.isoformat(),
-                "to": [r for r in row.recipients if r not in (refused or {})]}, now)
-        if refused:
-            _undeliverable(app, session, row, refused, now)
+        for r in results:
+            if r.status == "sent":
+                _sent(app, session, r.item_id, r.at, r.refused)
+            elif r.status == "retry":
+                _retry(app, session, r.item_id, r.error, r.at, r.remaining, r.refused)
+            else:
+                _failed(app, session, r.item_id, r.error, r.at, r.refused or None)
+
+
+def mark_sent(app: App, item_id: int, now: datetime, refused: dict[str, str] | None = None) -> None:
+    record(app, [Result(item_id, "sent", now, refused=refused or {})])
 
 
 def mark_retry(app: App, item_id: int, error: str, now: datetime, remaining: Collection[str] = (),
-               refused: dict[str, str] | None = None) -> datetime | None:
-    """A transient failure: schedule the next attempt, or give up when too old. Returns the next attempt.
+               refused: dict[str, str] | None = None) -> None:
+    record(app, [Result(item_id, "retry", now, error, refused or {}, tuple(remaining))])
+
+
+def mark_failed(app: App, item_id: int, error: str, now: datetime, refused: dict[str, str] | None = None) -> None:
+    record(app, [Result(item_id, "failed", now, error, refused or {})])
+
+
+def _sent(app: App, session: Session, item_id: int, now: datetime, refused: dict[str, str]) -> None:
+    """Delivered (to all, or to all but the refused recipients, which are undeliverable)."""
+    row = session.get(OutboundMessage, item_id)
+    if row is None or row.status == OutboxStatus.SENT.value:
+        return
+    row.status, row.sent_at, row.attempts, row.last_attempt_at = OutboxStatus.SENT.value, now, row.attempts + 1, now
+    row.last_error = "; ".join(f"{a}: {e}" for a, e in refused.items())[:2000]
+    session.add(row)
+    if row.transfer_id:
+        append_event(session, row.transfer_id, "mail-sent", {
+            "message_id": row.message_id, "mail": row.kind, "sent_at": now.isoformat(),
+            "to": [r for r in row.recipients if r not in refused]}, now)
+    if refused:
+        _undeliverable(app, session, row, refused, now)
+
+
+def _retry(app: App, session: Session, item_id: int, error: str, now: datetime, remaining: Collection[str],
+           refused: dict[str, str]) -> None:
+    """A transient failure: schedule the next attempt, or give up when too old.
 
     ``remaining`` narrows the row to the recipients still to be reached when
     the others accepted it (the same Message-ID is never sent to them twice).
     """
     cfg = app.config.outbound
-    with app.store.write() as session:
-        row = session.get(OutboundMessage, item_id)
-        if row is None or row.status != OutboxStatus.QUEUED.value:
-            return None
-        row.attempts += 1
-        row.last_attempt_at = now
-        row.last_error = error[:2000]
-        if refused:
-            _undeliverable(app, session, row, refused, now)
-        if remaining:
-            row.recipients = [r for r in row.recipients if r in set(remaining)]
-        give_up_at = row.give_up_at or row.created_at + timedelta(hours=cfg.give_up_after_hours)
-        if now >= give_up_at:
-            row.status = OutboxStatus.FAILED.value
-            session.add(row)
-            log.error("outbox #%s %s: gave up after %d attempts: %s", row.id, row.message_id, row.attempts, error)
-            _undeliverable(app, session, row, {r: f"gave up: {error}" for r in row.recipients}, now)
-            return None
-        row.next_attempt_at = now + timedelta(seconds=backoff(row.attempts, cfg.retry_min_seconds,
-                                                               cfg.retry_max_seconds))
+    row = session.get(OutboundMessage, item_id)
+    if row is None or row.status != OutboxStatus.QUEUED.value:
+        return
+    row.attempts += 1
+    row.last_attempt_at = now
+    row.last_error = error[:2000]
+    if refused:
+        _undeliverable(app, session, row, refused, now)
+    if remaining:
+        row.recipients = [r for r in row.recipients if r in set(remaining)]
+    give_up_at = row.give_up_at or row.created_at + timedelta(hours=cfg.give_up_after_hours)
+    if now >= give_up_at:
+        row.status = OutboxStatus.FAILED.value
         session.add(row)
-        log.warning("outbox #%s %s: attempt %d failed (%s); next at %s", row.id, row.message_id, row.attempts,
-                    error, row.next_attempt_at.isoformat())
-        return row.next_attempt_at
+        log.error("outbox #%s %s: gave up after %d attempts: %s", row.id, row.message_id, row.attempts, error)
+        _undeliverable(app, session, row, {r: f"gave up: {error}" for r in row.recipients}, now)
+        return
+    row.next_attempt_at = now + timedelta(seconds=backoff(row.attempts, cfg.retry_min_seconds,
+                                                           cfg.retry_max_seconds))
+    session.add(row)
+    log.warning("outbox #%s %s: attempt %d failed (%s); next at %s", row.id, row.message_id, row.attempts,
+                error, row.next_attempt_at.isoformat())
 
 
-def mark_failed(app: App, item_id: int, error: str, now: datetime, refused: dict[str, str] | None = None) -> None:
+def _failed(app: App, session: Session, item_id: int, error: str, now: datetime,
+            refused: dict[str, str] | None) -> None:
     """A permanent refusal: the row fails, its addresses are undeliverable, the operator is told."""
-    with app.store.write() as session:
-        row = session.get(OutboundMessage, item_id)
-        if row is None or row.status != OutboxStatus.QUEUED.value:
-            return
-        row.status, row.attempts, row.last_error = OutboxStatus.FAILED.value, row.attempts + 1, error[:2000]
-        row.last_attempt_at = now
-        session.add(row)
-        log.error("outbox #%s %s: permanent failure: %s", row.id, row.message_id, error)
-        _undeliverable(app, session, row, refused or {r: error for r in row.recipients}, now)
+    row = session.get(OutboundMessage, item_id)
+    if row is None or row.status != OutboxStatus.QUEUED.value:
+        return
+    row.status, row.attempts, row.last_error = OutboxStatus.FAILED.value, row.attempts + 1, error[:2000]
+    row.last_attempt_at = now
+    session.add(row)
+    log.error("outbox #%s %s: permanent failure: %s", row.id, row.message_id, error)
+    _undeliverable(app, session, row, refused or {r: error for r in row.recipients}, now)
 
 
 def _undeliverable(app: App, session: Session, row: OutboundMessage, refused: dict[str, str],

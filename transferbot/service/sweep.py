@@ -44,9 +44,14 @@ def sweep(app: App, now: datetime) -> int:
             return done
         for transfer_id in ids:
             seen.add(transfer_id)
-            with app.store.write() as session:
-                if sweep_one(app, session, transfer_id, now):
-                    done += 1
+            if sweep_transfer(app, transfer_id, now):
+                done += 1
+
+
+def sweep_transfer(app: App, transfer_id: str, now: datetime) -> bool:
+    """What is due for one transfer, in one transaction."""
+    with app.store.write() as session:
+        return sweep_one(app, session, transfer_id, now)
 
 
 def sweep_one(app: App, session: Session, transfer_id: str, now: datetime) -> bool:
