@@ -56,7 +56,7 @@ class InboundConfig(_Section):
     max_line_length: int = Field(default=998, ge=78, le=100_000)
     idle_timeout_seconds: float = Field(default=300.0, gt=0)
     max_connections_per_client: int = Field(default=20, ge=0)
-    messages_per_minute_per_sender: int = Field(default=30, ge=0)
+    messages_per_minute_per_sender: int = Field(default=120, ge=0)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     require_starttls: bool = False

@@ -118,7 +118,7 @@ class Daemon:
         self._reader_wake.set()
 
     # -- the reader worker ---------------------------------------------------
-    READ_BATCH = 25
+    READ_BATCH = 10
 
     async def _reader(self) -> None:
         """Reads stored messages in order, a batch per transaction; on start, catches up with what
@@ -139,7 +139,7 @@ class Daemon:
     async def read_batch(self, batch: list[inbox.Stored]) -> None:
         readings = await asyncio.to_thread(lambda: [(s.id, inbox.read_stored(self.app, s)) for s in batch])
         try:
-            await self.writer.run(inbox.apply_batch, self.app, readings)
+            await self.writer.run(inbox.apply_batch, self.app, readings, True)
         except Exception:  # noqa: BLE001 - the transaction rolled back: the messages stay unread, read again
             log.exception("reader: could not record %d read messages; reading them again", len(batch))
             await asyncio.sleep(1.0)

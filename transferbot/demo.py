@@ -166,8 +166,6 @@ async def _story(app: App, daemon: Daemon, sink: MailSink, start: float, folder:
             _say(start, f"-> {m.rcpt_tos[0]:<30} {m.subject}")
     print(f"\naudit trail of {tid} (what `transferbot show {tid}` prints):")
     for event in detail["events"]:
-        if event["kind"] in ("mail-sent",):
-            continue
         brief = {k: v for k, v in event.items() if k in ("role", "mail", "outcome", "from", "to", "decided_by")}
         print(f"  {event['at'][11:23]}  {event['kind']:<22} {', '.join(f'{k}={v}' for k, v in brief.items())}")
     print(f"\nAll mail the parties received is in the sink: {len(sink.unique())} messages.")

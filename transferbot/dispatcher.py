@@ -18,7 +18,7 @@ from contextlib import suppress
 from typing import Any
 
 from transferbot.clock import now
-from transferbot.service import outbox
+from transferbot.service import letters, outbox
 from transferbot.service.app import App
 from transferbot.service.outbox import OutboxItem, Result
 from transferbot.transports import Connection
@@ -26,6 +26,10 @@ from transferbot.transports import Connection
 log = logging.getLogger(__name__)
 
 Write = Callable[..., Awaitable[Any]]
+PREFETCH = 8  # rows queued per connection
+RECORD_BATCH = 50  # results that are written at once without waiting for more
+RECORD_DELAY = 0.02  # seconds a result may wait for others to be written with
+RENDER_BATCH = 50
 
 
 async def _direct(fn: Callable[..., Any], *args: Any) -> Any:
@@ -58,8 +62,10 @@ class Dispatcher:
         poll = self.app.config.outbound.poll_seconds
         try:
             while not self._stopping:
-                room = 2 * len(self.connections) - self.queue.qsize()
-                if room > 0:
+                # Refill in batches well ahead of the workers: one outbox read feeds many deliveries.
+                room = PREFETCH * len(self.connections) - self.queue.qsize()
+                await self._render()
+                if self.queue.qsize() <= len(self.connections) and room > 0:
                     try:
                         items = await asyncio.to_thread(outbox.due, self.app, now(), room, set(self.in_flight))
                     except Exception:  # noqa: BLE001 - a busy database is tried again next poll
@@ -76,6 +82,16 @@ class Dispatcher:
         finally:
             await self._drain()
 
+    async def _render(self) -> None:
+        """Render mail queued by deferred transactions: reads on a thread, then a short write."""
+        try:
+            while rendered := await asyncio.to_thread(letters.render_pending, self.app, RENDER_BATCH):
+                await self.write(letters.store_rendered, self.app, rendered)
+                if len(rendered) < RENDER_BATCH:
+                    break
+        except Exception:  # noqa: BLE001 - rows stay unrendered; tried again at the next poll
+            log.exception("dispatcher: rendering queued mail failed; trying again")
+
     async def _worker(self, connection: Connection) -> None:
         while True:
             item = await self.queue.get()
@@ -90,12 +106,16 @@ class Dispatcher:
                 result = Result(item.id, "retry", now(), f"{type(exc).__name__}: {exc}")
             finally:
                 self.queue.task_done()
+                if self.queue.qsize() <= len(self.connections):
+                    self.wake.set()  # time to refill
             self.results.append(result)
             self._results_ready.set()
 
     async def _record_loop(self) -> None:
         while True:
             await self._results_ready.wait()
+            if len(self.results) < RECORD_BATCH:
+                await asyncio.sleep(RECORD_DELAY)  # let results gather: one transaction records many
             self._results_ready.clear()
             async with self._record_lock:
                 await self._record()
@@ -105,7 +125,7 @@ class Dispatcher:
             return
         batch, self.results = self.results, []
         try:
-            await self.write(outbox.record, self.app, batch)
+            await self.write(outbox.record, self.app, batch, True)
         except Exception:  # noqa: BLE001 - keep the results (rows stay in flight) and write them again
             log.exception("dispatcher: cannot record %d deliveries; trying again", len(batch))
             self.results[:0] = batch

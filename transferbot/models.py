@@ -152,7 +152,10 @@ class InboundMessage(SQLModel, table=True):
 
 
 class OutboundMessage(SQLModel, table=True):
-    __table_args__ = (sa.Index("outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("outbox_due", "status", "next_attempt_at"),
+        sa.Index("outbox_unrendered", "id", sqlite_where=sa.text("rendered = 0")),
+    )
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = _ts()
     kind: str
@@ -163,6 +166,8 @@ class OutboundMessage(SQLModel, table=True):
     envelope_from: str
     recipients: list[str] = _json([])
     subject: str = ""
+    render: dict[str, Any] = _json({})  # what it takes to render the bytes (letters.render_row)
+    rendered: bool = False  # its bytes are in OutboundRaw
     status: str = "queued"
     attempts: int = 0
     next_attempt_at: datetime = _ts()

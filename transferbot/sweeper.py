@@ -37,7 +37,7 @@ def schedule_sweep(scheduler: AsyncIOScheduler, daemon: Daemon) -> None:
                     break
                 for transfer_id in ids:
                     seen.add(transfer_id)
-                    if await daemon.writer.run(sweep.sweep_transfer, daemon.app, transfer_id, moment):
+                    if await daemon.writer.run(sweep.sweep_transfer, daemon.app, transfer_id, moment, True):
                         done += 1
                         daemon.dispatcher.poke()
         except Exception:  # noqa: BLE001 - the next sweep tries again; nothing is lost

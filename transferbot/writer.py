@@ -11,11 +11,11 @@ and every 250 still follows its own commit.
 from __future__ import annotations
 
 import asyncio
-import functools
+import itertools
 import logging
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -31,22 +31,54 @@ GROUP_LIMIT = 200
 
 
 class Writer:
-    """Runs write transactions on one dedicated thread, or inline when that cannot wait."""
+    """Runs write transactions on one dedicated thread, urgent ones first.
+
+    The edge's commits are urgent: a sender waits for each. The reader's, the
+    dispatcher's and the sweep's are not, and never hold the SMTP sessions up
+    by more than the one transaction under way."""
+
+    URGENT, NORMAL, STOP = 0, 1, 2
 
     def __init__(self) -> None:
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         self.lock = threading.Lock()  # held by whoever of this process is writing
+        self.jobs: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
+        self.order = itertools.count()
+        self.thread = threading.Thread(target=self._work, name="db-writer", daemon=True)
+        self.thread.start()
 
-    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
-        with self.lock:
-            return fn(*args)
+    def _work(self) -> None:
+        while True:
+            _priority, _n, job = self.jobs.get()
+            if job is None:
+                return
+            fn, args, future, loop = job
+            try:
+                with self.lock:
+                    result = fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, urgent: bool = False) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(self._locked, fn, *args))
+        future: asyncio.Future[T] = loop.create_future()
+        self.jobs.put((self.URGENT if urgent else self.NORMAL, next(self.order), (fn, args, future, loop)))
+        return await future
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True)
+        """Finish every job queued, then stop."""
+        self.jobs.put((self.STOP, next(self.order), None))
+        self.thread.join()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 class InboundStore:
@@ -105,4 +137,4 @@ class InboundStore:
                         session.close()
             finally:
                 self.writer.lock.release()
-        return await self.writer.run(inbox.store_many, self.app, arrivals)
+        return await self.writer.run(inbox.store_many, self.app, arrivals, urgent=True)

@@ -14,12 +14,12 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from transferbot.audit import events_of, first_broken
 from transferbot.clock import now as clock_now
 from transferbot.compose import templates_dir
-from transferbot.models import Account, Entitlement, InboundMessage, InboundRaw, Transfer
+from transferbot.models import Account, Entitlement, InboundMessage, InboundRaw, OutboundMessage, Transfer
 from transferbot.reader.message import headers, parse
 from transferbot.rules import Refusal
 from transferbot.service.app import App
@@ -59,11 +59,15 @@ def build(app: App, session: Session, t: Transfer) -> dict[str, Any]:
     for p in parties_of(session, t.id):
         account = session.get(Account, p.account_id)
         reply = session.get(InboundMessage, p.decided_by) if p.decided_by else None
+        mails = session.exec(select(OutboundMessage).where(OutboundMessage.party_id == p.id)
+                             .order_by(col(OutboundMessage.id)))
         parties.append({
             "role": p.role, "account": p.account_id, "name": account.name if account else p.account_id,
             "addresses": [a.address for a in addresses_of(session, p.id or 0)],
             "decision": p.decision, "decided_at": _iso(p.decided_at), "reason": p.reason or None,
             "reply": _reply(app, session, reply),
+            "mails": [{"kind": m.kind, "message_id": m.message_id, "to": list(m.recipients), "queued_at":
+                       _iso(m.created_at), "status": m.status, "sent_at": _iso(m.sent_at)} for m in mails],
         })
     return {
         "title": "Certificate of completion",

@@ -37,7 +37,7 @@ from transferbot.reader.chain import OutboundInfo, PartyInfo, Policy, Verdict, r
 from transferbot.reader.reading import Reading, digest_of, read_message
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, entitlement_facts, parties_of, transfer_facts
-from transferbot.service.letters import queue_notices, queue_operator_alert, queue_party_mail
+from transferbot.service.letters import defer_rendering, queue_notices, queue_operator_alert, queue_party_mail
 from transferbot.service.schedule import reschedule
 from transferbot.tokens import check_token
 
@@ -245,13 +245,16 @@ def explain(app: App, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | Non
 
 # -- the reader's transaction ---------------------------------------------------
 
-def apply_batch(app: App, batch: Sequence[tuple[int, Reading | str]]) -> list[str]:
+def apply_batch(app: App, batch: Sequence[tuple[int, Reading | str]], defer: bool = False) -> list[str]:
     """Act on read messages in one transaction, each inside a savepoint of its own.
 
     A message whose acting raised is rolled back alone and marked failed with the
-    reason; the others stand. Returns the outcomes, in order."""
+    reason; the others stand. Returns the outcomes, in order. ``defer``: the mail
+    it causes is rendered after the commit (letters.defer_rendering)."""
     outcomes: list[str] = []
     with app.store.write() as session:
+        if defer:
+            defer_rendering(session)
         for inbound_id, reading in batch:
             if isinstance(reading, str):
                 outcomes.append(_fail(session, inbound_id, reading))

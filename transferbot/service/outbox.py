@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from transferbot.audit import append_event
@@ -20,7 +21,7 @@ from transferbot.models import OutboundMessage, OutboundRaw, Party, Transfer
 from transferbot.rules import Refusal
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of
-from transferbot.service.letters import queue_operator_alert
+from transferbot.service.letters import defer_rendering, queue_operator_alert
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,17 @@ def backoff(attempts: int, minimum: float, maximum: float) -> float:
 
 
 def due(app: App, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[OutboxItem]:
+    """The rows to deliver now, oldest first, with their bytes (plain tuples: this runs often)."""
+    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    raw = OutboundRaw.__table__  # type: ignore[attr-defined]
+    query = (sa.select(om.c.id, om.c.message_id, om.c.envelope_from, om.c.recipients, raw.c.raw, om.c.attempts,
+                       om.c.created_at, om.c.transfer_id)
+             .join(raw, raw.c.id == om.c.id)
+             .where(om.c.status == OutboxStatus.QUEUED.value, om.c.next_attempt_at <= now)
+             .order_by(om.c.next_attempt_at, om.c.id).limit(limit + len(exclude)))
     with app.store.read() as session:
-        query = (select(OutboundMessage, OutboundRaw.raw)
-                 .join(OutboundRaw, col(OutboundRaw.id) == col(OutboundMessage.id))
-                 .where(OutboundMessage.status == OutboxStatus.QUEUED.value, OutboundMessage.next_attempt_at <= now)
-                 .order_by(col(OutboundMessage.next_attempt_at), col(OutboundMessage.id)).limit(limit + len(exclude)))
-        rows = [(r, raw) for r, raw in session.exec(query) if r.id not in exclude][:limit]
-        return [OutboxItem(r.id or 0, r.message_id, r.envelope_from, tuple(r.recipients), bytes(raw), r.attempts,
-                           r.created_at, r.transfer_id) for r, raw in rows]
+        rows = [r for r in session.connection().execute(query) if r[0] not in exclude][:limit]
+    return [OutboxItem(r[0], r[1], r[2], tuple(r[3]), bytes(r[4]), r[5], r[6], r[7]) for r in rows]
 
 
 def raw_of(session: Session, outbound_id: int) -> bytes:
@@ -78,16 +82,34 @@ class Result:
     remaining: tuple[str, ...] = ()
 
 
-def record(app: App, results: Sequence[Result]) -> None:
+def record(app: App, results: Sequence[Result], defer: bool = False) -> None:
     """Write the results of several deliveries in one transaction (the dispatcher batches them)."""
     with app.store.write() as session:
+        if defer:
+            defer_rendering(session)
+        plain = [r for r in results if r.status == "sent" and not r.refused]
+        if plain:
+            _sent_all(session, plain)
         for r in results:
-            if r.status == "sent":
+            if r.status == "sent" and r.refused:
                 _sent(app, session, r.item_id, r.at, r.refused)
             elif r.status == "retry":
                 _retry(app, session, r.item_id, r.error, r.at, r.remaining, r.refused)
-            else:
+            elif r.status == "failed":
                 _failed(app, session, r.item_id, r.error, r.at, r.refused or None)
+
+
+def _sent_all(session: Session, results: Sequence[Result]) -> None:
+    """Deliveries to every recipient: one statement for the whole batch (the common case).
+
+    A delivery is bookkeeping of the outbox (status, sent_at, attempts), shown by `show` and the
+    certificate; the audit chain records what changed a transfer, not each accepted SMTP delivery."""
+    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    session.connection().execute(
+        sa.update(om).where(om.c.id == sa.bindparam("b_id"), om.c.status != OutboxStatus.SENT.value).values(
+            status=OutboxStatus.SENT.value, sent_at=sa.bindparam("b_at"), last_attempt_at=sa.bindparam("b_at"),
+            attempts=om.c.attempts + 1, last_error=""),
+        [{"b_id": r.item_id, "b_at": r.at} for r in results])
 
 
 def mark_sent(app: App, item_id: int, now: datetime, refused: dict[str, str] | None = None) -> None:
@@ -111,10 +133,6 @@ def _sent(app: App, session: Session, item_id: int, now: datetime, refused: dict
     row.status, row.sent_at, row.attempts, row.last_attempt_at = OutboxStatus.SENT.value, now, row.attempts + 1, now
     row.last_error = "; ".join(f"{a}: {e}" for a, e in refused.items())[:2000]
     session.add(row)
-    if row.transfer_id:
-        append_event(session, row.transfer_id, "mail-sent", {
-            "message_id": row.message_id, "mail": row.kind, "sent_at": now.isoformat(),
-            "to": [r for r in row.recipients if r not in refused]}, now)
     if refused:
         _undeliverable(app, session, row, refused, now)
 

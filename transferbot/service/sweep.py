@@ -19,7 +19,7 @@ from transferbot.domain import MailKind, TransferStatus
 from transferbot.models import Transfer
 from transferbot.service.app import App
 from transferbot.service.facts import parties_of, transfer_facts
-from transferbot.service.letters import queue_notices, queue_party_mail
+from transferbot.service.letters import defer_rendering, queue_notices, queue_party_mail
 from transferbot.service.schedule import policy_of, progress, reschedule
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,11 @@ def sweep(app: App, now: datetime) -> int:
                 done += 1
 
 
-def sweep_transfer(app: App, transfer_id: str, now: datetime) -> bool:
-    """What is due for one transfer, in one transaction."""
+def sweep_transfer(app: App, transfer_id: str, now: datetime, defer: bool = False) -> bool:
+    """What is due for one transfer, in one transaction (``defer``: render its mail after)."""
     with app.store.write() as session:
+        if defer:
+            defer_rendering(session)
         return sweep_one(app, session, transfer_id, now)
 
 
