@@ -41,7 +41,8 @@ class Daemon:
         self.app = app
         self.writer = Writer()
         self.dispatcher = Dispatcher(app, connections if connections is not None else connections_for(app.config.outbound),
-                                     self.writer.run)
+                                     self.writer.run, busy=lambda: self.reader_backlog)
+        self.reader_backlog = False
         self.inbound = InboundStore(app, self.writer)
         self.handler = InboundHandler(app, self.inbound.store, on_stored=self._stored)
         self.sessions: set[SMTP] = set()
@@ -130,9 +131,11 @@ class Daemon:
             except Exception:  # noqa: BLE001 - a busy database is tried again shortly
                 log.exception("reader: cannot load unread messages; trying again")
                 batch = []
+            self.reader_backlog = len(batch) == self.READ_BATCH
             if batch:
                 await self.read_batch(batch)
                 continue
+            self.dispatcher.poke()  # caught up: time to render what the decisions queued
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._reader_wake.wait(), timeout=5.0)
 

@@ -30,6 +30,7 @@ PREFETCH = 8  # rows queued per connection
 RECORD_BATCH = 50  # results that are written at once without waiting for more
 RECORD_DELAY = 0.02  # seconds a result may wait for others to be written with
 RENDER_BATCH = 50
+RENDER_DEFER_MAX = 5.0  # seconds rendering may yield to a backlog of replies to read
 
 
 async def _direct(fn: Callable[..., Any], *args: Any) -> Any:
@@ -37,10 +38,13 @@ async def _direct(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 class Dispatcher:
-    def __init__(self, app: App, connections: list[Connection], write: Write = _direct) -> None:
+    def __init__(self, app: App, connections: list[Connection], write: Write = _direct,
+                 busy: Callable[[], bool] = lambda: False) -> None:
         self.app = app
         self.connections = connections
         self.write = write
+        self.busy = busy  # decisions are waiting to be made: rendering can wait a little
+        self._last_render = 0.0
         self.queue: asyncio.Queue[OutboxItem] = asyncio.Queue()
         self.in_flight: set[int] = set()
         self.results: list[Result] = []
@@ -83,12 +87,20 @@ class Dispatcher:
             await self._drain()
 
     async def _render(self) -> None:
-        """Render mail queued by deferred transactions: reads on a thread, then a short write."""
+        """Render mail queued by deferred transactions: reads on a thread, then a short write.
+
+        Decisions come first: while replies wait to be read, rendering (the costliest part of
+        a notice) waits too, but never longer than RENDER_DEFER_MAX seconds."""
+        loop = asyncio.get_running_loop()
+        busy = self.busy()
+        if busy and loop.time() - self._last_render < RENDER_DEFER_MAX:
+            return
+        self._last_render = loop.time()
         try:
             while rendered := await asyncio.to_thread(letters.render_pending, self.app, RENDER_BATCH):
                 await self.write(letters.store_rendered, self.app, rendered)
-                if len(rendered) < RENDER_BATCH:
-                    break
+                if len(rendered) < RENDER_BATCH or busy:
+                    break  # all done; or one batch, then the replies again
         except Exception:  # noqa: BLE001 - rows stay unrendered; tried again at the next poll
             log.exception("dispatcher: rendering queued mail failed; trying again")
 
