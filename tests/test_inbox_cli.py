@@ -1,0 +1,103 @@
+"""`transferbot read`, `inbox` and `inbox retry`: explaining and re-reading inbound mail."""
+
+from __future__ import annotations
+
+import json
+from email.policy import SMTP
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DOMAIN
+from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
+from tests.test_lifecycle import ADDRESSES, mail
+from transferbot.cli import main
+from transferbot.config import Config
+from transferbot.service import inbox
+from transferbot.service.transfers import request_transfer
+from transferbot.service.views import list_inbox, transfer_detail
+from transferbot.sink import MailSink
+
+
+@pytest.fixture
+def cli_config(tmp_path: Path, config: Config) -> Path:
+    path = tmp_path / "cli.toml"
+    path.write_text(
+        f'[database]\nurl = "{config.database.url}"\n'
+        f'[inbound]\ndomain = "{DOMAIN}"\n'
+        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {config.outbound.port}\n'
+        '[workflow]\nsecret = "test-secret"\noperator_address = "ops@marketplace.example.com"\n'
+    )
+    return path
+
+
+def run(cfg: Path, *args: str) -> int:
+    return main(["--config", str(cfg), *args])
+
+
+def test_read_explains_a_reply_without_changing_anything(
+    daemon: RunningDaemon, sink: MailSink, cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    tid = request_transfer(daemon.app, "ent-direct", "r2")
+    conf = mail(sink, ADDRESSES["customer"], "confirmation", tid)[0]
+    eml = tmp_path / "reply.eml"
+    eml.write_bytes(reply(conf, ADDRESSES["customer"], "Approved - no objections.").as_bytes(policy=SMTP))
+    capsys.readouterr()
+    assert run(cli_config, "read", str(eml), "--rcpt", reply_address(conf), "--mail-from",
+               ADDRESSES["customer"], "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["decision"] == "approve" and out["fresh_text"] == "Approved - no objections."
+    assert out["auto_reply"] is False and out["bounce"] is False
+    assert out["transfer"] == tid and out["party"] == "customer" and out["outcome"] == "approved"
+    assert "token=envelope" in out["checks"] and out["checks"][-1] == "record=approve"
+    # Without the envelope the token comes from the threading headers; still nothing is recorded.
+    assert run(cli_config, "read", str(eml)) == 0
+    text = capsys.readouterr().out
+    assert "token=thread" in text and "approved" in text
+    assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "pending"
+    assert list_inbox(daemon.app) == []
+
+
+def test_read_shows_an_out_of_office_and_refuses_a_missing_file(
+    cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    eml = tmp_path / "ooo.eml"
+    eml.write_bytes(b"From: bob@acme.example.com\r\nSubject: Abwesenheitsnotiz: Re: [TR-X] transfer\r\n"
+                    b"Auto-Submitted: auto-replied\r\n\r\nIch bin nicht im Buero. APPROVE\r\n")
+    capsys.readouterr()
+    assert run(cli_config, "read", str(eml), "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["auto_reply"] is True and out["outcome"] == "auto-reply"
+    assert run(cli_config, "read", str(tmp_path / "missing.eml")) == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "Traceback" not in err
+
+
+def test_a_message_whose_reading_raised_is_kept_failed_and_can_be_read_again(
+    daemon: RunningDaemon, sink: MailSink, cli_config: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tid = request_transfer(daemon.app, "ent-direct", "r2")
+    conf = mail(sink, ADDRESSES["customer"], "confirmation", tid)[0]
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug in a check")
+
+    monkeypatch.setattr(inbox, "run_chain", broken)  # a programming error, while the daemon runs
+    send(daemon.port, reply(conf, ADDRESSES["customer"], "APPROVE"), reply_address(conf))
+    failed = wait_until(lambda: [r for r in list_inbox(daemon.app) if r["state"] == "failed"], what="failed")
+    assert failed[0]["outcome"] == "failed" and "RuntimeError: a bug in a check" in failed[0]["reason"]
+    monkeypatch.undo()  # the bug is fixed
+    capsys.readouterr()
+    assert run(cli_config, "inbox", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["outcome"] for r in listed] == ["failed"] and listed[0]["message_id"] == failed[0]["message_id"]
+    assert run(cli_config, "inbox", "retry", str(failed[0]["id"])) == 0
+    assert f"inbound #{failed[0]['id']}: approved" in capsys.readouterr().out
+    assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "approved"
+    assert run(cli_config, "inbox", "retry", str(failed[0]["id"])) == 1
+    assert "was read already" in capsys.readouterr().err
+    assert run(cli_config, "inbox", "--transfer", tid) == 0
+    table = capsys.readouterr().out
+    assert "approved" in table and tid in table
+    assert run(cli_config, "inbox", "--transfer", "TR-NOPE00") == 1
