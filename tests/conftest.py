@@ -73,6 +73,19 @@ def daemon(world: App) -> Iterator[RunningDaemon]:
 
 
 @pytest.fixture
+def cli_config(tmp_path: Path, config: Config) -> Path:
+    """A TOML file for the CLI pointing at the same database and relay as the `app` fixture."""
+    path = tmp_path / "cli.toml"
+    path.write_text(
+        f'[database]\nurl = "{config.database.url}"\n'
+        f'[inbound]\ndomain = "{DOMAIN}"\n'
+        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {config.outbound.port}\n'
+        '[workflow]\nsecret = "test-secret"\noperator_address = "ops@marketplace.example.com"\n'
+    )
+    return path
+
+
+@pytest.fixture
 def daemon_factory() -> Iterator[Callable[[App], RunningDaemon]]:
     started: list[RunningDaemon] = []
 

@@ -8,27 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DOMAIN
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from tests.test_lifecycle import ADDRESSES, mail
 from transferbot.cli import main
-from transferbot.config import Config
 from transferbot.service import inbox
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import list_inbox, transfer_detail
 from transferbot.sink import MailSink
-
-
-@pytest.fixture
-def cli_config(tmp_path: Path, config: Config) -> Path:
-    path = tmp_path / "cli.toml"
-    path.write_text(
-        f'[database]\nurl = "{config.database.url}"\n'
-        f'[inbound]\ndomain = "{DOMAIN}"\n'
-        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {config.outbound.port}\n'
-        '[workflow]\nsecret = "test-secret"\noperator_address = "ops@marketplace.example.com"\n'
-    )
-    return path
 
 
 def run(cfg: Path, *args: str) -> int:

@@ -8,26 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DOMAIN
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from tests.test_lifecycle import ADDRESSES, mail, outcome_of
 from transferbot.cli import main
-from transferbot.config import Config
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import transfer_detail
 from transferbot.sink import MailSink
-
-
-@pytest.fixture
-def cli_config(tmp_path: Path, config: Config, daemon: RunningDaemon) -> Path:
-    path = tmp_path / "cli.toml"
-    path.write_text(
-        f'[database]\nurl = "{config.database.url}"\n'
-        f'[inbound]\ndomain = "{DOMAIN}"\n'
-        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {config.outbound.port}\n'
-        '[workflow]\nsecret = "test-secret"\noperator_address = "ops@marketplace.example.com"\n'
-    )
-    return path
 
 
 def cli(path: Path, *args: str) -> int:
