@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import timedelta
 from pathlib import Path
 
@@ -146,3 +147,51 @@ def test_the_outbox_command_lists_and_retries_failed_mail(tmp_path: Path, app: A
         daemon.stop()
     retried = next(r for r in rows(app) if r.id == failed[0]["id"])
     assert retried.give_up_at is not None and retried.give_up_at > retried.created_at + timedelta(hours=1)
+
+
+def test_starttls_and_auth_to_the_relay(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server_context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    relay = MailSink(tls_context=server_context, credentials=("transferbot", "s3cret")).start_in_thread()
+    try:
+        app = open_app(make_config(tmp_path, relay.port, outbound={
+            "starttls": True, "ca_file": str(tmp_path / "ca.pem"), "host": "127.0.0.1",
+            "username": "transferbot", "password": "s3cret"}))
+        _world(app)
+        request_transfer(app, "ent-1", "r2")
+        daemon = RunningDaemon(app).start()
+        try:
+            got = relay.wait_for(lambda ms: len(ms) == 3)
+        finally:
+            daemon.stop()
+            app.store.dispose()
+        assert all(m.tls and m.login == "transferbot" for m in got)
+    finally:
+        relay.stop_thread()
+
+
+def test_a_wrong_relay_password_is_retried_not_lost(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    relay = MailSink(tls_context=server_context, credentials=("transferbot", "right")).start_in_thread()
+    try:
+        app = open_app(make_config(tmp_path, relay.port, outbound={
+            "starttls": True, "ca_file": str(tmp_path / "ca.pem"), "username": "transferbot", "password": "wrong"}))
+        _world(app)
+        request_transfer(app, "ent-1", "r2")
+        daemon = RunningDaemon(app).start()
+        try:
+            wait_until(lambda: all(r.attempts >= 1 for r in rows(app)))
+        finally:
+            daemon.stop()
+        assert {r.status for r in rows(app)} == {"queued"}, "our configuration is wrong, not the recipients"
+        assert all("535" in r.last_error for r in rows(app))
+        app.store.dispose()
+    finally:
+        relay.stop_thread()

@@ -318,8 +318,9 @@ def cmd_inbox(args: argparse.Namespace, config: Config) -> int:
         _print_json(rows)
         return 0
     _table([(r["id"], (r["received_at"] or "")[:19], r["mail_from"] or "<>", ",".join(r["rcpt_tos"]),
-             r["message_id"], r["transfer"] or "-", r["outcome"], " ".join(r["checks"][-1:]))
-            for r in rows], ("ID", "RECEIVED", "MAIL FROM", "RCPT TO", "MESSAGE-ID", "TRANSFER", "OUTCOME", "DECIDED BY"))
+             r["message_id"], r["transfer"] or "-", r["party"] or "-", r["outcome"], r["decided_by"] or "-")
+            for r in rows], ("ID", "RECEIVED", "MAIL FROM", "RCPT TO", "MESSAGE-ID", "TRANSFER", "PARTY", "OUTCOME",
+                             "DECIDED BY"))
     return 0
 
 

@@ -8,6 +8,7 @@ also indexed by Message-ID, so a resend of the same message counts once.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from dataclasses import dataclass, field
 from email import policy
@@ -15,7 +16,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Received:
     rcpt_tos: tuple[str, ...]
     raw: bytes
     message: EmailMessage = field(compare=False)
+    tls: bool = False
+    login: str | None = None
 
     @property
     def message_id(self) -> str:
@@ -65,15 +68,20 @@ class _Handler:
         raw = envelope.original_content or b""
         msg = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(msg, EmailMessage)
-        self.sink._add(Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), raw, msg))
+        login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
+        self.sink._add(Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), raw, msg,
+                                tls=session.ssl is not None, login=login))
         return "250 OK"
 
 
 class MailSink:
     """Listens on 127.0.0.1 (port 0 unless told) in the running event loop or its own thread."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls_context: ssl.SSLContext | None = None,
+                 credentials: tuple[str, str] | None = None) -> None:
+        """``tls_context`` offers STARTTLS; ``credentials`` (login, password) require AUTH after it."""
         self.host, self.port = host, port
+        self.tls_context, self.credentials = tls_context, credentials
         self.messages: list[Received] = []
         self.by_message_id: dict[str, Received] = {}
         self.rcpt_codes: dict[str, str] = {}  # address -> reply code, to simulate refusals
@@ -87,13 +95,22 @@ class MailSink:
     async def start(self) -> MailSink:
         loop = asyncio.get_running_loop()
         handler = _Handler(self)
+        auth: dict[str, Any] = {}
+        if self.credentials is not None:
+            auth = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": True}
         self._server = await loop.create_server(
             lambda: SMTP(handler, hostname="sink.localhost", enable_SMTPUTF8=True, data_size_limit=None,
-                         ident="transferbot-sink"),
+                         ident="transferbot-sink", tls_context=self.tls_context, **auth),
             host=self.host, port=self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self._loop = loop
         return self
+
+    def _authenticate(self, server: Any, session: Session, envelope: Envelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword) and self.credentials is not None
+              and (auth_data.login.decode(), auth_data.password.decode()) == self.credentials)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     async def stop(self) -> None:
         if self._server is not None:

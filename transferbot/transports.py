@@ -43,7 +43,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def classify_smtp_error(exc: BaseException) -> Delivery:
-    """4xx, timeouts and connection trouble are transient; 5xx is permanent."""
+    """5xx to a recipient or to the message itself is permanent; the rest is retried."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         refused = {r.recipient: f"{r.code} {r.message}" for r in exc.recipients}
         if all(400 <= r.code < 500 for r in exc.recipients):
@@ -51,10 +51,10 @@ def classify_smtp_error(exc: BaseException) -> Delivery:
         if any(400 <= r.code < 500 for r in exc.recipients):
             return Delivery("retry", "some recipients deferred: " + "; ".join(refused.values()))
         return Delivery("failed", "all recipients refused: " + "; ".join(refused.values()), refused)
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        if 500 <= exc.code < 600:
-            return Delivery("failed", _describe(exc))
-        return Delivery("retry", _describe(exc))
+    if isinstance(exc, aiosmtplib.SMTPDataError) and 500 <= exc.code < 600:
+        return Delivery("failed", _describe(exc))  # the relay refuses this message's content for good
+    # Anything else — 4xx, a refused login or sender, a broken connection — is about the relay
+    # or our configuration, not the recipients: try again later, never mark them undeliverable.
     return Delivery("retry", _describe(exc))
 
 
@@ -104,10 +104,10 @@ class SmtpConnection:
                 continue  # a pooled connection the relay had closed: try once on a fresh one
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
                 delivery = classify_smtp_error(exc)
-                if isinstance(exc, (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, OSError)):
-                    await self.close()
+                if isinstance(exc, (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPDataError)):
+                    await self._reset()  # the session is sound: only this message was refused
                 else:
-                    await self._reset()
+                    await self.close()  # reconnect (and log in again) for the next one
                 return delivery
         raise AssertionError("unreachable")
 

@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from transferbot.audit import events_of
 from transferbot.domain import TransferStatus
-from transferbot.models import Account, Entitlement, InboundMessage, OutboundMessage, Transfer
+from transferbot.models import Account, Entitlement, InboundMessage, OutboundMessage, Party, Transfer
 from transferbot.rules import Refusal
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, find_transfer, parties_of
@@ -39,13 +39,22 @@ def list_transfers(app: App, status: str | None = None) -> list[dict[str, Any]]:
         return [_summary(session, t) for t in session.exec(query)]
 
 
-def inbound_summary(row: InboundMessage) -> dict[str, Any]:
+def inbound_summary(row: InboundMessage, roles: dict[int, str] | None = None) -> dict[str, Any]:
+    """One inbound message for `inbox`; ``party`` is the role it was matched to."""
     return {
         "id": row.id, "received_at": iso(row.received_at), "mail_from": row.mail_from, "rcpt_tos": row.rcpt_tos,
         "from": row.from_address, "subject": row.subject, "message_id": row.message_id, "size": row.size,
-        "transfer": row.transfer_id, "party": row.party_id, "state": row.state, "outcome": row.outcome,
-        "checks": row.checks, "reason": row.reason, "read_at": iso(row.read_at),
+        "transfer": row.transfer_id, "party": (roles or {}).get(row.party_id or 0), "state": row.state,
+        "outcome": row.outcome, "checks": row.checks, "decided_by": row.checks[-1] if row.checks else None,
+        "reason": row.reason, "read_at": iso(row.read_at),
     }
+
+
+def _roles(session: Session, rows: list[InboundMessage]) -> dict[int, str]:
+    ids = {r.party_id for r in rows if r.party_id}
+    if not ids:
+        return {}
+    return {p.id or 0: p.role for p in session.exec(select(Party).where(col(Party.id).in_(ids)))}
 
 
 def transfer_detail(app: App, transfer_id: str) -> dict[str, Any]:
@@ -72,8 +81,10 @@ def transfer_detail(app: App, transfer_id: str) -> dict[str, Any]:
                 "locale": p.locale, "timezone": p.timezone,
             })
         events = [{**e.data, "seq": e.seq, "at": iso(e.at), "kind": e.kind} for e in events_of(session, t.id)]
-        inbound = [inbound_summary(r) for r in session.exec(
-            select(InboundMessage).where(InboundMessage.transfer_id == t.id).order_by(col(InboundMessage.id)))]
+        received = list(session.exec(
+            select(InboundMessage).where(InboundMessage.transfer_id == t.id).order_by(col(InboundMessage.id))))
+        roles = _roles(session, received)
+        inbound = [inbound_summary(r, roles) for r in received]
         outbound = [{"id": o.id, "kind": o.kind, "to": o.recipients, "status": o.status, "attempts": o.attempts,
                      "message_id": o.message_id, "last_error": o.last_error or None}
                     for o in session.exec(select(OutboundMessage).where(OutboundMessage.transfer_id == t.id)
@@ -97,4 +108,5 @@ def list_inbox(app: App, transfer_id: str | None = None, limit: int = 1000) -> l
                 raise Refusal(f"unknown transfer {transfer_id!r}")
             query = query.where(InboundMessage.transfer_id == t.id)
         rows = list(session.exec(query.limit(limit)))
-        return [inbound_summary(r) for r in rows]
+        roles = _roles(session, rows)
+        return [inbound_summary(r, roles) for r in rows]
