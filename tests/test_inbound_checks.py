@@ -352,3 +352,15 @@ def test_any_authentication_results_value_parses(value: str) -> None:
     authserv, _results = parse_header(value)
     assert authserv == authserv.lower()
     assert not judge([value], OURS, "acme.example.com").ok or authserv == OURS
+
+
+@pytest.mark.parametrize("line", [
+    "- APPROVE to agree to the transfer;",
+    "  - APPROVE (ou APPROUVER) pour donner votre accord au transfert ;",
+    "- APPROVE (oder GENEHMIGEN), um der Übertragung zuzustimmen;",
+    "- DECLINE to refuse it (you may give your reason on the following lines);",
+])
+def test_our_own_instruction_lines_are_never_a_decision(line: str) -> None:
+    """A second safeguard behind fresh-text extraction: a leaked instruction line is not consent."""
+    word = read_decision(line + "\n")
+    assert word.kind == "unclear" and word.problem == "quoted"

@@ -10,6 +10,7 @@ A decline may carry a reason: the rest of its first line and the lines below.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
@@ -88,6 +89,24 @@ def _reason(first: str, folded: str, phrase: str, below: str) -> str:
     return "\n".join(part for part in (rest, below) if part).strip()[:MAX_REASON]
 
 
+# Our own "how to answer" lines, in every language: should the quoted original ever leak into the
+# fresh text, its "- APPROVE to agree to the transfer;" must not read as an approval.
+_INSTRUCTIONS = ("APPROVE to agree to the transfer;",
+                 "DECLINE to refuse it (you may give your reason on the following lines);",
+                 "STATUS to see who has answered so far.")
+
+
+@lru_cache(maxsize=1)
+def _our_lines() -> frozenset[str]:
+    from transferbot.i18n import SUPPORTED, translations
+
+    lines = set()
+    for locale in SUPPORTED:
+        for msgid in _INSTRUCTIONS:
+            lines.add(" ".join(_LEADING_NOISE.sub("", fold(translations(locale).gettext(msgid))).split()))
+    return frozenset(lines)
+
+
 def read_decision(fresh: str) -> DecisionWord:
     """Classify a fresh text: approve, decline, status or unclear (with the problem)."""
     lines = fresh.translate(_INVISIBLE).splitlines()
@@ -96,6 +115,8 @@ def read_decision(fresh: str) -> DecisionWord:
         return DecisionWord("unclear", problem="empty")
     first = lines[index].strip()[:MAX_LINE]
     folded = _LEADING_NOISE.sub("", fold(first))
+    if " ".join(folded.split()) in _our_lines():
+        return DecisionWord("unclear", first_line=first, problem="quoted")
     approve = _starts_with(folded, _APPROVE)
     decline = _starts_with(folded, _DECLINE)
     if approve is None and decline is None:
