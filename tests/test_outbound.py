@@ -13,9 +13,12 @@ from sqlmodel import select
 from tests.conftest import make_config
 from tests.helpers import RunningDaemon, wait_until
 from transferbot.cli import main
+from transferbot.clock import now
 from transferbot.models import OutboundMessage
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
+from transferbot.service.inbox import read_inbound, store_inbound
+from transferbot.service.letters import queue_operator_alert
 from transferbot.service.outbox import backoff
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import transfer_detail
@@ -195,3 +198,21 @@ def test_a_wrong_relay_password_is_retried_not_lost(tmp_path: Path) -> None:
         app.store.dispose()
     finally:
         relay.stop_thread()
+
+
+def test_a_bounced_operator_alert_raises_no_further_alert(app: App, sink: MailSink) -> None:
+    """The operator address failing must not make transferbot mail it again about itself, forever."""
+    with app.store.write() as session:
+        alert = queue_operator_alert(app, session, None, "bounce", [("message", "<x@y>")], now())
+        assert alert is not None
+        key = alert.key
+    dsn = (b"From: MAILER-DAEMON@marketplace.example.com\r\nTo: " + app.book.bounce(key).encode() +
+           b"\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n"
+           b"--B\r\nContent-Type: text/plain\r\n\r\nThe operator mailbox does not exist.\r\n"
+           b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.marketplace.example.com\r\n\r\n"
+           b"Final-Recipient: rfc822; ops@marketplace.example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+           b"--B--\r\n")
+    inbound = store_inbound(app, dsn, "", [app.book.bounce(key)], "127.0.0.1")
+    assert read_inbound(app, inbound).outcome == "bounce"
+    assert [r.kind for r in rows(app)] == ["operator-alert"], "no alert about the alert"

@@ -35,6 +35,7 @@ class OutboundInfo:
     transfer_id: str | None
     party_id: int | None
     recipients: tuple[str, ...]
+    kind: str = ""
 
 
 class Lookup(Protocol):

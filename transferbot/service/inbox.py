@@ -222,7 +222,7 @@ class DbLookup:
                     break
         if row is None or row.id is None:
             return None
-        return OutboundInfo(row.id, row.transfer_id, row.party_id, tuple(row.recipients))
+        return OutboundInfo(row.id, row.transfer_id, row.party_id, tuple(row.recipients), row.kind)
 
     def token_is_ours(self, token: str) -> bool:
         return check_token(self.app.secret, token)
@@ -418,6 +418,11 @@ def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Read
     bounce = reading.bounce
     assert bounce is not None
     outbound = verdict.outbound
+    if outbound is not None and outbound.kind == MailKind.OPERATOR_ALERT.value:
+        # Never alert about an alert that bounced: the operator address itself is failing.
+        log.error("inbound #%s: an operator alert to %s bounced (%s); check [workflow] operator_address",
+                  row.id, ", ".join(outbound.recipients), verdict.reason)
+        return
     transfer = session.get(Transfer, outbound.transfer_id) if outbound and outbound.transfer_id else None
     failed = bounce.permanent_addresses
     if outbound is not None and bounce.permanent and not failed:
