@@ -41,7 +41,7 @@ class Daemon:
         self.app = app
         self.writer = Writer()
         self.dispatcher = Dispatcher(app, connections if connections is not None else connections_for(app.config.outbound),
-                                     self.writer.run, busy=lambda: self.reader_backlog)
+                                     self.writer, busy=lambda: self.reader_backlog)
         self.reader_backlog = False
         self.inbound = InboundStore(app, self.writer)
         self.handler = InboundHandler(app, self.inbound.store, on_stored=self._stored)
@@ -135,7 +135,7 @@ class Daemon:
             if batch:
                 await self.read_batch(batch)
                 continue
-            self.dispatcher.poke()  # caught up: time to render what the decisions queued
+            self.dispatcher.poke(unrendered=True)  # caught up: time to render what the decisions queued
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._reader_wake.wait(), timeout=5.0)
 
@@ -146,7 +146,7 @@ class Daemon:
         except Exception:  # noqa: BLE001 - the transaction rolled back: the messages stay unread, read again
             log.exception("reader: could not record %d read messages; reading them again", len(batch))
             await asyncio.sleep(1.0)
-        self.dispatcher.poke()
+        self.dispatcher.poke(unrendered=True)
 
     # -- stop -------------------------------------------------------------
     async def stop(self, grace: float = 30.0) -> None:

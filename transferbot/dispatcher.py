@@ -3,7 +3,7 @@
 A feeder polls the outbox (and is woken at once when this process queues
 mail); each connection has one worker. A row stays in flight, and is not
 picked again, until the result of its delivery is written; results are
-written in batches through the daemon's writer. Should that write fail, the
+written in batches through the daemon's writer (writer.py). Should that write fail, the
 results are kept and written again: a delivered message is never sent twice
 for want of its bookkeeping. Only a crash between sending and writing sends
 the same message (same Message-ID) again: a duplicate at worst, never a loss.
@@ -13,38 +13,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import suppress
-from typing import Any
 
 from transferbot.clock import now
 from transferbot.service import letters, outbox
 from transferbot.service.app import App
 from transferbot.service.outbox import OutboxItem, Result
 from transferbot.transports import Connection
+from transferbot.writer import Writer
 
 log = logging.getLogger(__name__)
 
-Write = Callable[..., Awaitable[Any]]
-PREFETCH = 8  # rows queued per connection
+PREFETCH = 16  # rows queued per connection
+REFILL_AT = 2  # refill when fewer rows than this per connection are queued
 RECORD_BATCH = 50  # results that are written at once without waiting for more
-RECORD_DELAY = 0.02  # seconds a result may wait for others to be written with
+RECORD_DELAY = 0.05  # seconds a result may wait for others to be written with
 RENDER_BATCH = 50
 RENDER_DEFER_MAX = 5.0  # seconds rendering may yield to a backlog of replies to read
 
 
-async def _direct(fn: Callable[..., Any], *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
-
-
 class Dispatcher:
-    def __init__(self, app: App, connections: list[Connection], write: Write = _direct,
+    def __init__(self, app: App, connections: list[Connection], writer: Writer,
                  busy: Callable[[], bool] = lambda: False) -> None:
         self.app = app
         self.connections = connections
-        self.write = write
+        self.writer = writer
         self.busy = busy  # decisions are waiting to be made: rendering can wait a little
         self._last_render = 0.0
+        self._render_wanted = True  # at start: what a stopped daemon left unrendered
         self.queue: asyncio.Queue[OutboxItem] = asyncio.Queue()
         self.in_flight: set[int] = set()
         self.results: list[Result] = []
@@ -55,8 +52,10 @@ class Dispatcher:
         self._recorder: asyncio.Task[None] | None = None
         self._record_lock = asyncio.Lock()
 
-    def poke(self) -> None:
-        """New mail may be due: look now rather than at the next poll."""
+    def poke(self, unrendered: bool = False) -> None:
+        """New mail may be due: look now rather than at the next poll. ``unrendered``: some was
+        queued by a deferred transaction and must be rendered first."""
+        self._render_wanted = self._render_wanted or unrendered
         self.wake.set()
 
     async def run(self) -> None:
@@ -68,8 +67,9 @@ class Dispatcher:
             while not self._stopping:
                 # Refill in batches well ahead of the workers: one outbox read feeds many deliveries.
                 room = PREFETCH * len(self.connections) - self.queue.qsize()
-                await self._render()
-                if self.queue.qsize() <= len(self.connections) and room > 0:
+                if self._render_wanted:
+                    await self._render()
+                if self.queue.qsize() <= REFILL_AT * len(self.connections) and room > 0:
                     try:
                         items = await asyncio.to_thread(outbox.due, self.app, now(), room, set(self.in_flight))
                     except Exception:  # noqa: BLE001 - a busy database is tried again next poll
@@ -96,12 +96,17 @@ class Dispatcher:
         if busy and loop.time() - self._last_render < RENDER_DEFER_MAX:
             return
         self._last_render = loop.time()
+        self._render_wanted = False
         try:
             while rendered := await asyncio.to_thread(letters.render_pending, self.app, RENDER_BATCH):
-                await self.write(letters.store_rendered, self.app, rendered)
-                if len(rendered) < RENDER_BATCH or busy:
-                    break  # all done; or one batch, then the replies again
+                await self.writer.run(letters.store_rendered, self.app, rendered)
+                if len(rendered) < RENDER_BATCH:
+                    break
+                if busy:  # one batch, then the replies again
+                    self._render_wanted = True
+                    break
         except Exception:  # noqa: BLE001 - rows stay unrendered; tried again at the next poll
+            self._render_wanted = True
             log.exception("dispatcher: rendering queued mail failed; trying again")
 
     async def _worker(self, connection: Connection) -> None:
@@ -137,7 +142,9 @@ class Dispatcher:
             return
         batch, self.results = self.results, []
         try:
-            await self.write(outbox.record, self.app, batch, True)
+            # Plain deliveries take one UPDATE: recorded on the loop when the database is free.
+            await self.writer.transact(self.app, outbox.record_in, self.app, batch, True,
+                                       inline=outbox.all_plain(batch))
         except Exception:  # noqa: BLE001 - keep the results (rows stay in flight) and write them again
             log.exception("dispatcher: cannot record %d deliveries; trying again", len(batch))
             self.results[:0] = batch
@@ -146,7 +153,7 @@ class Dispatcher:
             return
         for result in batch:
             self.in_flight.discard(result.item_id)
-        self.wake.set()
+        self.poke(unrendered=not outbox.all_plain(batch))
 
     async def stop(self) -> None:
         """Stop taking rows; let deliveries under way finish and their results be written."""

@@ -39,7 +39,7 @@ def schedule_sweep(scheduler: AsyncIOScheduler, daemon: Daemon) -> None:
                     seen.add(transfer_id)
                     if await daemon.writer.run(sweep.sweep_transfer, daemon.app, transfer_id, moment, True):
                         done += 1
-                        daemon.dispatcher.poke()
+                        daemon.dispatcher.poke(unrendered=True)
         except Exception:  # noqa: BLE001 - the next sweep tries again; nothing is lost
             log.exception("sweep failed; it runs again at the next interval")
             return

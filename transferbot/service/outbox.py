@@ -85,18 +85,28 @@ class Result:
 def record(app: App, results: Sequence[Result], defer: bool = False) -> None:
     """Write the results of several deliveries in one transaction (the dispatcher batches them)."""
     with app.store.write() as session:
-        if defer:
-            defer_rendering(session)
-        plain = [r for r in results if r.status == "sent" and not r.refused]
-        if plain:
-            _sent_all(session, plain)
-        for r in results:
-            if r.status == "sent" and r.refused:
-                _sent(app, session, r.item_id, r.at, r.refused)
-            elif r.status == "retry":
-                _retry(app, session, r.item_id, r.error, r.at, r.remaining, r.refused)
-            elif r.status == "failed":
-                _failed(app, session, r.item_id, r.error, r.at, r.refused or None)
+        record_in(session, app, results, defer)
+
+
+def all_plain(results: Sequence[Result]) -> bool:
+    """Deliveries to every recipient, the common case: recorded with one statement."""
+    return all(r.status == "sent" and not r.refused for r in results)
+
+
+def record_in(session: Session, app: App, results: Sequence[Result], defer: bool = False) -> None:
+    """record(), inside a transaction the caller opened."""
+    if defer:
+        defer_rendering(session)
+    plain = [r for r in results if r.status == "sent" and not r.refused]
+    if plain:
+        _sent_all(session, plain)
+    for r in results:
+        if r.status == "sent" and r.refused:
+            _sent(app, session, r.item_id, r.at, r.refused)
+        elif r.status == "retry":
+            _retry(app, session, r.item_id, r.error, r.at, r.remaining, r.refused)
+        elif r.status == "failed":
+            _failed(app, session, r.item_id, r.error, r.at, r.refused or None)
 
 
 def _sent_all(session: Session, results: Sequence[Result]) -> None:
