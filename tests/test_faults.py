@@ -11,6 +11,7 @@ import time
 from email import policy
 from email.parser import BytesParser
 from email.policy import SMTP
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,9 @@ from transferbot.rules import Refusal
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
 from transferbot.service.outbox import raw_of
+from transferbot.service.inbox import store_inbound
 from transferbot.service.transfers import request_transfer
-from transferbot.service.views import transfer_detail
+from transferbot.service.views import list_inbox, transfer_detail
 from transferbot.sink import MailSink, Received
 
 TRANSFERS = 80  # three parties each: 240 replies
@@ -141,7 +143,7 @@ def _outbox_drained(app: App) -> bool:
 def test_every_party_approving_at_the_same_instant_completes_once(daemon: RunningDaemon, sink: MailSink) -> None:
     tid = request_transfer(daemon.app, "ent-r1", "r2")
     addresses = ["alice@acme.example.com", "deals@vendor.example.com", "ops@r1.example.com", "ops@r2.example.com"]
-    confs = {a: sink.wait_for(lambda ms, a=a: [m for m in ms if a in m.rcpt_tos])[0] for a in addresses}
+    sink.wait_for(lambda ms: len(ms) >= len(addresses))
     confs = {a: next(m for m in sink.unique() if a in m.rcpt_tos and m.message["X-Transferbot-Transfer"] == tid)
              for a in addresses}
     barrier = threading.Barrier(len(addresses))
@@ -192,3 +194,20 @@ def test_concurrent_requests_for_one_entitlement_make_exactly_one_transfer(world
             a.store.dispose()
     with sqlite3.connect(world.config.database.url.removeprefix("sqlite:///")) as db:
         assert db.execute("select count(*) from transfer").fetchone()[0] == 3
+
+
+def test_messages_stored_but_not_read_are_read_when_the_daemon_starts(
+    world: App, sink: MailSink, daemon_factory: Callable[[App], RunningDaemon],
+) -> None:
+    """As after a crash between the 250 and the reading: the reader catches up on start."""
+    tid = request_transfer(world, "ent-direct", "r2")
+    first = daemon_factory(world)
+    sink.wait_for(lambda ms: [m for m in ms if "alice@acme.example.com" in m.rcpt_tos])
+    conf = sink.to("alice@acme.example.com")[0]
+    first.stop()
+    msg = reply(conf, "alice@acme.example.com", "APPROVE")
+    store_inbound(world, msg.as_bytes(policy=SMTP), "alice@acme.example.com", [reply_address(conf)], "127.0.0.1")
+    assert [r["state"] for r in list_inbox(world)] == ["new"]
+    daemon_factory(world)
+    wait_until(lambda: [r["outcome"] for r in list_inbox(world)] == ["approved"], what="read on start")
+    assert transfer_detail(world, tid)["parties"][0]["decision"] == "approved"
