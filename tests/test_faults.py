@@ -8,10 +8,10 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from email import policy
 from email.parser import BytesParser
 from email.policy import SMTP
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,8 +24,8 @@ from transferbot.models import OutboundMessage
 from transferbot.rules import Refusal
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
-from transferbot.service.outbox import raw_of
 from transferbot.service.inbox import store_inbound
+from transferbot.service.outbox import raw_of
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import list_inbox, transfer_detail
 from transferbot.sink import MailSink, Received
@@ -105,7 +105,7 @@ def test_sigkill_three_times_loses_no_reply_and_acts_on_each_once(tmp_path: Path
         t.start()
     kills = sorted(rng.uniform(0.1, 0.8) for _ in range(3))
     for fraction in kills:
-        wait_until(lambda: len(acknowledged) >= fraction * len(replies), timeout=60, what=f"{fraction:.0%} sent")
+        wait_until(lambda f=fraction: len(acknowledged) >= f * len(replies), timeout=60, what=f"{fraction:.0%} sent")
         serve.proc.kill()  # SIGKILL: no clean-up at all
         serve.proc.wait(10)
         serve = Serve(cfg)
@@ -174,7 +174,8 @@ def test_concurrent_requests_for_one_entitlement_make_exactly_one_transfer(world
             barrier = threading.Barrier(len(apps))
             results: list[str] = []
 
-            def file(app: App, entitlement: str = entitlement, barrier: threading.Barrier = barrier) -> None:
+            def file(app: App, entitlement: str = entitlement, barrier: threading.Barrier = barrier,
+                     results: list[str] = results) -> None:
                 barrier.wait()
                 try:
                     results.append(request_transfer(app, entitlement, "r2"))

@@ -79,7 +79,7 @@ def test_each_kind_completes_when_every_party_approves(
 def test_confirmation_names_everything_a_party_needs(daemon: RunningDaemon, sink: MailSink) -> None:
     tid = request_transfer(daemon.app, "ent-r1", "r2", "Customer asked on the phone")
     tokens = set()
-    for role, address in ADDRESSES.items():
+    for address in ADDRESSES.values():
         m = mail(sink, address, "confirmation", tid)[0]
         assert tid in m.subject and "Analytics Pro" in m.subject
         assert m.message["Message-ID"] and m.message["Date"]

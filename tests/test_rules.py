@@ -50,7 +50,7 @@ def test_refusals(ent: rules.EntitlementFacts | None, target_id: str | None, tar
 def _facts(*decisions: Decision, status: TransferStatus = TransferStatus.PENDING) -> rules.TransferFacts:
     roles = (Role.CUSTOMER, Role.ISV, Role.NEW_RESELLER)
     return rules.TransferFacts("TR-1", status, "e1", None, "r2",
-                               tuple(rules.PartyFacts(r, r.value, d) for r, d in zip(roles, decisions)))
+                               tuple(rules.PartyFacts(r, r.value, d) for r, d in zip(roles, decisions, strict=True)))
 
 
 def test_the_last_approval_completes_and_moves() -> None:

@@ -272,7 +272,7 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
     reading, verdict = explain(_app(config), raw, args.mail_from, args.rcpt)
-    out = {
+    out: dict[str, Any] = {
         "message_id": reading.message_id, "from": reading.from_address, "subject": reading.subject,
         "token": (reading.envelope_tokens or reading.body_tokens or [None])[0],
         "transfer": verdict.party.transfer_id if verdict.party else None,
@@ -334,7 +334,7 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
         print(f"{len(ids)} message(s) queued again: {', '.join('#' + str(i) for i in ids) or '-'}")
         return 0
     rows = outbox.list_outbox(app, args.status)
-    data = [{"id": r.id, "created_at": r.created_at.isoformat(), "kind": r.kind, "transfer": r.transfer_id,
+    data: list[dict[str, Any]] = [{"id": r.id, "created_at": r.created_at.isoformat(), "kind": r.kind, "transfer": r.transfer_id,
              "to": r.recipients, "subject": r.subject, "message_id": r.message_id, "status": r.status,
              "attempts": r.attempts, "next_attempt_at": r.next_attempt_at.isoformat(),
              "last_attempt_at": r.last_attempt_at.isoformat() if r.last_attempt_at else None,

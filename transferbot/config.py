@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -198,7 +199,7 @@ class Config(_Section):
         return self.outbound.from_address or f"{self.inbound.reply_local_part}@{self.inbound.domain}"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     key = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key"
@@ -207,12 +208,12 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{key}: {message}"
 
 
-def parse_config(data: dict[str, Any], source: str = "<memory>", env: dict[str, str] | None = None) -> Config:
+def parse_config(data: dict[str, Any], source: str = "<memory>", env: Mapping[str, str] | None = None) -> Config:
     """Validate a parsed TOML document; raise ConfigError naming the key."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     if "source" in data:
         raise ConfigError(f"{source}: source: unknown key")
-    secret = env.get("TRANSFERBOT_SECRET")
+    secret = environ.get("TRANSFERBOT_SECRET")
     if secret:
         data = {**data, "workflow": {**data.get("workflow", {}), "secret": secret}}
     try:

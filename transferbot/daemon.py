@@ -97,6 +97,7 @@ class Daemon:
                 if not daemon.connections.admit(self._tb_client):
                     self._tb_refused = True
                     log.warning("inbound from %s: too many connections; answered 421", self._tb_client)
+                    assert isinstance(transport, asyncio.WriteTransport)
                     transport.write(b"421 4.7.0 Too many connections from your address; try again later\r\n")
                     transport.close()
                     return

@@ -148,12 +148,12 @@ async def _story(app: App, daemon: Daemon, sink: MailSink, start: float, folder:
         rcpt = str(original.message["Reply-To"]).rpartition("<")[2].rstrip(">")
         if role == "current-reseller":
             await _send(daemon.port, out_of_office(original, address, now()), rcpt)
-            await _wait(lambda: _inbox_count(app, tid) >= 1)
+            await _wait(lambda: _inbox_count(app, tid) >= 1)  # nothing was received before it
             _say(start, f"<- {address:<30} out-of-office reply: recorded as auto-reply, not a decision")
         answer = ANSWERS[role]
+        want = await asyncio.to_thread(_inbox_count, app, tid) + 1  # counted before sending: no race
         await _send(daemon.port, reply_to(original, address, answer, now()), rcpt)
-        want = _inbox_count(app, tid) + 1
-        await _wait(lambda: _inbox_count(app, tid) >= want)
+        await _wait(lambda want=want: _inbox_count(app, tid) >= want)
         _say(start, f"<- {address:<30} \"{answer}\" (original quoted below it): {_last_outcome(app, tid)}")
 
     await sink.await_for(lambda ms: sum(m.message["X-Transferbot-Kind"] == "completed" for m in ms) >= 4, timeout=15)

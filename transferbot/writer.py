@@ -142,7 +142,7 @@ class InboundStore:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_arrival, future), inbound_id in zip(batch, ids):
+                for (_arrival, future), inbound_id in zip(batch, ids, strict=True):
                     if not future.done():
                         future.set_result(inbound_id)
         finally:

@@ -10,9 +10,9 @@ A decline may carry a reason: the rest of its first line and the lines below.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 DecisionKind = Literal["approve", "decline", "unclear", "status", "none"]

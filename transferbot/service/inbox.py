@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from transferbot import rules
@@ -142,7 +141,7 @@ def load_unread(app: App, limit: int) -> list[Stored]:
             select(InboundMessage.id, InboundMessage.mail_from, InboundMessage.rcpt_tos, InboundRaw.raw)
             .join(InboundRaw, col(InboundRaw.id) == col(InboundMessage.id))
             .where(InboundMessage.state == "new").order_by(col(InboundMessage.id)).limit(limit))
-        return [Stored(i, bytes(raw), mail_from, tuple(rcpts)) for i, mail_from, rcpts, raw in rows]
+        return [Stored(int(i or 0), bytes(raw), mail_from, tuple(rcpts)) for i, mail_from, rcpts, raw in rows]
 
 
 def load_raw(session: Session, inbound_id: int) -> bytes:
