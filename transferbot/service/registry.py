@@ -121,8 +121,8 @@ def update_account(
     app: App, account_id: str, name: str | None = None, emails: list[str] | None = None,
     locale: str | None = None, timezone: str | None = None,
 ) -> AccountView:
-    """Change an account for transfers filed from now on; an open transfer keeps the contacts it was
-    filed with (its parties were shown them; `replace-contact` changes one, revoking the old token)."""
+    """Change an account. An open transfer keeps the addresses, language and time zone it was filed
+    with (its parties were mailed there; `replace-contact` changes one, revoking the old token)."""
     name = check_text(name, "name") if name is not None else None
     addresses = check_emails(emails) if emails is not None else None
     locale = check_locale(locale) if locale is not None else None
