@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from transferbot.models import Event
@@ -55,22 +54,6 @@ def append_event(session: Session, transfer_id: str, kind: str, data: dict[str, 
     session.add(event)
     heads[transfer_id] = (seq, event.hash, at)
     return event
-
-
-def preload_heads(session: Session, transfer_ids: Sequence[str]) -> None:
-    """Remember the chain heads of several transfers with one query (before many appends)."""
-    heads: dict[str, tuple[int, str, datetime | None]] = session.info.setdefault(_HEADS, {})
-    wanted = sorted({t for t in transfer_ids if t not in heads})
-    if not wanted:
-        return
-    last = (select(Event.transfer_id, sa.func.max(Event.seq).label("seq"))
-            .where(col(Event.transfer_id).in_(wanted)).group_by(col(Event.transfer_id)).subquery())
-    rows = session.exec(select(Event).join(last, sa.and_(col(Event.transfer_id) == last.c.transfer_id,
-                                                         col(Event.seq) == last.c.seq)))
-    for event in rows:
-        heads[event.transfer_id] = (event.seq, event.hash, event.at)
-    for transfer_id in wanted:
-        heads.setdefault(transfer_id, (0, GENESIS, None))
 
 
 def forget_heads(session: Session) -> None:

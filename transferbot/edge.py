@@ -33,7 +33,6 @@ class InboundHandler:
         self.store = store
         self.on_stored = on_stored
         self.stopping = False
-        self.in_data = 0
         self.rates = RateLimiter(app.config.inbound.messages_per_minute_per_sender, 60.0)
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -68,15 +67,12 @@ class InboundHandler:
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
         peer = _peer(session)
-        self.in_data += 1
         try:
             inbound_id = await self.store(Arrival(raw or b"", envelope.mail_from or "", tuple(envelope.rcpt_tos),
                                                   peer, now()))
         except Exception:  # noqa: BLE001 - our trouble: the sender must retry, nothing is lost
             log.exception("inbound from %s: could not store the message; answered 451", peer)
             return "451 4.3.0 Temporary failure storing the message; please try again later"
-        finally:
-            self.in_data -= 1
         log.debug("inbound #%s from %s <%s> stored (%d bytes)", inbound_id, peer, envelope.mail_from,
                   len(raw or b""))
         self.on_stored(inbound_id)

@@ -28,7 +28,6 @@ from transferbot.models import (
     InboundRaw,
     OutboundMessage,
     Party,
-    PartyAddress,
     RevokedToken,
     Transfer,
 )
@@ -118,12 +117,6 @@ def store_inbound(app: App, raw: bytes, mail_from: str, rcpt_tos: list[str], pee
                   received_at: datetime | None = None) -> int:
     """Commit one received message with its envelope."""
     return store_many(app, [Arrival(raw, mail_from, tuple(rcpt_tos), peer, received_at or clock_now())])[0]
-
-
-def unread_ids(app: App) -> list[int]:
-    with app.store.read() as session:
-        return list(session.exec(select(InboundMessage.id).where(InboundMessage.state == "new")
-                                 .order_by(col(InboundMessage.id))))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -453,6 +446,3 @@ def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Read
         queue_operator_alert(app, session, transfer, "bounce",
                              [("role", party.role), ("address", ", ".join(marked)), ("reason", verdict.reason)], now)
 
-
-def undeliverable(session: Session, party_id: int) -> list[PartyAddress]:
-    return [a for a in addresses_of(session, party_id) if a.undeliverable_at is not None]

@@ -63,13 +63,6 @@ def raw_of(session: Session, outbound_id: int) -> bytes:
     return bytes(row.raw) if row is not None else b""
 
 
-def next_due_at(app: App) -> datetime | None:
-    with app.store.read() as session:
-        return session.exec(select(OutboundMessage.next_attempt_at)
-                            .where(OutboundMessage.status == OutboxStatus.QUEUED.value)
-                            .order_by(col(OutboundMessage.next_attempt_at)).limit(1)).first()
-
-
 @dataclass(frozen=True)
 class Result:
     """What one delivery attempt came to, as the dispatcher reports it."""
@@ -124,15 +117,6 @@ def _sent_all(session: Session, results: Sequence[Result]) -> None:
 
 def mark_sent(app: App, item_id: int, now: datetime, refused: dict[str, str] | None = None) -> None:
     record(app, [Result(item_id, "sent", now, refused=refused or {})])
-
-
-def mark_retry(app: App, item_id: int, error: str, now: datetime, remaining: Collection[str] = (),
-               refused: dict[str, str] | None = None) -> None:
-    record(app, [Result(item_id, "retry", now, error, refused or {}, tuple(remaining))])
-
-
-def mark_failed(app: App, item_id: int, error: str, now: datetime, refused: dict[str, str] | None = None) -> None:
-    record(app, [Result(item_id, "failed", now, error, refused or {})])
 
 
 def _sent(app: App, session: Session, item_id: int, now: datetime, refused: dict[str, str]) -> None:
