@@ -31,12 +31,8 @@ def schedule_sweep(scheduler: AsyncIOScheduler, daemon: Daemon) -> None:
         done = 0
         try:
             seen: set[str] = set()
-            while True:
-                ids = [i for i in await asyncio.to_thread(sweep.due_transfers, daemon.app, moment) if i not in seen]
-                if not ids:
-                    break
+            while ids := await asyncio.to_thread(sweep.unseen_due, daemon.app, moment, seen):
                 for transfer_id in ids:
-                    seen.add(transfer_id)
                     if await daemon.writer.run(sweep.sweep_transfer, daemon.app, transfer_id, moment, True):
                         done += 1
                         daemon.dispatcher.poke(unrendered=True)

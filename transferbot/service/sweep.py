@@ -34,18 +34,21 @@ def due_transfers(app: App, now: datetime, limit: int = BATCH) -> list[str]:
             .order_by(col(Transfer.next_due_at)).limit(limit)))
 
 
+def unseen_due(app: App, now: datetime, seen: set[str]) -> list[str]:
+    """The next due transfers this sweep has not looked at yet (one that stays due, say with no
+    deliverable address, is looked at once per sweep); they are added to ``seen``."""
+    ids = [i for i in due_transfers(app, now) if i not in seen]
+    seen.update(ids)
+    return ids
+
+
 def sweep(app: App, now: datetime) -> int:
     """Do what is due at ``now``; returns how many transfers were acted on."""
     done = 0
     seen: set[str] = set()
-    while True:
-        ids = [i for i in due_transfers(app, now) if i not in seen]
-        if not ids:
-            return done
-        for transfer_id in ids:
-            seen.add(transfer_id)
-            if sweep_transfer(app, transfer_id, now):
-                done += 1
+    while ids := unseen_due(app, now, seen):
+        done += sum(sweep_transfer(app, transfer_id, now) for transfer_id in ids)
+    return done
 
 
 def sweep_transfer(app: App, transfer_id: str, now: datetime, defer: bool = False) -> bool:
