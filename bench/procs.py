@@ -153,7 +153,7 @@ def daemon_proc(conn: Connection, db: str, sink_port: int | None, reader: bool =
 
     async def main() -> None:
         path = Path(db)
-        app = open_app(world.config_for(path, sink_port=sink_port, maildir=path.parent / (path.stem + "-maildir")))
+        app = open_app(world.config_for(path, sink_port=sink_port, maildir=path.parent / (path.stem + "-maildir")), upgrade=True)
         daemon = (Daemon if reader else EdgeOnly)(app)
         loop = asyncio.get_running_loop()
         commands = _Commands(conn, loop)
@@ -163,12 +163,12 @@ def daemon_proc(conn: Connection, db: str, sink_port: int | None, reader: bool =
         while True:
             message = await commands.get()
             if message["cmd"] == "status":
-                conn.send({"sweeps": list(daemon.sweeps), **memory()})
+                conn.send({"sweeps": list(daemon.sweeps.recent), **memory()})
             elif message["cmd"] == "stop":
                 before = memory()
                 await daemon.stop(grace=10)
-                app.store.dispose()
-                conn.send({"sweeps": list(daemon.sweeps), **before})
+                app.store.close()
+                conn.send({"sweeps": list(daemon.sweeps.recent), **before})
                 return
 
     asyncio.run(main())
@@ -200,7 +200,7 @@ async def send_all(port: int, messages: list[Message], connections: int, timeout
             started = time.monotonic()
             try:
                 errors, _response = await client.sendmail(mail_from, rcpts, raw)
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 failures.append(f"#{i}: {type(exc).__name__}: {exc}")
                 if not client.is_connected:
                     await client.connect()
@@ -272,7 +272,7 @@ def sweep_proc(conn: Connection, warm_db: str, db: str, now_iso: str) -> None:
     now = datetime.fromisoformat(now_iso)
     out: dict[str, Any] = {}
     for label, path in (("warm", warm_db), ("timed", db)):
-        app = open_app(world.config_for(Path(path)))
+        app = open_app(world.config_for(Path(path)), upgrade=True)
         with app.store.read() as session:  # the connection is open before the clock starts
             session.execute(sa.text("SELECT 1"))
         started = time.perf_counter()
@@ -283,7 +283,7 @@ def sweep_proc(conn: Connection, warm_db: str, db: str, now_iso: str) -> None:
             started = time.perf_counter()
             out["idle_changed"] = sweep(app, now)
             out["idle_seconds"] = time.perf_counter() - started
-        app.store.dispose()
+        app.store.close()
     conn.send({**out, **memory()})
 
 

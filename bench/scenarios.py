@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -308,7 +308,7 @@ def scenario_outbound(work: Path, source_db: Path, messages: Path, n: int, round
 
 def scenario_scale(work: Path, sizes: Sizes) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with Children() as children:
         base = children.start(procs.baseline_proc, name="baseline")
         baseline = base.recv(60)
@@ -326,9 +326,10 @@ def scenario_scale(work: Path, sizes: Sizes) -> dict[str, Any]:
         with Children() as children:
             sink, sink_port = start_sink(children, work, f"sink-5-{n}", track_ids=True)
             daemon, started = start_daemon(children, rss_db, sink_port, name=f"daemon-{n}")
-            wait_for("the start-up sweep", lambda: bool(daemon.request("status")["sweeps"]), timeout=600, interval=0.2)
+            wait_for("the start-up sweep", lambda d=daemon: bool(d.request("status")["sweeps"]), timeout=600,
+                     interval=0.2)
             probe = world.Probe(rss_db)
-            wait_for("the outbox to drain", lambda: probe.queued() == 0, timeout=600, interval=0.2)
+            wait_for("the outbox to drain", lambda p=probe: p.queued() == 0, timeout=600, interval=0.2)
             time.sleep(1.0)  # settle: the dispatcher and reader go idle
             status = daemon.request("status")
             memory = procs.read_memory(started["pid"])
@@ -438,7 +439,7 @@ def table(out: dict[str, Any], sizes: Sizes) -> str:
             lines.append(f"  (5, {n} open) {twice} messages reached the relay twice, same Message-ID")
     logs = [(name, label, _get(d, name, "log")) for name, label in (("edge", "2"), ("e2e", "3"), ("outbound", "4"))]
     logs += [(n, f"5, {n} open", _get(d, "scale", str(n), "log")) for n in sizes.scale]
-    for name, label, log in logs:
+    for _name, label, log in logs:
         if log and (log["ERROR"] or log["WARNING"]):
             lines.append(f"  ({label}) the daemon logged {log['ERROR']} errors, {log['WARNING']} warnings: "
                          + "; ".join(f"{count}x {kind}" for kind, count in log["kinds"][:3]))

@@ -13,7 +13,7 @@ import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -101,7 +101,7 @@ def build_world(db: Path, transfers: int, seed: int = 5) -> World:
     """Accounts, entitlements and ``transfers`` open transfers filed through request_transfer."""
     started = time.perf_counter()
     rng = random.Random(seed)
-    app = open_app(config_for(db, database={"synchronous": "normal"}))  # set-up only: no fsync per transfer
+    app = open_app(config_for(db, database={"synchronous": "normal"}), upgrade=True)  # set-up only: no fsync per transfer
     try:
         ids: dict[str, list[str]] = {}
         for kind, count in ACCOUNT_PLAN.items():
@@ -113,7 +113,7 @@ def build_world(db: Path, transfers: int, seed: int = 5) -> World:
                 registry.add_account(app, account_id, kind, f"{kind.title()} {i:03d} Ltd", emails, locale,
                                      {"en": "Europe/London", "fr": "Europe/Paris", "de": "Europe/Berlin"}[locale])
                 ids.setdefault(kind, []).append(account_id)
-        stamp = datetime.now(timezone.utc)
+        stamp = datetime.now(UTC)
         plans: list[tuple[str, str | None]] = []
         with app.store.write() as session:
             rows = []
@@ -134,7 +134,7 @@ def build_world(db: Path, transfers: int, seed: int = 5) -> World:
                 "SELECT count(*), coalesce(sum(json_array_length(recipients)), 0) FROM outboundmessage"
                 " WHERE status = 'queued'")).one()
     finally:
-        app.store.dispose()
+        app.store.close()
     checkpoint(db)
     return World(db, transfers, confirmations, recipients, time.perf_counter() - started)
 
@@ -196,7 +196,7 @@ def approval_replies(db: Path, seed: int = 5) -> list[Message]:
             " ORDER BY p.id").fetchall()
     finally:
         con.close()
-    when = datetime.now(timezone.utc)
+    when = datetime.now(UTC)
     parser = BytesParser(policy=policy.default)
     out: list[Message] = []
     for _party_id, locale, raw, sender in rows:
@@ -285,7 +285,7 @@ def build_scale_db(db: Path, open_transfers: int, due: int, now: datetime, seed:
     """
     started = time.perf_counter()
     rng = random.Random(seed)
-    app = open_app(config_for(db, database={"synchronous": "normal"}))  # creates the schema
+    app = open_app(config_for(db, database={"synchronous": "normal"}), upgrade=True)  # creates the schema
     secret = app.secret
     engine = app.store.engine
     customers = [f"cus-{i:05d}" for i in range(max(10, open_transfers // 50))]
@@ -359,12 +359,12 @@ def build_scale_db(db: Path, open_transfers: int, due: int, now: datetime, seed:
                       "undeliverable_at": None, "undeliverable_reason": ""} for pid, aid in party_ids]
         for chunk in _chunks(addresses):
             conn.execute(sa.insert(PartyAddress), chunk)
-    app.store.dispose()
+    app.store.close()
     con = sqlite3.connect(db)
     try:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # the due count as the indexed column says it (a check of our own construction)
-        stamp = now.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
         counted = con.execute("SELECT count(*) FROM transfer WHERE status = 'pending' AND next_due_at <= ?",
                               (stamp,)).fetchone()[0]
     finally:

@@ -46,9 +46,9 @@ def config(tmp_path: Path, sink: MailSink) -> Config:
 
 @pytest.fixture
 def app(config: Config) -> Iterator[App]:
-    a = open_app(config)
+    a = open_app(config, upgrade=True)
     yield a
-    a.store.dispose()
+    a.store.close()
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def daemon(world: App) -> Iterator[RunningDaemon]:
 
 
 @pytest.fixture
-def cli_config(tmp_path: Path, config: Config) -> Path:
+def cli_config(tmp_path: Path, config: Config, app: App) -> Path:
     """A TOML file for the CLI pointing at the same database and relay as the `app` fixture."""
     path = tmp_path / "cli.toml"
     path.write_text(

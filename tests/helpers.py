@@ -76,6 +76,17 @@ class RunningDaemon:
             self.loop.close()
 
 
+def mark_all_sent(app: App) -> None:
+    """Every queued mail recorded as delivered, as the dispatcher would (set-up for reader tests)."""
+    import sqlalchemy as sa
+
+    from transferbot.models import OutboundMessage
+
+    table = OutboundMessage.__table__  # type: ignore[attr-defined]
+    app.store.run(lambda s: s.connection().execute(
+        sa.update(table).where(table.c.status == "queued").values(status="sent", sent_at=now())))
+
+
 def send(port: int, msg: EmailMessage | bytes, rcpt: str | list[str], mail_from: str | None = None) -> dict[str, Any]:
     """Send with a real SMTP client (smtplib); returns its refused-recipients dict."""
     rcpts = [rcpt] if isinstance(rcpt, str) else rcpt

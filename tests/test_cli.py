@@ -19,6 +19,7 @@ def cfg(tmp_path: Path) -> Path:
         f'[outbound]\ntransport = "maildir"\nmaildir = "{tmp_path / "outbox"}"\n'
         '[workflow]\nsecret = "cli-test"\n'
     )
+    assert main(["--config", str(path), "db", "upgrade"]) == 0
     return path
 
 

@@ -29,11 +29,11 @@ def edge(tmp_path: Path, sink: MailSink) -> Iterator[RunningDaemon]:
     config = make_config(tmp_path, sink.port, inbound={
         "max_message_bytes": 200_000, "max_recipients": 5, "idle_timeout_seconds": 1.0,
         "max_connections_per_client": 4, "messages_per_minute_per_sender": 10})
-    app = open_app(config)
+    app = open_app(config, upgrade=True)
     d = RunningDaemon(app).start()
     yield d
     d.stop()
-    app.store.dispose()
+    app.store.close()
 
 
 def connect(port: int, timeout: float = 10) -> smtplib.SMTP:
@@ -147,7 +147,7 @@ def test_too_many_connections_from_one_address_get_421(edge: RunningDaemon) -> N
     finally:
         for client in held:
             client.close()
-    wait_until(lambda: not edge.daemon.sessions, what="sessions closed")  # type: ignore[union-attr]
+    wait_until(lambda: not edge.daemon.edge.sessions, what="sessions closed")  # type: ignore[union-attr]
     with connect(edge.port) as client:
         assert client.noop()[0] == 250
 
@@ -171,10 +171,10 @@ def test_smtp_smuggling_stays_inside_one_message(edge: RunningDaemon) -> None:
 
 def test_a_locked_database_gets_451_and_nothing_is_lost(tmp_path: Path, sink: MailSink) -> None:
     config = make_config(tmp_path, sink.port, database={"busy_timeout_ms": 200})
-    app = open_app(config)
+    app = open_app(config, upgrade=True)
     d = RunningDaemon(app).start()
     try:
-        blocker = sqlite3.connect(tmp_path / "tb.db", timeout=0, isolation_level=None)
+        blocker = sqlite3.connect(tmp_path / "tb.db", timeout=5, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         with connect(d.port) as client:
             client.mail("a@acme.example.com")
@@ -187,7 +187,7 @@ def test_a_locked_database_gets_451_and_nothing_is_lost(tmp_path: Path, sink: Ma
         assert stored(app) == 1
     finally:
         d.stop()
-        app.store.dispose()
+        app.store.close()
 
 
 def test_starttls_with_a_certificate_made_at_test_time(tmp_path: Path, sink: MailSink) -> None:
@@ -198,7 +198,7 @@ def test_starttls_with_a_certificate_made_at_test_time(tmp_path: Path, sink: Mai
     config = make_config(tmp_path, sink.port, inbound={"tls_cert": str(tmp_path / "server.pem"),
                                                        "tls_key": str(tmp_path / "server.pem"),
                                                        "require_starttls": True})
-    app = open_app(config)
+    app = open_app(config, upgrade=True)
     d = RunningDaemon(app).start()
     try:
         context = ssl.create_default_context()
@@ -213,7 +213,7 @@ def test_starttls_with_a_certificate_made_at_test_time(tmp_path: Path, sink: Mai
         assert stored(app) == 1
     finally:
         d.stop()
-        app.store.dispose()
+        app.store.close()
 
 
 def test_names_and_notes_cannot_inject_headers(app: App, sink: MailSink, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from transferbot.models import OutboundMessage
 from transferbot.rules import Refusal
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
-from transferbot.service.inbox import store_inbound
+from transferbot.service.arrivals import store_inbound
 from transferbot.service.outbox import raw_of
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import list_inbox, transfer_detail
@@ -51,7 +51,7 @@ def _replies(app: App) -> list[tuple[str, str, bytes]]:
     """(rcpt, message-id, raw) of a real approval for every party's confirmation, quoting it."""
     out = []
     with app.store.read() as session:
-        rows = [(row, raw_of(session, row.id or 0)) for row in
+        rows = [(row, raw_of(app, row.id or 0)) for row in
                 session.exec(select(OutboundMessage).where(OutboundMessage.kind == "confirmation"))]
     for row, raw in rows:
         conf = Received(row.envelope_from, tuple(row.recipients), raw,
@@ -67,14 +67,14 @@ def test_sigkill_three_times_loses_no_reply_and_acts_on_each_once(tmp_path: Path
     rng = random.Random(seed)
     port = free_port()
     config = make_config(tmp_path, sink.port, inbound={"port": port, "messages_per_minute_per_sender": 0})
-    app = open_app(config)
+    app = open_app(config, upgrade=True)
     _world(app, TRANSFERS)
     tids = [request_transfer(app, f"e{n}", "r2") for n in range(TRANSFERS)]
     replies = _replies(app)
     rng.shuffle(replies)
     cfg = tmp_path / "transferbot.toml"
-    cfg.write_text(
-        f'[database]\nurl = "{config.database.url}"\n'
+    cfg.write_text(  # a short lease: the work a killed daemon had claimed is taken over within seconds
+        f'[database]\nurl = "{config.database.url}"\nlease_seconds = 5\npoll_seconds = 0.5\n'
         f'[inbound]\nhost = "127.0.0.1"\nport = {port}\ndomain = "{DOMAIN}"\nmessages_per_minute_per_sender = 0\n'
         f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\npoll_seconds = 0.2\n'
         '[workflow]\nsecret = "test-secret"\n'
@@ -168,7 +168,7 @@ def test_every_party_approving_at_the_same_instant_completes_once(daemon: Runnin
 
 
 def test_concurrent_requests_for_one_entitlement_make_exactly_one_transfer(world: App) -> None:
-    apps = [open_app(world.config) for _ in range(4)]  # four processes' worth of connections
+    apps = [open_app(world.config, upgrade=True) for _ in range(4)]  # four processes' worth of connections
     try:
         for entitlement in ("ent-direct", "ent-r1", "ent-globex"):
             barrier = threading.Barrier(len(apps))
@@ -192,7 +192,7 @@ def test_concurrent_requests_for_one_entitlement_make_exactly_one_transfer(world
             assert all("already has an open transfer" in r for r in results if not r.startswith("TR-"))
     finally:
         for a in apps:
-            a.store.dispose()
+            a.store.close()
     with sqlite3.connect(world.config.database.url.removeprefix("sqlite:///")) as db:
         assert db.execute("select count(*) from transfer").fetchone()[0] == 3
 

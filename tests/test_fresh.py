@@ -437,7 +437,7 @@ def test_a_quoted_printable_part_is_decoded() -> None:
 
 
 def test_a_base64_part_is_decoded() -> None:
-    body = "Genehmigt – danke!\n\n> DECLINE\n".encode("utf-8")
+    body = "Genehmigt – danke!\n\n> DECLINE\n".encode()
     raw = raw_mail(base64.encodebytes(body), "text/plain; charset=utf-8", "base64")
     assert read(raw).fresh_text == "Genehmigt – danke!"
 
@@ -447,10 +447,10 @@ def test_a_base64_part_is_decoded() -> None:
     ("windows-1252", "Refusé – l’offre".encode("cp1252"), "Refusé – l’offre"),
     ("iso-8859-1", "Refusé – l’offre".encode("cp1252"), "Refusé – l’offre"),  # latin-1 said, 1252 meant
     ("utf-8", "Refusé, désolé".encode("cp1252"), "Refusé, désolé"),  # wrong declaration: falls back to 1252
-    ("us-ascii", "Genehmigt, Grüße".encode("utf-8"), "Genehmigt, Grüße"),  # wrong declaration: UTF-8
-    ("iso-8859-1", "Genehmigt, Grüße".encode("utf-8"), "Genehmigt, Grüße"),  # UTF-8 bytes are not latin-1 text
-    ("x-unknown-charset", "Approuvé".encode("utf-8"), "Approuvé"),
-    ("punycode", "Approuvé".encode("utf-8"), "Approuvé"),  # a codec that is not a mail charset
+    ("us-ascii", "Genehmigt, Grüße".encode(), "Genehmigt, Grüße"),  # wrong declaration: UTF-8
+    ("iso-8859-1", "Genehmigt, Grüße".encode(), "Genehmigt, Grüße"),  # UTF-8 bytes are not latin-1 text
+    ("x-unknown-charset", "Approuvé".encode(), "Approuvé"),
+    ("punycode", "Approuvé".encode(), "Approuvé"),  # a codec that is not a mail charset
 ])
 def test_text_parts_are_decoded_in_their_charset_with_fallbacks(declared: str, data: bytes, expected: str) -> None:
     raw = raw_mail(data + b"\r\n\r\n> APPROVE\r\n", f"text/plain; charset={declared}")
@@ -458,7 +458,7 @@ def test_text_parts_are_decoded_in_their_charset_with_fallbacks(declared: str, d
 
 
 def test_a_multibyte_character_cut_by_the_size_cap_does_not_garble_the_text() -> None:
-    cut = "Grüße".encode("utf-8")[:5]  # b"Gr\xc3\xbc\xc3": the "ß" is cut in half
+    cut = "Grüße".encode()[:5]  # b"Gr\xc3\xbc\xc3": the "ß" is cut in half
     assert decode_bytes(cut, "utf-8", truncated=True) == "Grü"
 
 

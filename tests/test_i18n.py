@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import SMTP, default
@@ -130,9 +130,9 @@ def test_the_catalogs_are_what_the_runtime_uses() -> None:
 # Dates
 
 
-EXPIRES = datetime(2024, 12, 16, 23, 30, tzinfo=timezone.utc)  # already the 17th in Paris and Berlin
-CREATED = datetime(2024, 12, 2, 9, 15, tzinfo=timezone.utc)
-NOW = datetime(2024, 12, 9, 8, 0, tzinfo=timezone.utc)
+EXPIRES = datetime(2024, 12, 16, 23, 30, tzinfo=UTC)  # already the 17th in Paris and Berlin
+CREATED = datetime(2024, 12, 2, 9, 15, tzinfo=UTC)
+NOW = datetime(2024, 12, 9, 8, 0, tzinfo=UTC)
 ZONE = {"en": "America/New_York", "fr": "Europe/Paris", "de": "Europe/Berlin"}
 MONTH = {"en": "December", "fr": "décembre", "de": "Dezember"}
 
@@ -195,6 +195,7 @@ CASES = [
     Case("ignored-sender", MailKind.IGNORED_SENDER, {"problem": "sender", "sender": "alice@lookalike.example"}),
     Case("ignored-authentication", MailKind.IGNORED_SENDER,
          {"problem": "authentication", "sender": "alice@acme.example"}, role="isv"),
+    Case("contact-replaced", MailKind.CONTACT_REPLACED, role="new-reseller"),
     Case("alert-bounce", MailKind.OPERATOR_ALERT, {"alert": "bounce", "alert_facts": [
         ("role", "new-reseller"), ("address", "ops@r2.example"), ("reason", "550 5.1.1 <ops@r2.example> unknown")]},
         operator=True),
@@ -213,6 +214,7 @@ HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "h
 NO_DATES = {"help-negation", "help-both", "help-empty", "help-no-word", "ignored-sender", "ignored-authentication",
             "alert-bounce-no-transfer"}
 NO_FACTS = NO_DATES | {"receipt"}
+NO_TOKEN = {"contact-replaced"}  # told at an address that no longer answers: no reply address, no reference
 
 
 def context(case: Case, locale: str) -> dict[str, Any]:
@@ -226,12 +228,15 @@ def context(case: Case, locale: str) -> dict[str, Any]:
     }
     if case.operator:
         return {"t": transfer if case.transfer else None, "me": None, "tz": tz, "now": NOW, "reply_marker": False,
-                "parties": [{**p, "is_me": False} for p in PARTIES] if case.transfer else [], **case.extra}
+                "asks": False, "parties": [{**p, "is_me": False} for p in PARTIES] if case.transfer else [],
+                **case.extra}
     parties = [{**p, "is_me": p["role"] == case.role} for p in PARTIES]
     me = next(p for p in parties if p["is_me"])
     me["decision"] = case.decision
-    return {"t": transfer, "parties": parties, "tz": tz, "now": NOW, "reply_marker": True,
-            "me": {"role": case.role, "name": me["name"], "token": TOKEN, "decision": case.decision}, **case.extra}
+    asks = case.name in HOW_TO_ANSWER
+    return {"t": transfer, "parties": parties, "tz": tz, "now": NOW, "reply_marker": asks, "asks": asks,
+            "me": {"role": case.role, "name": me["name"], "token": None if case.name in NO_TOKEN else TOKEN,
+                   "decision": case.decision}, **case.extra}
 
 
 @dataclass(frozen=True)
@@ -330,11 +335,15 @@ def test_each_email_renders_as_well_formed_mime(case: Case, locale: str) -> None
         assert "  | Line one: see <b>ticket</b> #42 & co.\n  | Line two: 100% \"done\"\n" in m.text
         assert "Line two: 100% &#34;done&#34;" in m.html or "Line two: 100% &quot;done&quot;" in m.html
 
-    # Our reply marker first, in the shape the reader finds in any language; the reference last.
-    if case.operator:
-        assert "##-" not in m.text and "[ref:" not in m.text
-    else:
+    # Our reply marker first, in the shape the reader finds in any language, only on mail that asks for an
+    # answer; the reference last, on every mail to a party that may answer.
+    if case.name in HOW_TO_ANSWER:
         assert re.fullmatch(r"##-[^\n]*-##", m.text.splitlines()[0]), m.text.splitlines()[0]
+    else:
+        assert "##-" not in m.text
+    if case.operator or case.name in NO_TOKEN:
+        assert "[ref:" not in m.text and "[ref:" not in m.html
+    else:
         assert f"[ref:{TOKEN}]" in m.text and f"[ref:{TOKEN}]" in m.html
     if case.name in HOW_TO_ANSWER:
         for word in ("APPROVE", "DECLINE", "STATUS"):
@@ -346,9 +355,12 @@ def test_each_email_renders_as_well_formed_mime(case: Case, locale: str) -> None
     if case.name not in NO_DATES:
         assert MONTH[locale] in m.text and f"({ZONE[locale]})" in m.text, m.text
         assert MONTH[locale] in m.html
-    if case.transfer:
-        deadline = i18n.format_when(EXPIRES, locale, ZONE[locale])
-        assert (deadline in m.text) == (case.name not in NO_FACTS)
+    answer_by = i18n.translations(locale).gettext("Answer by")
+    if case.transfer and case.name not in NO_FACTS:
+        # Only mail that asks for an answer says by when; the others (receipt, completed, declined, …) do not.
+        assert (answer_by in m.text) == (case.name in HOW_TO_ANSWER), m.text
+        if case.name in HOW_TO_ANSWER:
+            assert i18n.format_when(EXPIRES, locale, ZONE[locale]) in m.text
 
     # No English left in French or German mail, and French spacing survives wrapping.
     if locale != "en":

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from tests.test_lifecycle import ADDRESSES, mail
 from transferbot.cli import main
-from transferbot.service import inbox
+from transferbot.service import replies
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import list_inbox, transfer_detail
 from transferbot.sink import MailSink
@@ -69,7 +69,7 @@ def test_a_message_whose_reading_raised_is_kept_failed_and_can_be_read_again(
     def broken(*_args: object) -> None:
         raise RuntimeError("a bug in a check")
 
-    monkeypatch.setattr(inbox, "run_chain", broken)  # a programming error, while the daemon runs
+    monkeypatch.setattr(replies, "run_chain", broken)  # a programming error, while the daemon runs
     send(daemon.port, reply(conf, ADDRESSES["customer"], "APPROVE"), reply_address(conf))
     failed = wait_until(lambda: [r for r in list_inbox(daemon.app) if r["state"] == "failed"], what="failed")
     assert failed[0]["outcome"] == "failed" and "RuntimeError: a bug in a check" in failed[0]["reason"]

@@ -17,9 +17,10 @@ from transferbot.clock import now
 from transferbot.models import OutboundMessage
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
-from transferbot.service.inbox import read_inbound, store_inbound
-from transferbot.service.letters import queue_operator_alert
+from transferbot.service.arrivals import store_inbound
+from transferbot.service.mail import Mailer
 from transferbot.service.outbox import backoff
+from transferbot.service.replies import read_inbound
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import transfer_detail
 from transferbot.sink import MailSink
@@ -45,7 +46,7 @@ def test_a_relay_outage_delays_mail_with_backoff_and_loses_none(tmp_path: Path) 
     sink = MailSink().start_in_thread()
     port = sink.port
     sink.stop_thread()  # the relay is down
-    app = open_app(make_config(tmp_path, port, outbound={"retry_min_seconds": 0.2, "retry_max_seconds": 0.8}))
+    app = open_app(make_config(tmp_path, port, outbound={"retry_min_seconds": 0.2, "retry_max_seconds": 0.8}), upgrade=True)
     _world(app)
     request_transfer(app, "ent-1", "r2")
     daemon = RunningDaemon(app).start()
@@ -70,7 +71,7 @@ def test_a_relay_outage_delays_mail_with_backoff_and_loses_none(tmp_path: Path) 
             back.stop_thread()
     finally:
         daemon.stop()
-        app.store.dispose()
+        app.store.close()
 
 
 def test_a_permanent_refusal_fails_that_mail_only_and_tells_the_operator(app: App, sink: MailSink) -> None:
@@ -100,7 +101,7 @@ def test_a_permanent_refusal_fails_that_mail_only_and_tells_the_operator(app: Ap
 
 
 def test_a_deferred_recipient_is_retried_alone(tmp_path: Path, sink: MailSink) -> None:
-    app = open_app(make_config(tmp_path, sink.port, outbound={"retry_min_seconds": 0.2, "retry_max_seconds": 0.2}))
+    app = open_app(make_config(tmp_path, sink.port, outbound={"retry_min_seconds": 0.2, "retry_max_seconds": 0.2}), upgrade=True)
     _world(app)
     sink.rcpt_codes["bob@acme.example.com"] = "451 4.2.0 try later"
     request_transfer(app, "ent-1", "r2")
@@ -112,7 +113,7 @@ def test_a_deferred_recipient_is_retried_alone(tmp_path: Path, sink: MailSink) -
         wait_until(lambda: all(r.status == "sent" for r in rows(app)))
     finally:
         daemon.stop()
-        app.store.dispose()
+        app.store.close()
     to_alice = [m for m in sink.messages if "alice@acme.example.com" in m.rcpt_tos]
     to_bob = [m for m in sink.messages if "bob@acme.example.com" in m.rcpt_tos]
     assert len(to_alice) == 1 and len(to_bob) == 1, "alice is not mailed twice; bob gets it once it works"
@@ -162,7 +163,7 @@ def test_starttls_and_auth_to_the_relay(tmp_path: Path) -> None:
     try:
         app = open_app(make_config(tmp_path, relay.port, outbound={
             "starttls": True, "ca_file": str(tmp_path / "ca.pem"), "host": "127.0.0.1",
-            "username": "transferbot", "password": "s3cret"}))
+            "username": "transferbot", "password": "s3cret"}), upgrade=True)
         _world(app)
         request_transfer(app, "ent-1", "r2")
         daemon = RunningDaemon(app).start()
@@ -170,7 +171,7 @@ def test_starttls_and_auth_to_the_relay(tmp_path: Path) -> None:
             got = relay.wait_for(lambda ms: len(ms) == 3)
         finally:
             daemon.stop()
-            app.store.dispose()
+            app.store.close()
         assert all(m.tls and m.login == "transferbot" for m in got)
     finally:
         relay.stop_thread()
@@ -185,7 +186,7 @@ def test_a_wrong_relay_password_is_retried_not_lost(tmp_path: Path) -> None:
     relay = MailSink(tls_context=server_context, credentials=("transferbot", "right")).start_in_thread()
     try:
         app = open_app(make_config(tmp_path, relay.port, outbound={
-            "starttls": True, "ca_file": str(tmp_path / "ca.pem"), "username": "transferbot", "password": "wrong"}))
+            "starttls": True, "ca_file": str(tmp_path / "ca.pem"), "username": "transferbot", "password": "wrong"}), upgrade=True)
         _world(app)
         request_transfer(app, "ent-1", "r2")
         daemon = RunningDaemon(app).start()
@@ -195,7 +196,7 @@ def test_a_wrong_relay_password_is_retried_not_lost(tmp_path: Path) -> None:
             daemon.stop()
         assert {r.status for r in rows(app)} == {"queued"}, "our configuration is wrong, not the recipients"
         assert all("535" in r.last_error for r in rows(app))
-        app.store.dispose()
+        app.store.close()
     finally:
         relay.stop_thread()
 
@@ -203,8 +204,9 @@ def test_a_wrong_relay_password_is_retried_not_lost(tmp_path: Path) -> None:
 def test_a_bounced_operator_alert_raises_no_further_alert(app: App, sink: MailSink) -> None:
     """The operator address failing must not make transferbot mail it again about itself, forever."""
     with app.store.write() as session:
-        alert = queue_operator_alert(app, session, None, "bounce", [("message", "<x@y>")], now())
-        assert alert is not None
+        mailer = Mailer(app, session, None, [], now())
+        mailer.to_operator("bounce", [("message", "<x@y>")])
+        [alert] = mailer.done()
         key = alert.key
     dsn = (b"From: MAILER-DAEMON@marketplace.example.com\r\nTo: " + app.book.bounce(key).encode() +
            b"\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"

@@ -35,13 +35,14 @@ import pytest
 from sqlmodel import col, select
 
 from tests.conftest import DOMAIN, make_config
-from tests.helpers import RunningDaemon, send, wait_until
+from tests.helpers import RunningDaemon, mark_all_sent, send, wait_until
 from transferbot.clock import now
 from transferbot.domain import OutboxStatus
 from transferbot.models import InboundMessage, OutboundMessage, Party, PartyAddress, Transfer
-from transferbot.service import outbox, registry
+from transferbot.service import registry
 from transferbot.service.app import App, open_app
-from transferbot.service.inbox import explain, read_inbound, store_inbound
+from transferbot.service.arrivals import store_inbound
+from transferbot.service.replies import explain, read_inbound
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import transfer_detail
 from transferbot.sink import MailSink
@@ -250,22 +251,21 @@ def open_copy(world: Path, tmp: Path, sink_port: int | None, auth: bool) -> App:
     inbound: dict[str, Any] = {"messages_per_minute_per_sender": 0}
     if auth:
         inbound["trusted_authserv_id"] = AUTHSERV
-    return open_app(make_config(tmp, sink_port, inbound=inbound, database={"synchronous": "normal"}))
+    return open_app(make_config(tmp, sink_port, inbound=inbound, database={"synchronous": "normal"}), upgrade=True)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A database with the accounts and one transfer per case, its confirmations sent (as the dispatcher would)."""
     tmp = tmp_path_factory.mktemp("world")
-    app = open_app(make_config(tmp, None, database={"synchronous": "normal"}))
+    app = open_app(make_config(tmp, None, database={"synchronous": "normal"}), upgrade=True)
     try:
         populate(app)
         for index, case in enumerate(CASES):
             new_transfer(app, case, index)
-        for item in outbox.due(app, now(), limit=10 * len(CASES)):
-            outbox.mark_sent(app, item.id, now())
+        mark_all_sent(app)
     finally:
-        app.store.dispose()
+        app.store.close()
     return tmp / "tb.db"
 
 
@@ -300,7 +300,7 @@ def reader_apps(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             for auth in (False, True)}
     yield apps
     for app in apps.values():
-        app.store.dispose()
+        app.store.close()
 
 
 def _explain_failure(reading: Any, verdict: Any) -> str:
@@ -401,7 +401,7 @@ def daemon_run(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         for d in daemons.values():
             d.stop()
         for app in apps.values():
-            app.store.dispose()
+            app.store.close()
         sink.stop_thread()
 
 

@@ -70,7 +70,8 @@ def cfg(tmp_path: Path, sink: MailSink) -> Iterator[Path]:
         f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
         '[workflow]\nsecret = "serve-test"\n'
     )
-    for args in (["account", "add", "acme", "--kind", "customer", "--name", "Acme", "--email", "alice@acme.example.com"],
+    for args in (["db", "upgrade"],
+                 ["account", "add", "acme", "--kind", "customer", "--name", "Acme", "--email", "alice@acme.example.com"],
                  ["account", "add", "vendor", "--kind", "isv", "--name", "Vendor", "--email", "deals@vendor.example.com"],
                  ["account", "add", "r2", "--kind", "reseller", "--name", "R2", "--email", "ops@r2.example.com"],
                  ["entitlement", "add", "ent-1", "--product", "P", "--customer", "acme", "--isv", "vendor"],

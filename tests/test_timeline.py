@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -18,14 +18,15 @@ from transferbot.clock import now
 from transferbot.models import OutboundMessage, Party
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
-from transferbot.service.inbox import read_inbound, store_inbound
+from transferbot.service.arrivals import store_inbound
 from transferbot.service.outbox import raw_of
+from transferbot.service.replies import read_inbound
 from transferbot.service.sweep import sweep
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import transfer_detail
 from transferbot.sink import MailSink, Received
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 P = timeline.Policy()
 
@@ -76,10 +77,10 @@ def _world(app: App) -> None:
 
 @pytest.fixture
 def quiet_app(tmp_path: Path):  # type: ignore[no-untyped-def]
-    app = open_app(make_config(tmp_path, None))
+    app = open_app(make_config(tmp_path, None), upgrade=True)
     _world(app)
     yield app
-    app.store.dispose()
+    app.store.close()
 
 
 def mails(app: App, since: int = 0) -> list[tuple[str, str]]:
@@ -100,7 +101,7 @@ def approve(app: App, tid: str, address: str) -> str:
         rows = session.exec(select(OutboundMessage).where(OutboundMessage.transfer_id == tid,
                                                           OutboundMessage.kind == "confirmation"))
         row = next(r for r in rows if address in r.recipients)
-        raw = raw_of(session, row.id or 0)
+        raw = raw_of(app, row.id or 0)
     conf = Received(row.envelope_from, tuple(row.recipients), raw,
                     BytesParser(policy=policy.default).parsebytes(raw))  # type: ignore[arg-type]
     msg = reply(conf, address, "APPROVE")
@@ -152,7 +153,7 @@ def test_reminders_last_call_and_expiry_over_fourteen_days(quiet_app: App) -> No
 
 
 def test_with_a_shorter_warning_the_day_twelve_reminder_and_the_warning_are_separate(tmp_path: Path) -> None:
-    app = open_app(make_config(tmp_path, None, workflow={"warn_before_days": 1}))
+    app = open_app(make_config(tmp_path, None, workflow={"warn_before_days": 1}), upgrade=True)
     _world(app)
     with freeze_time(T0) as clock:
         request_transfer(app, "ent-1", "r2")
@@ -163,7 +164,7 @@ def test_with_a_shorter_warning_the_day_twelve_reminder_and_the_warning_are_sepa
             sweep(app, now())
             kinds[day] = sorted({k for k, _ in mails(app, mark)})
         assert kinds == {3: ["reminder"], 7: ["reminder"], 12: ["reminder"], 13: ["last-call"]}
-    app.store.dispose()
+    app.store.close()
 
 
 def test_an_approval_on_day_thirteen_completes_it(quiet_app: App) -> None:
@@ -189,7 +190,7 @@ def test_reminders_show_the_deadline_in_the_partys_time_zone(quiet_app: App) -> 
         sweep(app, now())
         with app.store.read() as session:
             rows = list(session.exec(select(OutboundMessage).where(col(OutboundMessage.id) > mark)))
-            raws = {r.recipients[0]: raw_of(session, r.id or 0) for r in rows}
+            raws = {r.recipients[0]: raw_of(app, r.id or 0) for r in rows}
         texts = {to: BytesParser(policy=policy.default).parsebytes(raw).get_body(("plain",)).get_content()
                  for to, raw in raws.items()}
         assert "(Europe/Paris)" in texts["alice@acme.example.com"]
@@ -203,7 +204,7 @@ def test_reminders_show_the_deadline_in_the_partys_time_zone(quiet_app: App) -> 
 def test_a_daemon_down_from_day_two_to_day_nine_sends_one_reminder_per_pending_party(
     tmp_path: Path, sink: MailSink,
 ) -> None:
-    app = open_app(make_config(tmp_path, sink.port))
+    app = open_app(make_config(tmp_path, sink.port), upgrade=True)
     _world(app)
     with freeze_time(T0, tick=True, real_asyncio=True) as clock:
         tid = request_transfer(app, "ent-1", "r2")
@@ -226,7 +227,7 @@ def test_a_daemon_down_from_day_two_to_day_nine_sends_one_reminder_per_pending_p
             second.stop()
         with app.store.read() as session:
             assert {p.reminders_sent for p in session.exec(select(Party))} == {2}
-    app.store.dispose()
+    app.store.close()
 
 
 def _statuses(app: App) -> list[str]:

@@ -26,6 +26,11 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def fingerprint(details: dict[str, Any]) -> str:
+    """The hash of the details every party is shown; printed in every email and in the certificate."""
+    return "sha256:" + hashlib.sha256(canonical(details).encode("utf-8")).hexdigest()
+
+
 def event_hash(prev_hash: str, transfer_id: str, seq: int, at: datetime, kind: str, data: dict[str, Any]) -> str:
     body = canonical({"transfer": transfer_id, "seq": seq, "at": at.isoformat(), "kind": kind, "data": data})
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()

@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ve = sub.add_parser("verify", help="recompute a transfer's audit chain")
     ve.add_argument("transfer")
+
+    db = sub.add_parser("db", help="the database's schema").add_subparsers(dest="action", metavar="ACTION")
+    db.required = True
+    db.add_parser("upgrade", help="create the database or bring it to this release's schema (safe to repeat)")
+    db.add_parser("current", help="print the schema revision the database is at, and this release's")
     return p
 
 
@@ -265,7 +270,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_read(args: argparse.Namespace, config: Config) -> int:
-    from transferbot.service.inbox import explain
+    from transferbot.service.replies import explain
 
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
@@ -301,12 +306,12 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace, config: Config) -> int:
-    from transferbot.service import inbox, views
+    from transferbot.service import replies, views
 
     app = _app(config)
     if args.action == "retry":
         try:
-            row = inbox.retry_inbound(app, args.id)
+            row = replies.retry_inbound(app, args.id)
         except Refusal:
             raise
         except Exception as exc:  # noqa: BLE001 - reported on one line; the message stays failed
@@ -381,6 +386,27 @@ def cmd_certificate(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.store import open_store, schema
+
+    store = open_store(config.database)
+    try:
+        if args.action == "upgrade":
+            before, after = schema.upgrade(store)
+            if before == after:
+                print(f"database {store.where} is at revision {after}, the current one", file=sys.stderr)
+            else:
+                print(f"database {store.where} upgraded from {before or 'nothing'} to {after}", file=sys.stderr)
+        else:
+            revision = schema.current(store)
+            head = schema.head()
+            state = "current" if revision == head else ("missing" if revision is None else f"behind {head}")
+            print(f"{revision or '-'} ({state})")
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     from transferbot.service.certificate import verify
 
@@ -394,7 +420,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "certificate": cmd_certificate, "verify": cmd_verify,
     "account": cmd_account, "entitlement": cmd_entitlement, "request": cmd_request, "list": cmd_list,
     "show": cmd_show, "serve": cmd_serve, "demo": cmd_demo, "read": cmd_read, "inbox": cmd_inbox,
-    "outbox": cmd_outbox,
+    "outbox": cmd_outbox, "db": cmd_db,
 }
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime as rfc2822_date
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def templates_dir() -> Path:
     raise RuntimeError("transferbot's templates are missing from the installation")
 
 
-@lru_cache(maxsize=None)
+@cache
 def environment(locale: str, fmt: str) -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(templates_dir())),
@@ -76,8 +76,8 @@ def render(kind: MailKind, locale: str, context: dict[str, Any]) -> Rendered:
     # One render of the whole text part; the subject block is then rendered in the same context,
     # where the template's top-level imports and macros are defined.
     ctx = text_tmpl.new_context({**context, "format": "text"})
-    text = text_tmpl.environment.concat(text_tmpl.root_render_func(ctx))  # type: ignore[attr-defined]
-    subject = text_tmpl.environment.concat(text_tmpl.blocks["subject"](ctx))  # type: ignore[attr-defined]
+    text = text_tmpl.environment.concat(text_tmpl.root_render_func(ctx))
+    subject = text_tmpl.environment.concat(text_tmpl.blocks["subject"](ctx))
     subject = re.sub(r"[ \t\r\n]+", " ", subject).strip()  # keeps French no-break spaces
     html = _template(locale, "html", kind).render({**context, "format": "html", "subject": subject})
     return Rendered(subject=subject, text=_tidy(text), html=html)
@@ -142,9 +142,18 @@ def build_message(rendered: Rendered, env: Envelope) -> EmailMessage:
 
 
 def attachment(filename: str, mime: str, data: bytes) -> EmailMessage:
-    """An attachment part, encoded once, to be attached to several messages."""
+    """An attachment part, encoded once, to be attached to several messages (text in UTF-8, declared)."""
     maintype, _, subtype = mime.partition("/")
     part = EmailMessage()
+    params = {"charset": "utf-8"} if maintype == "text" or subtype == "json" else None
     part.set_content(data, maintype=maintype, subtype=subtype, filename=filename, disposition="attachment",
-                     cte="base64")
+                     cte="base64", params=params)
     return part
+
+
+def fix_boundaries(msg: EmailMessage, key: str) -> None:
+    """MIME boundaries derived from the message's key, not random: the same row gives the same bytes.
+    The key is random and never part of any content, so no part can contain its boundary."""
+    for number, part in enumerate(msg.walk()):
+        if part.is_multipart():
+            part.set_boundary(f"=_tb_{key}_{number}")

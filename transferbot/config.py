@@ -43,6 +43,17 @@ class DatabaseConfig(_Section):
     url: str = "sqlite:///transferbot.db"
     synchronous: Literal["full", "normal"] = "full"
     busy_timeout_ms: int = Field(default=5000, ge=0)
+    pool_size: int = Field(default=8, ge=1, le=200)
+    lease_seconds: float = Field(default=60.0, ge=5, le=3600)
+    poll_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        scheme = value.partition(":")[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgresql+psycopg", "postgres"):
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        return value
 
 
 class InboundConfig(_Section):

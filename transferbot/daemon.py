@@ -1,153 +1,92 @@
 """`transferbot serve`: inbound server, reader, dispatcher and scheduler on one event loop.
 
-They start together and stop together. Blocking database work runs off the
-loop: reads on worker threads, writes in order on one writer thread (see
-writer.py), so the loop keeps serving sessions.
-A graceful stop refuses new connections and transactions, lets SMTP
-transactions under way finish, lets the reader finish the message it is
-on and the dispatcher the deliveries under way, then closes everything.
+They start together and stop together. Blocking database work runs off the loop (store.transact),
+so the loop keeps serving sessions. Work is claimed in the database under this daemon's name
+(``owner``), so several daemons may run on one PostgreSQL database: each reply is read by one,
+each mail sent by one, each due transfer swept by one, and the work of one that dies is taken over.
+They wake each other with NOTIFY; polling covers what a lost notification misses.
+A graceful stop refuses new connections and transactions, lets SMTP transactions under way finish,
+lets the reader finish the batch it is on and the dispatcher the deliveries under way, then closes
+everything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
+import socket
 import ssl
-import sys
-import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from transferbot.dispatcher import Dispatcher
-from transferbot.edge import InboundHandler
-from transferbot.limits import ConnectionCounter
-from transferbot.service import inbox
+from transferbot.edge import Edge, InboundHandler
+from transferbot.intake import GroupCommit
+from transferbot.readloop import ReadLoop
+from transferbot.service import arrivals
 from transferbot.service.app import App
+from transferbot.service.arrivals import Arrival
+from transferbot.service.mail import OUTBOX_CHANNEL
+from transferbot.sweeper import SweepStats, schedule_sweep
 from transferbot.transports import Connection, connections_for
-from transferbot.writer import InboundStore, Writer
 
 log = logging.getLogger(__name__)
 
-SWITCH_INTERVAL = 0.0001  # seconds; CPython default is 0.005
+
+def owner_name() -> str:
+    """Who holds a lease: host, process and a random part (a restarted process is another owner)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Daemon:
     def __init__(self, app: App, connections: list[Connection] | None = None) -> None:
         self.app = app
-        self.writer = Writer()
+        self.owner = owner_name()
         self.dispatcher = Dispatcher(app, connections if connections is not None else connections_for(app.config.outbound),
-                                     self.writer, busy=lambda: self.reader_backlog)
-        self.reader_backlog = False
-        self.inbound = InboundStore(app, self.writer)
-        self.handler = InboundHandler(app, self.inbound.store, on_stored=self._stored)
-        self.sessions: set[SMTP] = set()
-        self.server: asyncio.base_events.Server | None = None
+                                     self.owner)
+        self.reader = ReadLoop(app, self.owner, on_applied=self.dispatcher.poke)
+        self.group = GroupCommit(self._commit)
+        self.handler = InboundHandler(app, self.group.store, on_stored=lambda _id: self.reader.poke())
+        cfg = app.config.inbound
+        tls = server_tls_context(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
+        self.edge = Edge(app, self.handler, tls)
         self.scheduler: AsyncIOScheduler | None = None
-        self._reader_wake = asyncio.Event()
+        self.sweeps = SweepStats()
         self._stopping = False
         self._tasks: list[asyncio.Task[Any]] = []
-        self.port = 0
-        self.sweeps: list[tuple[float, int]] = []  # (seconds, transfers acted on) of recent sweeps
-        cfg = app.config.inbound
-        self.connections = ConnectionCounter(cfg.max_connections_per_client)
-        self.tls_context = server_tls_context(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
+
+    async def _commit(self, batch: Any) -> list[int]:
+        """A group of arrivals: two inserts each and one commit (well under a millisecond with its fsync),
+        on the loop when the database is free, which is what bounds the edge; urgent otherwise."""
+        batch_list: list[Arrival] = list(batch)
+        return await self.app.store.transact(arrivals.store_arrivals, self.app, batch_list, urgent=True, inline=True)
+
+    @property
+    def port(self) -> int:
+        return self.edge.port
 
     # -- start ------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.app.config.inbound
         loop = asyncio.get_running_loop()
-        # The writer thread hands the GIL back and forth with the loop at every SQLite call; at the
-        # default 5 ms switch interval each handoff can wait that long, so a 0.3 ms commit took 10 ms.
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        self.server = await loop.create_server(self._protocol, host=cfg.host, port=cfg.port)
-        self.port = self.server.sockets[0].getsockname()[1]
+        await self.edge.start()
         self._tasks = [
-            asyncio.create_task(self._reader(), name="reader"),
+            asyncio.create_task(self.reader.run(), name="reader"),
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(self.app.store.listen({arrivals.INBOUND_CHANNEL: self.reader.poke,
+                                                       OUTBOX_CHANNEL: self.dispatcher.poke}), name="listen"),
         ]
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
-        self._schedule(self.scheduler)
+        schedule_sweep(self.scheduler, self.app, self.dispatcher.poke, self.sweeps)
         self.scheduler.start()
-        log.info("transferbot listening on %s:%d for %s; outbound via %s", cfg.host, self.port, cfg.domain,
-                 self.app.config.outbound.transport)
-
-    def _schedule(self, scheduler: AsyncIOScheduler) -> None:
-        """Timed jobs. State lives in the database; the scheduler only says when to look."""
-        from transferbot.sweeper import schedule_sweep
-
-        schedule_sweep(scheduler, self)
-
-    def _protocol(self) -> SMTP:
-        cfg = self.app.config.inbound
-        daemon = self
-
-        class TrackedSMTP(SMTP):
-            line_length_limit = cfg.max_line_length + 3  # CRLF and a transparent dot (RFC 5321 4.5.3.1.6)
-            _tb_client = ""
-            _tb_refused = False
-
-            def connection_made(self, transport: asyncio.BaseTransport) -> None:
-                peer = transport.get_extra_info("peername")
-                self._tb_client = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
-                if not daemon.connections.admit(self._tb_client):
-                    self._tb_refused = True
-                    log.warning("inbound from %s: too many connections; answered 421", self._tb_client)
-                    assert isinstance(transport, asyncio.WriteTransport)
-                    transport.write(b"421 4.7.0 Too many connections from your address; try again later\r\n")
-                    transport.close()
-                    return
-                daemon.sessions.add(self)
-                super().connection_made(transport)
-
-            def connection_lost(self, error: Exception | None) -> None:
-                if self._tb_refused:
-                    return
-                daemon.sessions.discard(self)
-                daemon.connections.release(self._tb_client)
-                super().connection_lost(error)
-
-        return TrackedSMTP(self.handler, hostname=cfg.banner_hostname, data_size_limit=cfg.max_message_bytes,
-                           enable_SMTPUTF8=True, decode_data=False, ident="transferbot ESMTP",
-                           timeout=cfg.idle_timeout_seconds, tls_context=self.tls_context,
-                           require_starttls=cfg.require_starttls)
-
-    def _stored(self, _inbound_id: int) -> None:
-        self._reader_wake.set()
-
-    # -- the reader worker ---------------------------------------------------
-    READ_BATCH = 10
-
-    async def _reader(self) -> None:
-        """Reads stored messages in order, a batch per transaction; on start, catches up with what
-        was stored but not read before."""
-        while not self._stopping:
-            self._reader_wake.clear()
-            try:
-                batch = await asyncio.to_thread(inbox.load_unread, self.app, self.READ_BATCH)
-            except Exception:  # noqa: BLE001 - a busy database is tried again shortly
-                log.exception("reader: cannot load unread messages; trying again")
-                batch = []
-            self.reader_backlog = len(batch) == self.READ_BATCH
-            if batch:
-                await self.read_batch(batch)
-                continue
-            self.dispatcher.poke(unrendered=True)  # caught up: time to render what the decisions queued
-            with suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._reader_wake.wait(), timeout=5.0)
-
-    async def read_batch(self, batch: list[inbox.Stored]) -> None:
-        readings = await asyncio.to_thread(lambda: [(s.id, inbox.read_stored(self.app, s)) for s in batch])
-        try:
-            await self.writer.run(inbox.apply_batch, self.app, readings, True)
-        except Exception:  # noqa: BLE001 - the transaction rolled back: the messages stay unread, read again
-            log.exception("reader: could not record %d read messages; reading them again", len(batch))
-            await asyncio.sleep(1.0)
-        self.dispatcher.poke(unrendered=True)
+        log.info("transferbot %s listening on %s:%d for %s; outbound via %s; database %s", self.owner, cfg.host,
+                 self.port, cfg.domain, self.app.config.outbound.transport, self.app.store.where)
 
     # -- stop -------------------------------------------------------------
     async def stop(self, grace: float = 30.0) -> None:
@@ -155,35 +94,17 @@ class Daemon:
             return
         self._stopping = True
         log.info("transferbot stopping: finishing SMTP transactions and deliveries under way")
-        if self.server is not None:
-            self.server.close()
-        self.handler.stopping = True
-        deadline = time.monotonic() + grace
-        while self.sessions and time.monotonic() < deadline:
-            for proto in list(self.sessions):
-                envelope = getattr(proto, "envelope", None)
-                idle = envelope is None or envelope.mail_from is None
-                transport = getattr(proto, "transport", None)
-                if idle and transport is not None:
-                    transport.close()
-            if not self.sessions:
-                break
-            await asyncio.sleep(0.05)
-        for proto in list(self.sessions):
-            transport = getattr(proto, "transport", None)
-            if transport is not None:
-                transport.close()
+        await self.edge.stop(grace)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        self._reader_wake.set()
+        self.reader.stop()
         await self.dispatcher.stop()
         for task in self._tasks:
+            if task.get_name() == "listen":
+                task.cancel()
             with suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=grace)
-        if self.server is not None:
-            with suppress(Exception):
-                await asyncio.wait_for(self.server.wait_closed(), timeout=1)
-        await asyncio.to_thread(self.writer.close)  # every write under way is finished
+        await asyncio.to_thread(self.app.store.drain)  # every write under way is finished
         log.info("transferbot stopped")
 
 

@@ -106,7 +106,7 @@ async def run_demo(keep: Path | None = None) -> int:
             "outbound": {"transport": "smtp", "host": "127.0.0.1", "port": sink.port, "poll_seconds": 0.2},
             "workflow": {"secret": "demo-secret-not-for-production", "operator_address": "ops@marketplace.example"},
         }, "demo")
-        app = await asyncio.to_thread(open_app, config)
+        app = await asyncio.to_thread(open_app, config, True)
         await asyncio.to_thread(_setup, app)
         daemon = Daemon(app)
         await daemon.start()
@@ -116,7 +116,7 @@ async def run_demo(keep: Path | None = None) -> int:
         finally:
             await daemon.stop()
             await sink.stop()
-            app.store.dispose()
+            app.store.close()
     return 0
 
 

@@ -80,6 +80,7 @@ class MailKind(StrEnum):
     HELP = "help"
     STATUS = "status"
     IGNORED_SENDER = "ignored-sender"
+    CONTACT_REPLACED = "contact-replaced"
     OPERATOR_ALERT = "operator-alert"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,9 +11,9 @@ from sqlmodel import Field, SQLModel
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes in and out (SQLite keeps them naive)."""
+    """Timezone-aware UTC datetimes in and out: a timestamptz on PostgreSQL, naive UTC text on SQLite."""
 
-    impl = sa.DateTime
+    impl = sa.DateTime(timezone=True)
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
@@ -21,10 +21,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        if value is None:
+            return None
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _ts(nullable: bool = False, index: bool = False) -> Any:
@@ -72,7 +75,7 @@ class Transfer(SQLModel, table=True):
     __table_args__ = (
         # At most one pending transfer per entitlement, enforced by the database.
         sa.Index("one_pending_per_entitlement", "entitlement_id", unique=True,
-                 sqlite_where=sa.text("status = 'pending'")),
+                 sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'")),
         sa.Index("transfer_status_due", "status", "next_due_at"),
     )
     id: str = Field(primary_key=True)
@@ -149,13 +152,19 @@ class InboundMessage(SQLModel, table=True):
     party_id: int | None = None
     read_at: datetime | None = _ts(nullable=True)
     attempts: int = 0
+    lease_owner: str = ""
+    lease_until: datetime | None = _ts(nullable=True)
 
 
 class OutboundMessage(SQLModel, table=True):
-    __table_args__ = (
-        sa.Index("outbox_due", "status", "next_attempt_at"),
-        sa.Index("outbox_unrendered", "id", sqlite_where=sa.text("rendered = 0")),
-    )
+    """A mail to send: its envelope, delivery bookkeeping, and what renders it.
+
+    ``render`` holds what differs per recipient (locale, the party it is for, threading, the facts
+    of the notice) and ``snapshot_id`` the facts of the transfer at the moment it was queued, shared
+    by the mails of one change. Rendering reads only these two, so any daemon renders the same bytes
+    at any time. A daemon delivering it holds a lease (``lease_owner`` until ``lease_until``)."""
+
+    __table_args__ = (sa.Index("outbox_due", "status", "next_attempt_at"),)
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = _ts()
     kind: str
@@ -166,8 +175,8 @@ class OutboundMessage(SQLModel, table=True):
     envelope_from: str
     recipients: list[str] = _json([])
     subject: str = ""
-    render: dict[str, Any] = _json({})  # what it takes to render the bytes (letters.render_row)
-    rendered: bool = False  # its bytes are in OutboundRaw
+    render: dict[str, Any] = _json({})
+    snapshot_id: int | None = Field(default=None, foreign_key="mailsnapshot.id")
     status: str = "queued"
     attempts: int = 0
     next_attempt_at: datetime = _ts()
@@ -175,6 +184,17 @@ class OutboundMessage(SQLModel, table=True):
     last_attempt_at: datetime | None = _ts(nullable=True)
     last_error: str = ""
     sent_at: datetime | None = _ts(nullable=True)
+    lease_owner: str = ""
+    lease_until: datetime | None = _ts(nullable=True)
+
+
+class MailSnapshot(SQLModel, table=True):
+    """The facts of a transfer as one change left them, shared by the mails it caused (immutable)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = _ts()
+    transfer_id: str | None = Field(default=None, index=True)
+    data: dict[str, Any] = _json({})
 
 
 class InboundRaw(SQLModel, table=True):
@@ -185,7 +205,7 @@ class InboundRaw(SQLModel, table=True):
 
 
 class OutboundRaw(SQLModel, table=True):
-    """The rendered bytes of an outgoing message, apart from its delivery bookkeeping."""
+    """Bytes rendered by release 0.1 for mail it queued; such a row is sent as it is."""
 
     id: int = Field(primary_key=True, foreign_key="outboundmessage.id")
     raw: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))

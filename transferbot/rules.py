@@ -8,8 +8,10 @@ what lets the rules be tested without sockets and walked through time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from transferbot import timeline
 from transferbot.domain import (
     AccountKind,
     Decision,
@@ -103,6 +105,16 @@ class PartyFacts:
     role: Role
     account_id: str
     decision: Decision
+    reminders_sent: int = 0
+    last_call_sent: bool = False
+    deliverable: bool = True
+    last_help_at: datetime | None = None
+    last_notice_at: datetime | None = None
+
+    @property
+    def progress(self) -> timeline.PartyProgress:
+        return timeline.PartyProgress(pending=self.decision is Decision.PENDING, deliverable=self.deliverable,
+                                      reminders_sent=self.reminders_sent, last_call_sent=self.last_call_sent)
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,8 @@ class TransferFacts:
     from_reseller: str | None
     to_reseller: str | None
     parties: tuple[PartyFacts, ...]
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
 
     def party(self, role: Role) -> PartyFacts:
         for party in self.parties:
@@ -123,22 +137,51 @@ class TransferFacts:
 
 @dataclass(frozen=True)
 class Notice:
-    """A mail the change causes: one per role listed (and the operator when set)."""
+    """A mail the change causes: one per role listed.
+
+    ``addresses``, when given, are where the mail goes instead of the party's current addresses
+    (a replaced contact is told at its old address)."""
 
     kind: MailKind
     roles: tuple[Role, ...]
-    operator: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A mail to the operator: what happened and the facts that say so."""
+
+    name: str
+    facts: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PartyUpdate:
+    """What a change does to one party besides its decision (None: unchanged)."""
+
+    role: Role
+    reminders_sent: int | None = None
+    last_call_sent: bool | None = None
+    help_sent: bool = False  # a help mail went out now (one a day at most)
+    notice_sent: bool = False  # an ignored-sender notice went out now (one a day at most)
+    contact: tuple[str, ...] | None = None  # replaced: these addresses, a new token, a new thread
+    clear_undeliverable: bool = False
+    undeliverable: tuple[tuple[str, str], ...] = ()  # (address, why)
 
 
 @dataclass(frozen=True)
 class Change:
-    """What applying a rule does: the service writes exactly this, atomically."""
+    """What applying a rule does: the service writes exactly this, atomically, in one place
+    (service.transition). ``status`` None leaves the status as it is."""
 
-    status: TransferStatus
+    status: TransferStatus | None = None
     decisions: dict[Role, Decision] = field(default_factory=dict)
+    reason: str = ""  # a decline's reason, kept on the party
+    updates: tuple[PartyUpdate, ...] = ()
     events: tuple[tuple[str, dict[str, Any]], ...] = ()
     notices: tuple[Notice, ...] = ()
+    alerts: tuple[Alert, ...] = ()
     move_entitlement: bool = False
     closed: bool = False
 
@@ -175,6 +218,7 @@ def record_decision(
         return Change(
             status=TransferStatus.DECLINED,
             decisions={role: Decision.DECLINED},
+            reason=reason,
             events=(("declined", data), ("transfer-declined", {"by": role.value})),
             notices=(Notice(MailKind.DECLINED, all_roles(t), extra={"by_role": role.value, "reason": reason}),),
             closed=True,
@@ -201,7 +245,8 @@ def record_decision(
                                "entitlement_reseller": entitlement.reseller_id,
                                "entitlement_state": entitlement.state.value}),
             ),
-            notices=(Notice(MailKind.CANCELLED, all_roles(t), operator=True, extra={"reason": reason_text}),),
+            notices=(Notice(MailKind.CANCELLED, all_roles(t), extra={"reason": reason_text}),),
+            alerts=(Alert("cancelled", (("reason", reason_text),)),),
             closed=True,
         )
     return Change(
@@ -230,8 +275,8 @@ def expire(t: TransferFacts) -> Change:
     return Change(
         status=TransferStatus.EXPIRED,
         events=(("expired", {"unanswered": silent}),),
-        notices=(Notice(MailKind.EXPIRED, all_roles(t), operator=True,
-                        extra={"reason": "no answer from: " + ", ".join(silent)}),),
+        notices=(Notice(MailKind.EXPIRED, all_roles(t), extra={"reason": "no answer from: " + ", ".join(silent)}),),
+        alerts=(Alert("expired", (("reason", "no answer from: " + ", ".join(silent)),)),),
         closed=True,
     )
 
@@ -247,4 +292,97 @@ def cancel(t: TransferFacts, reason: str, by: str) -> Change:
         events=(("cancelled", {"reason": reason, "by": by}),),
         notices=(Notice(MailKind.CANCELLED, all_roles(t), extra={"reason": reason}),),
         closed=True,
+    )
+
+
+def sweep(t: TransferFacts, policy: timeline.Policy, now: datetime) -> Change | None:
+    """What is due for a pending transfer at ``now``: expiry, else at most one reminder or the last
+    call per silent party (the most recent one only, after a downtime). None when nothing is."""
+    if t.status is not TransferStatus.PENDING:
+        return None
+    assert t.created_at is not None and t.expires_at is not None
+    if now >= t.expires_at:
+        return expire(t)
+    updates: list[PartyUpdate] = []
+    events: list[tuple[str, dict[str, Any]]] = []
+    reminders: list[Role] = []
+    calls: list[Role] = []
+    for p in t.parties:
+        due = timeline.due_for_party(p.progress, t.created_at, t.expires_at, policy, now)
+        if due.last_call:
+            calls.append(p.role)
+            events.append(("last-call", {"role": p.role.value, "number": due.reminders_sent}))
+        elif due.reminder:
+            reminders.append(p.role)
+            events.append(("reminder", {"role": p.role.value, "number": due.reminders_sent}))
+        if due.reminders_sent != p.reminders_sent or due.last_call:
+            updates.append(PartyUpdate(p.role, reminders_sent=due.reminders_sent,
+                                       last_call_sent=True if due.last_call else None))
+    notices = tuple(Notice(kind, tuple(roles)) for kind, roles in ((MailKind.REMINDER, reminders),
+                                                                   (MailKind.LAST_CALL, calls)) if roles)
+    if not updates and not notices:
+        return None
+    return Change(updates=tuple(updates), events=tuple(events), notices=notices)
+
+
+NOTICE_INTERVAL = timedelta(days=1)
+
+
+def reply_notice(t: TransferFacts, role: Role, kind: MailKind, now: datetime,
+                 extra: dict[str, Any] | None = None) -> Change:
+    """The answer a reply that recorded nothing calls for: the status (always), the help mail or the
+    ignored-sender notice (each at most once a day per party, so no two machines can ping-pong)."""
+    party = t.party(role)
+    if kind is MailKind.STATUS:
+        return Change(notices=(Notice(kind, (role,), extra=dict(extra or {})),))
+    last = party.last_help_at if kind is MailKind.HELP else party.last_notice_at
+    if last is not None and now - last < NOTICE_INTERVAL:
+        return Change()
+    stamp = PartyUpdate(role, help_sent=kind is MailKind.HELP, notice_sent=kind is not MailKind.HELP)
+    return Change(updates=(stamp,), notices=(Notice(kind, (role,), extra=dict(extra or {})),))
+
+
+def resend(t: TransferFacts, roles: tuple[Role, ...], cleared: dict[Role, list[str]]) -> Change:
+    """The confirmation again (same token, same thread) to parties still to answer."""
+    if t.status is not TransferStatus.PENDING:
+        raise Refusal(f"transfer {t.id} is {t.status.value}; only a pending transfer can be changed")
+    return Change(
+        updates=tuple(PartyUpdate(r, clear_undeliverable=True) for r in roles if cleared.get(r)),
+        events=tuple(("resent", {"role": r.value, "cleared_undeliverable": cleared.get(r, [])}) for r in roles),
+        notices=(Notice(MailKind.CONFIRMATION, roles),) if roles else (),
+    )
+
+
+def undeliverable(t: TransferFacts, role: Role, refused: dict[str, str], source: dict[str, Any]) -> Change:
+    """Addresses of a party that refused our mail for good: not mailed again until resent."""
+    marked = tuple((a, why[:300]) for a, why in refused.items())
+    return Change(
+        updates=(PartyUpdate(role, undeliverable=marked),),
+        events=(("address-undeliverable", {"role": role.value, "addresses": [a for a, _ in marked], **source}),),
+    )
+
+
+def replace_contact(t: TransferFacts, role: Role, new: tuple[str, ...], current: dict[Role, list[str]]) -> Change:
+    """A party's contact changed. The new address may not be another party's (one party would then answer
+    for two); the old contact is told, at its old address, that it no longer answers for the account."""
+    if t.status is not TransferStatus.PENDING:
+        raise Refusal(f"transfer {t.id} is {t.status.value}; only a pending transfer can be changed")
+    old = current.get(role, [])
+    if sorted(old) == sorted(new):
+        raise Refusal(f"the {role.value} of {t.id} is already reached at {', '.join(new)}")
+    for other, addresses in current.items():
+        taken = sorted(set(new) & set(addresses))
+        if other is not role and taken:
+            raise Refusal(f"{taken[0]} is an address of the {other.value} of {t.id}; one party cannot answer "
+                          f"for another")
+    party = t.party(role)
+    notices = [Notice(MailKind.CONFIRMATION if party.decision is Decision.PENDING else MailKind.STATUS, (role,))]
+    gone = tuple(a for a in old if a not in new)
+    if gone:
+        notices.append(Notice(MailKind.CONTACT_REPLACED, (role,), addresses=gone))
+    return Change(
+        updates=(PartyUpdate(role, contact=new),),
+        events=(("contact-replaced", {"role": role.value, "old": old, "new": list(new),
+                                      "decision_kept": party.decision.value}),),
+        notices=tuple(notices),
     )

@@ -38,7 +38,7 @@ class Received:
 
     def text(self) -> str:
         part = self.message.get_body(("plain",))
-        text = part.get_content() if part is not None else ""  # type: ignore[union-attr]
+        text = part.get_content() if part is not None else ""
         return text.replace("\r\n", "\n")
 
     def flat(self) -> str:
@@ -47,7 +47,7 @@ class Received:
 
     def html(self) -> str:
         part = self.message.get_body(("html",))
-        return part.get_content() if part is not None else ""  # type: ignore[union-attr]
+        return part.get_content() if part is not None else ""
 
 
 class _Handler:

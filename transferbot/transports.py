@@ -102,7 +102,7 @@ class SmtpConnection:
                 if attempt == 2:
                     return classify_smtp_error(exc)
                 continue  # a pooled connection the relay had closed: try once on a fresh one
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 delivery = classify_smtp_error(exc)
                 if isinstance(exc, (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPDataError)):
                     await self._reset()  # the session is sound: only this message was refused

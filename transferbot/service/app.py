@@ -10,7 +10,7 @@ from sqlmodel import select
 from transferbot.addresses import AddressBook
 from transferbot.config import Config
 from transferbot.models import Meta
-from transferbot.store import Store, open_store
+from transferbot.store import Store, open_store, schema
 from transferbot.tokens import new_secret
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ def _secret(config: Config, store: Store) -> bytes:
     configured = config.workflow.secret.get_secret_value()
     if configured:
         return configured.encode("utf-8")
+    with store.read() as session:
+        row = session.exec(select(Meta).where(Meta.key == "secret")).first()
+        if row is not None:
+            return row.value.encode("utf-8")
     with store.write() as session:
         row = session.exec(select(Meta).where(Meta.key == "secret")).first()
         if row is None:
@@ -44,11 +48,18 @@ def _secret(config: Config, store: Store) -> bytes:
         return row.value.encode("utf-8")
 
 
-def open_app(config: Config) -> App:
+def open_app(config: Config, upgrade: bool = False) -> App:
+    """Open the database (``upgrade``: create it or bring its schema up to date first; else refuse
+    one that is missing or behind) and build the context."""
     store = open_store(config.database)
-    book = AddressBook(
-        domain=config.inbound.domain,
-        reply_local=config.inbound.reply_local_part,
-        bounce_local=config.inbound.bounce_local_part,
-    )
-    return App(config=config, store=store, secret=_secret(config, store), book=book)
+    try:
+        if upgrade:
+            schema.upgrade(store)
+        else:
+            schema.check(store)
+        book = AddressBook(domain=config.inbound.domain, reply_local=config.inbound.reply_local_part,
+                           bounce_local=config.inbound.bounce_local_part)
+        return App(config=config, store=store, secret=_secret(config, store), book=book)
+    except BaseException:
+        store.close()
+        raise

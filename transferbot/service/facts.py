@@ -21,14 +21,6 @@ def parties_of(session: Session, transfer_id: str) -> list[Party]:
     return sorted(rows, key=lambda p: ROLE_ORDER.index(Role(p.role)))
 
 
-def transfer_facts(t: Transfer, parties: Iterable[Party]) -> TransferFacts:
-    return TransferFacts(
-        id=t.id, status=TransferStatus(t.status), entitlement_id=t.entitlement_id,
-        from_reseller=t.from_reseller_id, to_reseller=t.to_reseller_id,
-        parties=tuple(PartyFacts(Role(p.role), p.account_id, Decision(p.decision)) for p in parties),
-    )
-
-
 def addresses_of(session: Session, party_id: int) -> list[PartyAddress]:
     return list(session.exec(
         select(PartyAddress).where(PartyAddress.party_id == party_id).order_by(col(PartyAddress.position))
@@ -49,3 +41,23 @@ def find_transfer(session: Session, transfer_id: str) -> Transfer | None:
     if not key.startswith("TR-"):
         key = "TR-" + key
     return session.get(Transfer, key)
+
+
+def lock_transfer(session: Session, transfer_id: str) -> Transfer | None:
+    """The transfer row, locked for the rest of the transaction: every use case takes it first, so two
+    daemons never interleave one transfer's changes (SQLite's BEGIN IMMEDIATE already serialises)."""
+    return session.exec(select(Transfer).where(Transfer.id == transfer_id).with_for_update()).first()
+
+
+def facts_of(session: Session, t: Transfer, parties: list[Party]) -> TransferFacts:
+    """The rules' view of a transfer, with each party's progress (what was sent, what is deliverable)."""
+    return TransferFacts(
+        id=t.id, status=TransferStatus(t.status), entitlement_id=t.entitlement_id,
+        from_reseller=t.from_reseller_id, to_reseller=t.to_reseller_id, created_at=t.created_at,
+        expires_at=t.expires_at,
+        parties=tuple(PartyFacts(
+            Role(p.role), p.account_id, Decision(p.decision), reminders_sent=p.reminders_sent,
+            last_call_sent=p.last_call_sent,
+            deliverable=any(a.undeliverable_at is None for a in addresses_of(session, p.id or 0)),
+            last_help_at=p.last_help_at, last_notice_at=p.last_notice_at) for p in parties),
+    )

@@ -1,41 +1,46 @@
-"""The outbox's bookkeeping: which rows are due, and what became of each attempt.
+"""The outbox's bookkeeping: which rows are due, who delivers them, and what became of each attempt.
 
-Retries back off exponentially (Postfix-style minimum and maximum, scaled for
-a workflow) and give up after a fixed age; a permanent refusal or giving up
-marks the party's address undeliverable and tells the operator.
+A daemon claims due rows under a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), renders and
+delivers them, and records each result, which ends the lease. A daemon that dies mid-delivery
+leaves leases that run out; another daemon then takes the rows. Only a crash between a delivery and
+its record sends the same message (same Message-ID, same bytes) again. Retries back off
+exponentially (Postfix-style minimum and maximum, scaled for a workflow) and give up after a fixed
+age; a permanent refusal or giving up marks the party's address undeliverable and tells the operator.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from transferbot.audit import append_event
-from transferbot.domain import MailKind, OutboxStatus
-from transferbot.models import OutboundMessage, OutboundRaw, Party, Transfer
+from transferbot import rules
+from transferbot.domain import MailKind, OutboxStatus, Role
+from transferbot.models import MailSnapshot, OutboundMessage, OutboundRaw, Party
+from transferbot.rendering import Outgoing, Renderer
 from transferbot.rules import Refusal
+from transferbot.service import transition
 from transferbot.service.app import App
-from transferbot.service.facts import addresses_of
-from transferbot.service.letters import defer_rendering, queue_operator_alert
+from transferbot.service.facts import addresses_of, facts_of, lock_transfer, parties_of
+from transferbot.service.mail import alert_operator
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class OutboxItem:
-    id: int
-    message_id: str
+class Claimed:
+    """A row to deliver: what renders it (or the bytes release 0.1 rendered), and its envelope."""
+
+    row: Outgoing
     envelope_from: str
-    recipients: tuple[str, ...]
-    raw: bytes
     attempts: int
-    created_at: datetime
-    transfer_id: str | None
+    legacy_raw: bytes | None = None
+    taken_over: bool = False
 
 
 def backoff(attempts: int, minimum: float, maximum: float) -> float:
@@ -43,24 +48,53 @@ def backoff(attempts: int, minimum: float, maximum: float) -> float:
     return min(maximum, minimum * (2 ** max(0, attempts - 1)))
 
 
-def due(app: App, now: datetime, limit: int, exclude: Collection[int] = ()) -> list[OutboxItem]:
-    """The rows to deliver now, oldest first, with their bytes (plain tuples: this runs often)."""
+def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int,
+              snapshots: dict[int, dict[str, Any]]) -> list[Claimed]:
+    """Lease up to ``limit`` due rows to ``owner``; ``snapshots`` caches the shared facts by id (immutable)."""
     om = OutboundMessage.__table__  # type: ignore[attr-defined]
-    raw = OutboundRaw.__table__  # type: ignore[attr-defined]
-    query = (sa.select(om.c.id, om.c.message_id, om.c.envelope_from, om.c.recipients, raw.c.raw, om.c.attempts,
-                       om.c.created_at, om.c.transfer_id)
-             .join(raw, raw.c.id == om.c.id)
-             .where(om.c.status == OutboxStatus.QUEUED.value, om.c.next_attempt_at <= now)
-             .order_by(om.c.next_attempt_at, om.c.id).limit(limit + len(exclude)))
-    with app.store.read() as session:
-        rows = [r for r in session.connection().execute(query) if r[0] not in exclude][:limit]
-    return [OutboxItem(r[0], r[1], r[2], tuple(r[3]), bytes(r[4]), r[5], r[6], r[7]) for r in rows]
+    ids_query = (sa.select(om.c.id, om.c.lease_owner)
+                 .where(om.c.status == OutboxStatus.QUEUED.value, om.c.next_attempt_at <= now,
+                        sa.or_(om.c.lease_until.is_(None), om.c.lease_until < now))
+                 .order_by(om.c.next_attempt_at, om.c.id).limit(limit).with_for_update(skip_locked=True))
+    conn = session.connection()
+    claimed = list(conn.execute(ids_query))
+    if not claimed:
+        return []
+    ids = [r[0] for r in claimed]
+    previous = {r[0]: r[1] for r in claimed}
+    conn.execute(sa.update(om).where(om.c.id.in_(ids)).values(
+        lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)))
+    rows = list(conn.execute(
+        sa.select(om.c.id, om.c.kind, om.c.key, om.c.message_id, om.c.recipients, om.c.created_at, om.c.transfer_id,
+                  om.c.render, om.c.snapshot_id, om.c.envelope_from, om.c.attempts)
+        .where(om.c.id.in_(ids)).order_by(om.c.next_attempt_at, om.c.id)))
+    wanted = {r.snapshot_id for r in rows if r.snapshot_id is not None and r.snapshot_id not in snapshots}
+    if wanted:
+        snaps = MailSnapshot.__table__  # type: ignore[attr-defined]
+        for snap_id, data in conn.execute(sa.select(snaps.c.id, snaps.c.data).where(snaps.c.id.in_(wanted))):
+            snapshots[snap_id] = data
+    legacy = {r.id for r in rows if not r.render.get("v")}
+    raws: dict[int, bytes] = {}
+    if legacy:
+        raw = OutboundRaw.__table__  # type: ignore[attr-defined]
+        raws = {i: bytes(b) for i, b in conn.execute(sa.select(raw.c.id, raw.c.raw).where(raw.c.id.in_(legacy)))}
+    return [Claimed(Outgoing(r.id, r.kind, r.key, r.message_id, tuple(r.recipients), _aware(r.created_at),
+                             r.transfer_id, r.render, r.snapshot_id), r.envelope_from, r.attempts,
+                    legacy_raw=raws.get(r.id, b"") if r.id in legacy else None,
+                    taken_over=bool(previous[r.id]) and previous[r.id] != owner)
+            for r in rows]
 
 
-def raw_of(session: Session, outbound_id: int) -> bytes:
-    """The rendered bytes of an outgoing message."""
-    row = session.get(OutboundRaw, outbound_id)
-    return bytes(row.raw) if row is not None else b""
+def release(session: Session, owner: str, ids: Sequence[int]) -> None:
+    """Give back rows claimed but not attempted (a daemon stopping): due again at once for any daemon."""
+    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    session.connection().execute(sa.update(om).where(om.c.id.in_(list(ids)), om.c.lease_owner == owner,
+                                                     om.c.status == OutboxStatus.QUEUED.value)
+                                 .values(lease_owner="", lease_until=None))
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -73,12 +107,21 @@ class Result:
     error: str = ""
     refused: dict[str, str] = field(default_factory=dict)
     remaining: tuple[str, ...] = ()
+    subject: str = ""
 
 
-def record(app: App, results: Sequence[Result], defer: bool = False) -> None:
-    """Write the results of several deliveries in one transaction (the dispatcher batches them)."""
-    with app.store.write() as session:
-        record_in(session, app, results, defer)
+def record(session: Session, app: App, results: Sequence[Result]) -> None:
+    """Write the results of several deliveries in this transaction (the dispatcher batches them)."""
+    plain = [r for r in results if r.status == "sent" and not r.refused]
+    if plain:
+        _sent_all(session, plain)
+    for r in results:
+        if r.status == "sent" and r.refused:
+            _sent(app, session, r, r.refused)
+        elif r.status == "retry":
+            _retry(app, session, r)
+        elif r.status == "failed":
+            _failed(app, session, r)
 
 
 def all_plain(results: Sequence[Result]) -> bool:
@@ -86,24 +129,8 @@ def all_plain(results: Sequence[Result]) -> bool:
     return all(r.status == "sent" and not r.refused for r in results)
 
 
-def record_in(session: Session, app: App, results: Sequence[Result], defer: bool = False) -> None:
-    """record(), inside a transaction the caller opened."""
-    if defer:
-        defer_rendering(session)
-    plain = [r for r in results if r.status == "sent" and not r.refused]
-    if plain:
-        _sent_all(session, plain)
-    for r in results:
-        if r.status == "sent" and r.refused:
-            _sent(app, session, r.item_id, r.at, r.refused)
-        elif r.status == "retry":
-            _retry(app, session, r.item_id, r.error, r.at, r.remaining, r.refused)
-        elif r.status == "failed":
-            _failed(app, session, r.item_id, r.error, r.at, r.refused or None)
-
-
 def _sent_all(session: Session, results: Sequence[Result]) -> None:
-    """Deliveries to every recipient: one statement for the whole batch (the common case).
+    """Deliveries to every recipient: one statement for the whole batch.
 
     A delivery is bookkeeping of the outbox (status, sent_at, attempts), shown by `show` and the
     certificate; the audit chain records what changed a transfer, not each accepted SMTP delivery."""
@@ -111,96 +138,100 @@ def _sent_all(session: Session, results: Sequence[Result]) -> None:
     session.connection().execute(
         sa.update(om).where(om.c.id == sa.bindparam("b_id"), om.c.status != OutboxStatus.SENT.value).values(
             status=OutboxStatus.SENT.value, sent_at=sa.bindparam("b_at"), last_attempt_at=sa.bindparam("b_at"),
-            attempts=om.c.attempts + 1, last_error=""),
-        [{"b_id": r.item_id, "b_at": r.at} for r in results])
+            attempts=om.c.attempts + 1, last_error="", subject=sa.bindparam("b_subject"), lease_owner="",
+            lease_until=None),
+        [{"b_id": r.item_id, "b_at": r.at, "b_subject": r.subject} for r in results])
 
 
-def mark_sent(app: App, item_id: int, now: datetime, refused: dict[str, str] | None = None) -> None:
-    record(app, [Result(item_id, "sent", now, refused=refused or {})])
+def _locked_row(session: Session, item_id: int) -> OutboundMessage | None:
+    return session.exec(select(OutboundMessage).where(OutboundMessage.id == item_id).with_for_update()).first()
 
 
-def _sent(app: App, session: Session, item_id: int, now: datetime, refused: dict[str, str]) -> None:
-    """Delivered (to all, or to all but the refused recipients, which are undeliverable)."""
-    row = session.get(OutboundMessage, item_id)
+def _sent(app: App, session: Session, r: Result, refused: dict[str, str]) -> None:
+    """Delivered to all but the refused recipients, which are undeliverable."""
+    row = _locked_row(session, r.item_id)
     if row is None or row.status == OutboxStatus.SENT.value:
         return
-    row.status, row.sent_at, row.attempts, row.last_attempt_at = OutboxStatus.SENT.value, now, row.attempts + 1, now
+    row.status, row.sent_at, row.attempts, row.last_attempt_at = OutboxStatus.SENT.value, r.at, row.attempts + 1, r.at
     row.last_error = "; ".join(f"{a}: {e}" for a, e in refused.items())[:2000]
+    row.subject, row.lease_owner, row.lease_until = r.subject or row.subject, "", None
     session.add(row)
-    if refused:
-        _undeliverable(app, session, row, refused, now)
+    undeliverable(app, session, row, refused, r.at)
 
 
-def _retry(app: App, session: Session, item_id: int, error: str, now: datetime, remaining: Collection[str],
-           refused: dict[str, str]) -> None:
+def _retry(app: App, session: Session, r: Result) -> None:
     """A transient failure: schedule the next attempt, or give up when too old.
 
-    ``remaining`` narrows the row to the recipients still to be reached when
-    the others accepted it (the same Message-ID is never sent to them twice).
-    """
+    ``remaining`` narrows the row to the recipients still to be reached when the others accepted it
+    (the same Message-ID is never sent to them twice)."""
     cfg = app.config.outbound
-    row = session.get(OutboundMessage, item_id)
+    row = _locked_row(session, r.item_id)
     if row is None or row.status != OutboxStatus.QUEUED.value:
         return
     row.attempts += 1
-    row.last_attempt_at = now
-    row.last_error = error[:2000]
-    if refused:
-        _undeliverable(app, session, row, refused, now)
-    if remaining:
-        row.recipients = [r for r in row.recipients if r in set(remaining)]
+    row.last_attempt_at, row.last_error, row.lease_owner, row.lease_until = r.at, r.error[:2000], "", None
+    if r.refused:
+        undeliverable(app, session, row, r.refused, r.at)
+    if r.remaining:
+        row.recipients = [a for a in row.recipients if a in set(r.remaining)]
     give_up_at = row.give_up_at or row.created_at + timedelta(hours=cfg.give_up_after_hours)
-    if now >= give_up_at:
+    if r.at >= give_up_at:
         row.status = OutboxStatus.FAILED.value
         session.add(row)
-        log.error("outbox #%s %s: gave up after %d attempts: %s", row.id, row.message_id, row.attempts, error)
-        _undeliverable(app, session, row, {r: f"gave up: {error}" for r in row.recipients}, now)
+        log.error("outbox #%s %s: gave up after %d attempts: %s", row.id, row.message_id, row.attempts, r.error)
+        undeliverable(app, session, row, {a: f"gave up: {r.error}" for a in row.recipients}, r.at)
         return
-    row.next_attempt_at = now + timedelta(seconds=backoff(row.attempts, cfg.retry_min_seconds,
+    row.next_attempt_at = r.at + timedelta(seconds=backoff(row.attempts, cfg.retry_min_seconds,
                                                            cfg.retry_max_seconds))
     session.add(row)
     log.warning("outbox #%s %s: attempt %d failed (%s); next at %s", row.id, row.message_id, row.attempts,
-                error, row.next_attempt_at.isoformat())
+                r.error, row.next_attempt_at.isoformat())
 
 
-def _failed(app: App, session: Session, item_id: int, error: str, now: datetime,
-            refused: dict[str, str] | None) -> None:
+def _failed(app: App, session: Session, r: Result) -> None:
     """A permanent refusal: the row fails, its addresses are undeliverable, the operator is told."""
-    row = session.get(OutboundMessage, item_id)
+    row = _locked_row(session, r.item_id)
     if row is None or row.status != OutboxStatus.QUEUED.value:
         return
-    row.status, row.attempts, row.last_error = OutboxStatus.FAILED.value, row.attempts + 1, error[:2000]
-    row.last_attempt_at = now
+    row.status, row.attempts, row.last_error = OutboxStatus.FAILED.value, row.attempts + 1, r.error[:2000]
+    row.last_attempt_at, row.lease_owner, row.lease_until = r.at, "", None
     session.add(row)
-    log.error("outbox #%s %s: permanent failure: %s", row.id, row.message_id, error)
-    _undeliverable(app, session, row, refused or {r: error for r in row.recipients}, now)
+    log.error("outbox #%s %s: permanent failure: %s", row.id, row.message_id, r.error)
+    undeliverable(app, session, row, r.refused or {a: r.error for a in row.recipients}, r.at)
 
 
-def _undeliverable(app: App, session: Session, row: OutboundMessage, refused: dict[str, str],
-                   now: datetime) -> None:
-    transfer = session.get(Transfer, row.transfer_id) if row.transfer_id else None
-    party = session.get(Party, row.party_id) if row.party_id else None
-    marked: list[str] = []
+def undeliverable(app: App, session: Session, row: OutboundMessage, refused: dict[str, str], now: datetime) -> None:
+    """Addresses that refused a mail for good: marked on the party (through the rules and the one
+    transition), and the operator told, never about an alert (its address is the operator's own)."""
+    alert = rules.Alert("delivery-failed", _alert_facts(row, refused, session))
+    t = lock_transfer(session, row.transfer_id) if row.transfer_id else None
+    if t is None:
+        if row.kind != MailKind.OPERATOR_ALERT.value:
+            alert_operator(app, session, alert.name, list(alert.facts), now)
+        return
+    parties = parties_of(session, t.id)
+    party = next((p for p in parties if p.id == row.party_id), None)
+    failed = ("mail-failed", {"message_id": row.message_id, "mail": row.kind,
+                              "role": party.role if party else "operator", "refused": refused})
+    change = rules.Change(events=(failed,))
     if party is not None:
-        for address in addresses_of(session, party.id or 0):
-            if address.address in refused and address.undeliverable_at is None:
-                address.undeliverable_at = now
-                address.undeliverable_reason = refused[address.address][:300]
-                session.add(address)
-                marked.append(address.address)
-    if transfer is not None:
-        append_event(session, transfer.id, "mail-failed", {
-            "message_id": row.message_id, "mail": row.kind, "role": party.role if party else "operator",
-            "refused": refused}, now)
-        if marked and party is not None:
-            append_event(session, transfer.id, "address-undeliverable",
-                         {"role": party.role, "addresses": marked, "outbound": row.id}, now)
+        ours = {a.address for a in addresses_of(session, party.id or 0) if a.undeliverable_at is None}
+        marks = {a: why for a, why in refused.items() if a in ours}
+        if marks:
+            marked = rules.undeliverable(facts_of(session, t, parties), Role(party.role), marks, {"outbound": row.id})
+            change = rules.Change(updates=marked.updates, events=(failed, *marked.events))
     if row.kind != MailKind.OPERATOR_ALERT.value:
-        facts = [("message", row.message_id)]
-        if party is not None:
-            facts.append(("role", party.role))
-        facts += [("address", a) for a in refused] + [("error", e) for e in list(refused.values())[:1]]
-        queue_operator_alert(app, session, transfer, "delivery-failed", facts, now)
+        change = rules.Change(updates=change.updates, events=change.events, alerts=(alert,))
+    transition.apply(app, session, t, change, now, parties=parties)
+
+
+def _alert_facts(row: OutboundMessage, refused: dict[str, str], session: Session) -> tuple[tuple[str, str], ...]:
+    party = session.get(Party, row.party_id) if row.party_id else None
+    facts = [("message", row.message_id)]
+    if party is not None:
+        facts.append(("role", party.role))
+    facts += [("address", a) for a in refused] + [("error", e) for e in list(refused.values())[:1]]
+    return tuple(facts)
 
 
 def list_outbox(app: App, status: str | None = None, limit: int = 500) -> list[OutboundMessage]:
@@ -213,9 +244,10 @@ def list_outbox(app: App, status: str | None = None, limit: int = 500) -> list[O
 
 def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime) -> list[int]:
     """Put failed rows back in the queue, due now."""
-    with app.store.write() as session:
+    def work(session: Session) -> list[int]:
         if all_failed:
-            rows = list(session.exec(select(OutboundMessage).where(OutboundMessage.status == OutboxStatus.FAILED.value)))
+            rows = list(session.exec(select(OutboundMessage).where(
+                OutboundMessage.status == OutboxStatus.FAILED.value)))
         else:
             row = session.get(OutboundMessage, item_id)
             if row is None:
@@ -224,7 +256,25 @@ def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime)
                 raise Refusal(f"outbox message #{item_id} is {row.status}, not failed")
             rows = [row]
         for row in rows:
-            row.status, row.next_attempt_at = OutboxStatus.QUEUED.value, now
+            row.status, row.next_attempt_at, row.lease_owner, row.lease_until = OutboxStatus.QUEUED.value, now, "", None
             row.give_up_at = now + timedelta(hours=app.config.outbound.give_up_after_hours)
             session.add(row)
         return [r.id or 0 for r in rows]
+
+    return app.store.run(work)
+
+
+def raw_of(app: App, outbound_id: int) -> bytes:
+    """The bytes of an outgoing message, rendered now exactly as the dispatcher renders them."""
+    with app.store.read() as session:
+        row = session.get(OutboundMessage, outbound_id)
+        if row is None:
+            return b""
+        if not row.render.get("v"):
+            legacy = session.get(OutboundRaw, outbound_id)
+            return bytes(legacy.raw) if legacy else b""
+        shared = session.get(MailSnapshot, row.snapshot_id).data if row.snapshot_id else None  # type: ignore[union-attr]
+        item = Outgoing(row.id or 0, row.kind, row.key, row.message_id, tuple(row.recipients), row.created_at,
+                        row.transfer_id, row.render, row.snapshot_id)
+    return Renderer().render(item, shared)[1]
+

@@ -6,9 +6,9 @@ from sqlmodel import Session
 
 from transferbot import timeline
 from transferbot.config import Config
-from transferbot.domain import Decision, TransferStatus
+from transferbot.domain import TransferStatus
 from transferbot.models import Party, Transfer
-from transferbot.service.facts import addresses_of, parties_of
+from transferbot.service.facts import facts_of, parties_of
 
 
 def policy_of(config: Config) -> timeline.Policy:
@@ -17,18 +17,12 @@ def policy_of(config: Config) -> timeline.Policy:
                            warn_before_days=wf.warn_before_days)
 
 
-def progress(session: Session, party: Party) -> timeline.PartyProgress:
-    deliverable = any(a.undeliverable_at is None for a in addresses_of(session, party.id or 0))
-    return timeline.PartyProgress(pending=party.decision == Decision.PENDING.value, deliverable=deliverable,
-                                  reminders_sent=party.reminders_sent, last_call_sent=party.last_call_sent)
-
-
 def reschedule(config: Config, session: Session, transfer: Transfer, parties: list[Party] | None = None) -> None:
     """Recompute when the sweep must next look at this transfer (None once it is closed)."""
     if transfer.status != TransferStatus.PENDING.value:
         transfer.next_due_at = None
     else:
-        parties = parties if parties is not None else parties_of(session, transfer.id)
+        facts = facts_of(session, transfer, parties if parties is not None else parties_of(session, transfer.id))
         transfer.next_due_at = timeline.next_due(transfer.created_at, transfer.expires_at, policy_of(config),
-                                                 [progress(session, p) for p in parties])
+                                                 [p.progress for p in facts.parties])
     session.add(transfer)

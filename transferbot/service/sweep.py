@@ -1,94 +1,72 @@
-"""The sweep: whatever is due at a moment, done once, one transaction per transfer.
+"""The sweep: whatever is due at a moment, done once.
 
-It selects only transfers whose ``next_due_at`` has come (an indexed column),
-so its cost grows with what is due, not with what is open. A daemon that was
-down does on start what became due meanwhile, once: one mail at most per
+It claims only transfers whose ``next_due_at`` has come (an indexed column), so its cost grows with
+what is due, not with what is open. Each batch is one transaction that locks its transfers with
+``FOR UPDATE SKIP LOCKED``: several daemons sweeping at once each take different transfers, and
+the transfers of a daemon that dies mid-batch are unlocked by its rollback and taken by the next
+sweep. A daemon that was down does on start what became due meanwhile, once: one mail at most per
 party per sweep, the most recent one due.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from transferbot import rules, timeline
-from transferbot.audit import append_event
-from transferbot.domain import MailKind, TransferStatus
+from transferbot import rules
+from transferbot.domain import TransferStatus
 from transferbot.models import Transfer
+from transferbot.service import transition
 from transferbot.service.app import App
-from transferbot.service.facts import parties_of, transfer_facts
-from transferbot.service.letters import defer_rendering, queue_notices, queue_party_mail
-from transferbot.service.schedule import policy_of, progress, reschedule
+from transferbot.service.facts import facts_of, parties_of
+from transferbot.service.schedule import policy_of, reschedule
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 25
 
 
-def due_transfers(app: App, now: datetime, limit: int = BATCH) -> list[str]:
-    with app.store.read() as session:
-        return list(session.exec(
-            select(Transfer.id).where(Transfer.status == TransferStatus.PENDING.value, col(Transfer.next_due_at) <= now)
-            .order_by(col(Transfer.next_due_at)).limit(limit)))
+@dataclass(frozen=True)
+class Swept:
+    looked_at: tuple[str, ...]  # transfers claimed (and so not due any more at this moment)
+    acted: int  # of which something was done (a mail, an expiry)
 
 
-def unseen_due(app: App, now: datetime, seen: set[str]) -> list[str]:
-    """The next due transfers this sweep has not looked at yet (one that stays due, say with no
-    deliverable address, is looked at once per sweep); they are added to ``seen``."""
-    ids = [i for i in due_transfers(app, now) if i not in seen]
-    seen.update(ids)
-    return ids
+def sweep_batch(session: Session, app: App, now: datetime, limit: int = BATCH,
+                skip: Collection[str] = ()) -> Swept:
+    """Claim up to ``limit`` due transfers and do what is due for each, in this transaction."""
+    query = (select(Transfer).where(Transfer.status == TransferStatus.PENDING.value,
+                                    col(Transfer.next_due_at) <= now)
+             .order_by(col(Transfer.next_due_at)).limit(limit).with_for_update(skip_locked=True))
+    if skip:
+        query = query.where(col(Transfer.id).notin_(list(skip)))
+    transfers = list(session.exec(query))
+    policy = policy_of(app.config)
+    acted = 0
+    for t in transfers:
+        parties = parties_of(session, t.id)
+        change = rules.sweep(facts_of(session, t, parties), policy, now)
+        if change is None:
+            reschedule(app.config, session, t, parties)  # due time was stale: nothing to do now
+            continue
+        transition.apply(app, session, t, change, now, parties=parties)
+        acted += 1
+        if change.status is TransferStatus.EXPIRED:
+            log.info("%s: expired; unanswered: %s", t.id, ", ".join(change.events[0][1]["unanswered"]))
+    return Swept(tuple(t.id for t in transfers), acted)
 
 
 def sweep(app: App, now: datetime) -> int:
-    """Do what is due at ``now``; returns how many transfers were acted on."""
+    """Do what is due at ``now`` (the CLI's and the tests' sweep); returns how many transfers were acted on."""
     done = 0
     seen: set[str] = set()
-    while ids := unseen_due(app, now, seen):
-        done += sum(sweep_transfer(app, transfer_id, now) for transfer_id in ids)
-    return done
-
-
-def sweep_transfer(app: App, transfer_id: str, now: datetime, defer: bool = False) -> bool:
-    """What is due for one transfer, in one transaction (``defer``: render its mail after)."""
-    with app.store.write() as session:
-        if defer:
-            defer_rendering(session)
-        return sweep_one(app, session, transfer_id, now)
-
-
-def sweep_one(app: App, session: Session, transfer_id: str, now: datetime) -> bool:
-    t = session.get(Transfer, transfer_id)
-    if t is None or t.status != TransferStatus.PENDING.value or t.next_due_at is None or t.next_due_at > now:
-        return False  # changed since it was selected
-    parties = parties_of(session, t.id)
-    if now >= t.expires_at:
-        change = rules.expire(transfer_facts(t, parties))
-        t.status, t.closed_at, t.next_due_at = change.status.value, now, None
-        session.add(t)
-        for kind, data in change.events:
-            append_event(session, t.id, kind, data, now)
-        queue_notices(app, session, t, change.notices, now)
-        log.info("%s: expired; unanswered: %s", t.id, ", ".join(change.events[0][1]["unanswered"]))
-        return True
-    policy = policy_of(app.config)
-    acted = False
-    for party in parties:
-        due = timeline.due_for_party(progress(session, party), t.created_at, t.expires_at, policy, now)
-        if due.last_call:
-            queue_party_mail(app, session, t, party, MailKind.LAST_CALL, now, parties=parties)
-            party.last_call_sent = True
-            acted = True
-        elif due.reminder:
-            queue_party_mail(app, session, t, party, MailKind.REMINDER, now, parties=parties)
-            acted = True
-        if due.reminders_sent != party.reminders_sent or due.last_call or due.reminder:
-            if due.reminder or due.last_call:
-                append_event(session, t.id, "last-call" if due.last_call else "reminder",
-                             {"role": party.role, "number": due.reminders_sent}, now)
-            party.reminders_sent = due.reminders_sent
-            session.add(party)
-    reschedule(app.config, session, t, parties)
-    return acted
+    while True:
+        swept = app.store.run(sweep_batch, app, now, BATCH, frozenset(seen))
+        done += swept.acted
+        seen.update(swept.looked_at)
+        if len(swept.looked_at) < BATCH:
+            return done

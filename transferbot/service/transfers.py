@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from datetime import datetime, timedelta
@@ -12,16 +11,15 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from transferbot import rules
-from transferbot.audit import append_event, canonical
+from transferbot.audit import fingerprint
 from transferbot.clock import now as clock_now
 from transferbot.domain import AccountKind, MailKind, TransferStatus
 from transferbot.models import Account, Entitlement, Party, PartyAddress, Transfer
-from transferbot.rules import Refusal
+from transferbot.rules import Change, Notice, Refusal
+from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.facts import entitlement_facts
-from transferbot.service.letters import queue_party_mail
 from transferbot.service.registry import account_emails
-from transferbot.service.schedule import reschedule
 from transferbot.tokens import new_token, new_transfer_id
 
 log = logging.getLogger(__name__)
@@ -37,11 +35,6 @@ def check_note(note: str) -> str:
     if len(note) > NOTE_LIMIT:
         raise Refusal(f"--note is longer than {NOTE_LIMIT} characters")
     return note
-
-
-def fingerprint(details: dict[str, Any]) -> str:
-    """The hash of the details every party is shown; printed in every email."""
-    return "sha256:" + hashlib.sha256(canonical(details).encode("utf-8")).hexdigest()
 
 
 def _has_open(session: Session, entitlement_id: str) -> bool:
@@ -62,16 +55,15 @@ def request_transfer(app: App, entitlement_id: str, to_reseller: str | None, not
     """File a transfer as the ISV would; returns its id. Refuses, writing nothing, when invalid."""
     note = check_note(note)
     try:
-        with app.store.write() as session:
-            return _request(app, session, entitlement_id, to_reseller, note, at or clock_now())
+        return app.store.run(_request, app, entitlement_id, to_reseller, note, at or clock_now())
     except sa.exc.IntegrityError:
         # The partial unique index caught a concurrent request for the same entitlement.
         raise Refusal(f"entitlement {entitlement_id} already has an open transfer") from None
 
 
-def _request(app: App, session: Session, entitlement_id: str, to_reseller: str | None, note: str,
+def _request(session: Session, app: App, entitlement_id: str, to_reseller: str | None, note: str,
              now: datetime) -> str:
-    ent = session.get(Entitlement, entitlement_id)
+    ent = session.exec(select(Entitlement).where(Entitlement.id == entitlement_id).with_for_update()).first()
     target = session.get(Account, to_reseller) if to_reseller else None
     plan = rules.plan_request(
         entitlement_id, entitlement_facts(ent) if ent else None, to_reseller,
@@ -108,11 +100,8 @@ def _request(app: App, session: Session, entitlement_id: str, to_reseller: str |
         "parties": shown, "requested_at": now.isoformat(), "expires_at": transfer.expires_at.isoformat(),
     }
     transfer.fingerprint = fingerprint(details)
-    session.add(transfer)
-    append_event(session, transfer.id, "requested", {**details, "fingerprint": transfer.fingerprint}, now)
-    session.flush()
-    for party in parties:
-        queue_party_mail(app, session, transfer, party, MailKind.CONFIRMATION, now, parties=parties)
-    reschedule(app.config, session, transfer, parties)
+    change = Change(events=(("requested", {**details, "fingerprint": transfer.fingerprint}),),
+                    notices=(Notice(MailKind.CONFIRMATION, tuple(role for role, _ in plan.parties)),))
+    transition.apply(app, session, transfer, change, now, parties=parties)
     log.info("%s: requested (%s) for entitlement %s; %d parties", transfer.id, transfer.kind, ent.id, len(parties))
     return transfer.id

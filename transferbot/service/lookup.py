@@ -1,0 +1,84 @@
+"""What the reader's checks may ask of the database: read-only lookups behind reader.chain.Lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from transferbot.domain import Decision, Outcome, TransferStatus
+from transferbot.models import InboundMessage, OutboundMessage, Party, RevokedToken, Transfer
+from transferbot.reader.chain import OutboundInfo, PartyInfo
+from transferbot.service.app import App
+from transferbot.service.facts import addresses_of
+from transferbot.tokens import check_token
+
+
+class DbLookup:
+    """The chain's read-only view of the database, inside the caller's transaction."""
+
+    def __init__(self, app: App, session: Session, inbound_id: int | None) -> None:
+        self.app, self.session, self.inbound_id = app, session, inbound_id
+
+    def earlier_copy(self, message_id: str, digest: str) -> int | None:
+        query = select(InboundMessage.id).where(InboundMessage.state == "done",
+                                                InboundMessage.outcome != Outcome.DUPLICATE.value)
+        if message_id:
+            query = query.where(InboundMessage.message_id == message_id)
+        else:
+            query = query.where(InboundMessage.digest == digest, InboundMessage.message_id == "")
+        if self.inbound_id is not None:
+            query = query.where(col(InboundMessage.id) != self.inbound_id)
+        return self.session.exec(query.order_by(col(InboundMessage.id)).limit(1)).first()
+
+    def _info(self, party: Party, revoked: bool = False) -> PartyInfo:
+        transfer = self.session.get(Transfer, party.transfer_id)
+        assert transfer is not None
+        addresses = tuple(a.address for a in addresses_of(self.session, party.id or 0))
+        return PartyInfo(party.id or 0, party.transfer_id, party.role, addresses, Decision(party.decision),
+                         TransferStatus(transfer.status), revoked)
+
+    def party_by_token(self, token: str) -> PartyInfo | None:
+        token = token.lower()
+        party = self.session.exec(select(Party).where(Party.token == token)).first()
+        if party is not None:
+            return self._info(party)
+        revoked = self.session.get(RevokedToken, token)
+        if revoked is not None:
+            old = self.session.get(Party, revoked.party_id)
+            return self._info(old, revoked=True) if old else None
+        return None
+
+    def party_by_thread(self, message_ids: Sequence[str]) -> PartyInfo | None:
+        for message_id in message_ids:
+            row = self.session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).first()
+            if row is not None and row.party_id is not None:
+                party = self.session.get(Party, row.party_id)
+                if party is not None:
+                    info = self._info(party)
+                    # a thread to mail sent before the contact was replaced does not name the new contact
+                    if not set(row.recipients) & set(info.addresses):
+                        return PartyInfo(**{**info.__dict__, "revoked": True})
+                    return info
+        return None
+
+    def outbound(self, keys: Sequence[str], message_ids: Sequence[str]) -> OutboundInfo | None:
+        row = None
+        for key in keys:
+            row = self.session.exec(select(OutboundMessage).where(OutboundMessage.key == key.lower())).first()
+            if row:
+                break
+        if row is None:
+            for message_id in message_ids:
+                row = self.session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).first()
+                if row:
+                    break
+        if row is None or row.id is None:
+            return None
+        return OutboundInfo(row.id, row.transfer_id, row.party_id, tuple(row.recipients), row.kind)
+
+    def token_is_ours(self, token: str) -> bool:
+        return check_token(self.app.secret, token)
+
+    def is_own_address(self, address: str) -> bool:
+        return address == self.app.config.from_address or self.app.book.is_ours(address)

@@ -1,0 +1,162 @@
+"""The mail a change causes, as outbox rows that carry everything their template reads.
+
+No code sends mail directly: these functions only add rows inside the caller's transaction, so a
+mail exists exactly when the change that caused it was committed. The facts of the transfer as the
+change left them are written once per change (a MailSnapshot shared by its mails, with a party's
+copy of the certificate when the transfer completed); what differs per recipient goes on the row.
+Rendering (transferbot.rendering) reads only those two, so any daemon renders the same bytes at
+any time, and a retry sends the same message.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from transferbot.audit import append_event
+from transferbot.domain import Decision, MailKind, OutboxStatus
+from transferbot.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer
+from transferbot.service import certificate
+from transferbot.service.app import App
+from transferbot.service.facts import account_names, addresses_of
+from transferbot.tokens import new_token
+
+log = logging.getLogger(__name__)
+
+# Mail that asks its reader for an answer: it carries the reply marker and the deadline.
+ASKING = frozenset({MailKind.CONFIRMATION, MailKind.REMINDER, MailKind.LAST_CALL, MailKind.HELP,
+                    MailKind.IGNORED_SENDER})
+OUTBOX_CHANNEL = "transferbot_outbox"
+
+
+def _channel(reseller_id: str | None, names: dict[str, str], isv_name: str) -> dict[str, Any]:
+    if reseller_id is None:
+        return {"direct": True, "name": "", "isv": isv_name}
+    return {"direct": False, "name": names.get(reseller_id, reseller_id), "isv": isv_name}
+
+
+class Mailer:
+    """Queues the mails of one change on one transfer; the shared snapshot is written at the first."""
+
+    def __init__(self, app: App, session: Session, t: Transfer | None, parties: list[Party], now: datetime,
+                 with_certificate: bool = False) -> None:
+        self.app, self.session, self.t, self.parties, self.now = app, session, t, parties, now
+        self.with_certificate = with_certificate
+        self._snapshot: MailSnapshot | None = None
+        self.names: dict[str, str] = {}
+        self.queued: list[OutboundMessage] = []
+
+    # -- the shared snapshot ------------------------------------------------------------------------
+    def _shared(self) -> int | None:
+        if self.t is None:
+            return None
+        if self._snapshot is None:
+            t = self.t
+            ent = self.session.get(Entitlement, t.entitlement_id)
+            assert ent is not None
+            self.names = account_names(self.session, [ent.customer_id, ent.isv_id, t.from_reseller_id,
+                                                      t.to_reseller_id, *(p.account_id for p in self.parties)])
+            isv = self.names.get(ent.isv_id, ent.isv_id)
+            data: dict[str, Any] = {
+                "t": {"id": t.id, "kind": t.kind, "product": t.product, "entitlement": t.entitlement_id,
+                      "customer": self.names.get(ent.customer_id, ent.customer_id), "isv": isv,
+                      "from_channel": _channel(t.from_reseller_id, self.names, isv),
+                      "to_channel": _channel(t.to_reseller_id, self.names, isv),
+                      "created_at": t.created_at.isoformat(), "expires_at": t.expires_at.isoformat(),
+                      "note": t.note, "fingerprint": t.fingerprint, "status": t.status},
+                "parties": [{"id": p.id, "role": p.role, "name": self.names.get(p.account_id, p.account_id),
+                             "decision": p.decision} for p in self.parties],
+            }
+            if self.with_certificate:
+                self.session.flush()  # the events of this change are part of the record
+                data["certificate"] = certificate.party_copy(self.app, self.session, t, self.parties, self.names,
+                                                             self.now)
+            self._snapshot = MailSnapshot(created_at=self.now, transfer_id=t.id, data=data)
+            self.session.add(self._snapshot)
+            self.session.flush()
+        return self._snapshot.id
+
+    def _row(self, kind: MailKind, to: list[str], spec: dict[str, Any], party_id: int | None) -> OutboundMessage:
+        key = new_token(self.app.secret)
+        transfer_id = self.t.id if self.t else None
+        cfg = self.app.config
+        row = OutboundMessage(
+            created_at=self.now, kind=kind.value, transfer_id=transfer_id, party_id=party_id, key=key,
+            message_id=f"<{key}.{(transfer_id or 'tb').lower()}@{self.app.domain}>",
+            envelope_from=self.app.book.bounce(key), recipients=list(to), subject="",
+            status=OutboxStatus.QUEUED.value, next_attempt_at=self.now, snapshot_id=self._shared(),
+            render={"v": 2, "from_name": cfg.outbound.from_name, "from_address": cfg.from_address, **spec},
+        )
+        self.session.add(row)
+        self.session.flush()
+        self.queued.append(row)
+        return row
+
+    # -- mail to a party ---------------------------------------------------------------------------------
+    def to_party(self, party: Party, kind: MailKind, extra: dict[str, Any] | None = None,
+                 addresses: tuple[str, ...] = ()) -> OutboundMessage | None:
+        """One mail to every deliverable address of a party (or to ``addresses``: a replaced contact, which
+        gets no token), in its locale, threaded under its confirmation."""
+        assert self.t is not None
+        t = self.t
+        explicit = bool(addresses)
+        to = list(addresses) if explicit else [a.address for a in addresses_of(self.session, party.id or 0)
+                                               if a.undeliverable_at is None]
+        if not to:
+            append_event(self.session, t.id, "not-mailed", {"role": party.role, "mail": kind.value,
+                                                            "why": "no deliverable address"}, self.now)
+            log.warning("%s: no deliverable address for %s; %s not sent", t.id, party.role, kind.value)
+            return None
+        self._shared()
+        extra = dict(extra or {})
+        if "by_role" in extra:
+            by = next((p for p in self.parties if p.role == extra["by_role"]), None)
+            extra["by_name"] = self.names.get(by.account_id, by.account_id) if by else extra["by_role"]
+        me = {"role": party.role, "name": self.names.get(party.account_id, party.account_id),
+              "token": None if explicit else party.token, "decision": party.decision}
+        asks = not explicit and (kind in ASKING or (kind is MailKind.STATUS and party.decision == Decision.PENDING))
+        threaded = None if explicit or (kind is MailKind.CONFIRMATION and not party.confirmation_message_id) \
+            else (party.confirmation_message_id or None)
+        spec = {"locale": party.locale, "tz": party.timezone, "party": party.id, "me": me, "asks": asks,
+                "reply_to": None if explicit else self.app.book.reply(party.token), "in_reply_to": threaded,
+                "extra": extra, "certificate": kind is MailKind.COMPLETED and self.with_certificate}
+        row = self._row(kind, to, spec, party.id)
+        if kind is MailKind.CONFIRMATION and not party.confirmation_message_id:
+            party.confirmation_message_id = row.message_id
+            self.session.add(party)
+        append_event(self.session, t.id, "mail-queued", {"mail": kind.value, "role": party.role, "to": to,
+                                                         "message_id": row.message_id}, self.now)
+        return row
+
+    # -- mail to the operator ---------------------------------------------------------------------------
+    def to_operator(self, alert: str, facts: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
+        operator = self.app.config.workflow.operator_address
+        tid = self.t.id if self.t else "-"
+        if not operator:
+            log.warning("%s: operator alert %r not mailed: [workflow] operator_address is not set", tid, alert)
+            return
+        cfg = self.app.config.workflow
+        spec = {"locale": cfg.default_locale, "tz": cfg.default_timezone, "party": None, "me": None, "asks": False,
+                "reply_to": None, "in_reply_to": None, "certificate": False,
+                "extra": {"alert": alert, "alert_facts": [list(f) for f in facts]}}
+        row = self._row(MailKind.OPERATOR_ALERT, [operator], spec, None)
+        if self.t is not None:
+            append_event(self.session, self.t.id, "mail-queued", {
+                "mail": MailKind.OPERATOR_ALERT.value, "role": "operator", "to": [operator], "alert": alert,
+                "message_id": row.message_id}, self.now)
+
+    def done(self) -> list[OutboundMessage]:
+        """Wake the dispatchers (this daemon's and, on PostgreSQL, the others) when this commits."""
+        if self.queued:
+            self.app.store.notify(self.session, OUTBOX_CHANNEL)
+        return self.queued
+
+
+def alert_operator(app: App, session: Session, alert: str, facts: list[tuple[str, str]], now: datetime) -> None:
+    """An operator alert about no transfer (a bounce of mail we cannot place, say)."""
+    mailer = Mailer(app, session, None, [], now)
+    mailer.to_operator(alert, facts)
+    mailer.done()

@@ -1,0 +1,234 @@
+"""Acting on a read message, once: the chain's verdict becomes a change to its transfer.
+
+``apply_batch`` applies the verdicts of a batch of read messages in one transaction, each in a
+savepoint of its own: a message whose acting raised is rolled back alone, kept, and marked failed
+with the reason (`transferbot inbox retry` reads it again). A message already read (by another
+daemon whose lease ran out, or by a retry) is acted on once: its row is locked and its state checked
+first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from transferbot import rules
+from transferbot.audit import forget_heads
+from transferbot.clock import now as clock_now
+from transferbot.domain import Decision, MailKind, Outcome, Role
+from transferbot.models import Entitlement, InboundMessage
+from transferbot.reader.chain import Policy, Verdict, run_chain
+from transferbot.reader.reading import Reading, read_message
+from transferbot.service import transition
+from transferbot.service.app import App
+from transferbot.service.arrivals import Stored, load_raw
+from transferbot.service.facts import addresses_of, entitlement_facts, facts_of, lock_transfer, parties_of
+from transferbot.service.lookup import DbLookup
+from transferbot.service.mail import alert_operator
+from transferbot.wire import storable
+
+log = logging.getLogger(__name__)
+
+
+def policy_of(app: App) -> Policy:
+    return Policy(trusted_authserv_id=app.config.inbound.trusted_authserv_id)
+
+
+def read_stored(app: App, stored: Stored) -> Reading | str:
+    """The pure reading of a stored message, or the reason it could not be read."""
+    try:
+        return read_message(stored.raw, stored.mail_from, list(stored.rcpt_tos), app.book)
+    except Exception as exc:  # noqa: BLE001 - recorded as failed, never dropped
+        log.exception("inbound #%s: reading raised", stored.id)
+        return f"{type(exc).__name__}: {exc}"
+
+
+def explain(app: App, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | None = None) -> tuple[Reading, Verdict]:
+    """How the reader reads one message, without changing anything (for `transferbot read`)."""
+    reading = read_message(raw, mail_from, rcpt_tos or [], app.book)
+    with app.store.read() as session:
+        verdict = run_chain(reading, DbLookup(app, session, None), policy_of(app))
+    return reading, verdict
+
+
+def apply_batch(session: Session, app: App, batch: Sequence[tuple[int, Reading | str]]) -> list[str]:
+    """Act on read messages in this transaction, each in a savepoint; returns the outcomes, in order."""
+    outcomes: list[str] = []
+    for inbound_id, reading in batch:
+        if isinstance(reading, str):
+            outcomes.append(_fail(session, inbound_id, reading))
+            continue
+        try:
+            with session.begin_nested():
+                outcomes.append(act(session, app, inbound_id, reading))
+        except Exception as exc:  # noqa: BLE001 - kept, marked failed, can be read again
+            forget_heads(session)
+            log.exception("inbound #%s: acting on it raised; marked failed", inbound_id)
+            outcomes.append(_fail(session, inbound_id, f"{type(exc).__name__}: {exc}"))
+    return outcomes
+
+
+def act(session: Session, app: App, inbound_id: int, reading: Reading) -> str:
+    """Run the chain on one read message and apply its verdict (inside the caller's transaction)."""
+    row = session.exec(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update()).first()
+    if row is None:
+        raise KeyError(inbound_id)
+    if row.state == "done":
+        return row.outcome  # read already (a retry or another daemon): acted on once
+    verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app))
+    if verdict.party is not None and lock_transfer(session, verdict.party.transfer_id) is not None \
+            and not app.store.serialises_writes:
+        # The transfer is locked now: read again, so the verdict rests on facts no other daemon can change.
+        verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app))
+    now = clock_now()
+    row.state, row.outcome, row.checks = "done", verdict.outcome.value, [storable(c) for c in verdict.checks]
+    row.reason = storable(verdict.reason)
+    row.from_address = storable(reading.from_address or "")
+    row.subject = storable(reading.subject)
+    row.read_at, row.lease_owner, row.lease_until = now, "", None
+    row.attempts += 1
+    if verdict.party is not None:
+        row.transfer_id, row.party_id = verdict.party.transfer_id, verdict.party.party_id
+    elif verdict.outbound is not None:
+        row.transfer_id, row.party_id = verdict.outbound.transfer_id, verdict.outbound.party_id
+    elif verdict.duplicate_of is not None:
+        first = session.get(InboundMessage, verdict.duplicate_of)
+        if first is not None:
+            row.transfer_id, row.party_id = first.transfer_id, first.party_id
+    session.add(row)
+    session.flush()
+    _apply(app, session, row, reading, verdict, now)
+    log.info("inbound #%s %s: %s (%s)", row.id, row.message_id or "(no Message-ID)", verdict.outcome.value,
+             verdict.decided_by)
+    return row.outcome
+
+
+def _fail(session: Session, inbound_id: int, error: str) -> str:
+    row = session.get(InboundMessage, inbound_id)
+    if row is None or row.state == "done":
+        return row.outcome if row else Outcome.FAILED.value
+    row.state, row.outcome, row.reason = "failed", Outcome.FAILED.value, storable(error[:2000])
+    row.attempts += 1
+    row.read_at, row.lease_owner, row.lease_until = clock_now(), "", None
+    session.add(row)
+    return row.outcome
+
+
+def read_inbound(app: App, inbound_id: int) -> InboundMessage:
+    """Read one stored message and act on it, once, in one transaction."""
+    with app.store.read() as session:
+        stored = session.get(InboundMessage, inbound_id)
+        if stored is None:
+            raise KeyError(inbound_id)
+        raw, mail_from, rcpts = load_raw(session, inbound_id), stored.mail_from, list(stored.rcpt_tos)
+    reading = read_message(raw, mail_from, rcpts, app.book)  # pure: outside the transaction
+    app.store.run(act, app, inbound_id, reading)
+    with app.store.read() as session:
+        row = session.get(InboundMessage, inbound_id)
+        assert row is not None
+        return row
+
+
+def retry_inbound(app: App, inbound_id: int) -> InboundMessage:
+    """Read a failed (or unread) message again now."""
+    def reopen(session: Session) -> None:
+        row = session.get(InboundMessage, inbound_id)
+        if row is None:
+            raise rules.Refusal(f"unknown inbound message #{inbound_id}")
+        if row.state == "done":
+            raise rules.Refusal(f"inbound message #{inbound_id} was read already (outcome {row.outcome})")
+        row.state, row.lease_owner, row.lease_until = "new", "", None
+        session.add(row)
+
+    app.store.run(reopen)
+    try:
+        return read_inbound(app, inbound_id)
+    except Exception as exc:
+        app.store.run(_fail, inbound_id, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+# -- from a verdict to a change ---------------------------------------------------------------------
+
+def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, verdict: Verdict,
+           now: datetime) -> None:
+    if verdict.outcome is Outcome.BOUNCE:
+        _apply_bounce(app, session, row, reading, verdict, now)
+        return
+    info = verdict.party
+    if info is None or info.revoked:
+        return
+    t = lock_transfer(session, info.transfer_id)
+    assert t is not None
+    parties = parties_of(session, t.id)
+    party = next(p for p in parties if p.id == info.party_id)
+    facts = facts_of(session, t, parties)
+    role = Role(party.role)
+    heard = ("reply-received", {
+        "inbound": row.id, "message_id": row.message_id, "from": row.from_address, "role": party.role,
+        "outcome": verdict.outcome.value, "decided_by": verdict.decided_by, "checks": list(row.checks)})
+    change = rules.Change()
+    if verdict.outcome in (Outcome.APPROVED, Outcome.DECLINED):
+        ent = session.exec(select(Entitlement).where(Entitlement.id == t.entitlement_id).with_for_update()).one()
+        decision = Decision.APPROVED if verdict.outcome is Outcome.APPROVED else Decision.DECLINED
+        reason = reading.decision.reason if decision is Decision.DECLINED else ""
+        change = rules.record_decision(facts, role, decision, entitlement_facts(ent), reason)
+    elif verdict.outcome is Outcome.STATUS:
+        change = rules.reply_notice(facts, role, MailKind.STATUS, now)
+    elif verdict.outcome is Outcome.UNCLEAR:
+        change = rules.reply_notice(facts, role, MailKind.HELP, now, {
+            "problem": verdict.problem, "first_line": reading.decision.first_line[:200]})
+    elif verdict.outcome is Outcome.NOT_A_PARTY and verdict.notify == "ignored-sender":
+        change = rules.reply_notice(facts, role, MailKind.IGNORED_SENDER, now, {
+            "problem": verdict.problem, "sender": reading.from_address or "(unknown)"})
+    change = dataclasses.replace(change, events=(heard, *change.events))
+    transition.apply(app, session, t, change, now, parties=parties, cause=row)
+    if change.decisions:
+        log.info("%s: %s %s (inbound #%s); transfer %s", t.id, party.role,
+                 next(iter(change.decisions.values())).value, row.id, t.status)
+
+
+def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Reading, verdict: Verdict,
+                  now: datetime) -> None:
+    bounce = reading.bounce
+    assert bounce is not None
+    outbound = verdict.outbound
+    if outbound is not None and outbound.kind == MailKind.OPERATOR_ALERT.value:
+        # Never alert about an alert that bounced: the operator address itself is failing.
+        log.error("inbound #%s: an operator alert to %s bounced (%s); check [workflow] operator_address",
+                  row.id, ", ".join(outbound.recipients), verdict.reason)
+        return
+    t = lock_transfer(session, outbound.transfer_id) if outbound and outbound.transfer_id else None
+    if t is None:
+        if bounce.permanent:
+            alert_operator(app, session, "bounce", [("message", row.message_id or f"inbound #{row.id}"),
+                                                    ("reason", verdict.reason)], now)
+        return
+    parties = parties_of(session, t.id)
+    party = next((p for p in parties if outbound is not None and p.id == outbound.party_id), None)
+    heard = ("bounce-received", {"inbound": row.id, "permanent": bounce.permanent, "why": bounce.why,
+                                 "recipients": [r.address for r in bounce.recipients],
+                                 "role": party.role if party else "operator"})
+    change = rules.Change(events=(heard,))
+    failed = bounce.permanent_addresses
+    if outbound is not None and bounce.permanent and not failed:
+        failed = list(outbound.recipients)
+    if bounce.permanent and party is not None:
+        ours = {a.address for a in addresses_of(session, party.id or 0) if a.undeliverable_at is None}
+        refused = {}
+        for address in failed:
+            if address in ours:
+                detail = next((f"{r.status} {r.diagnostic}".strip() for r in bounce.recipients
+                               if address in r.addresses), "")
+                refused[address] = detail or bounce.why
+        if refused:
+            marked = rules.undeliverable(facts_of(session, t, parties), Role(party.role), refused,
+                                         {"inbound": row.id})
+            alert = rules.Alert("bounce", (("role", party.role), ("address", ", ".join(refused)),
+                                           ("reason", verdict.reason)))
+            change = rules.Change(updates=marked.updates, events=(heard, *marked.events), alerts=(alert,))
+    transition.apply(app, session, t, change, now, parties=parties)

@@ -1,0 +1,116 @@
+"""The one function that applies a change to a transfer, inside the caller's transaction.
+
+Every use case (a request filed, a reply read, a sweep, an operator's action, a bounce or a failed
+delivery) loads the facts, asks the rules for a ``Change`` and hands it here: status, the
+entitlement move, decisions, party bookkeeping, audit events, the next due time, and the mail the
+change causes, all or nothing. The caller has locked the transfer row (facts.lock_transfer).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, delete
+
+from transferbot.audit import append_event
+from transferbot.domain import Decision, Role, TransferStatus
+from transferbot.models import Entitlement, InboundMessage, OutboundMessage, Party, PartyAddress, RevokedToken, Transfer
+from transferbot.rules import Change, PartyUpdate
+from transferbot.service import schedule
+from transferbot.service.app import App
+from transferbot.service.facts import addresses_of, parties_of
+from transferbot.service.mail import Mailer
+from transferbot.tokens import new_token
+
+log = logging.getLogger(__name__)
+
+
+class EntitlementMoved(Exception):
+    """The entitlement is no longer where the transfer said: nothing is applied (the caller retries and
+    the rules see where it is now)."""
+
+
+def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, *,
+          parties: list[Party] | None = None, cause: InboundMessage | None = None) -> list[OutboundMessage]:
+    """Write ``change`` to ``t`` and queue the mail it causes; returns the mail queued."""
+    parties = parties if parties is not None else parties_of(session, t.id)
+    by_role = {Role(p.role): p for p in parties}
+    if change.move_entitlement:
+        _move_entitlement(session, t, now)
+    if change.status is not None and change.status.value != t.status:
+        t.status = change.status.value
+    if change.closed:
+        t.closed_at = now
+    for role, decision in change.decisions.items():
+        party = by_role[role]
+        party.decision, party.decided_at = decision.value, now
+        party.decided_by = cause.id if cause is not None else None
+        party.reason = change.reason if decision is Decision.DECLINED else ""
+        session.add(party)
+    for update in change.updates:
+        _update_party(app, session, t, by_role[update.role], update, now)
+    for kind, data in change.events:
+        if kind in ("approved", "declined") and cause is not None:
+            data = {**data, "inbound": cause.id, "message_id": cause.message_id, "from": cause.from_address}
+        append_event(session, t.id, kind, data, now)
+    session.add(t)
+    session.flush()
+    schedule.reschedule(app.config, session, t, parties)
+    completed = change.status is TransferStatus.COMPLETED
+    mailer = Mailer(app, session, t, parties, now, with_certificate=completed)
+    for notice in change.notices:
+        for role in notice.roles:
+            if role in by_role:
+                mailer.to_party(by_role[role], notice.kind, notice.extra, notice.addresses)
+    for alert in change.alerts:
+        mailer.to_operator(alert.name, alert.facts)
+    return mailer.done()
+
+
+def _move_entitlement(session: Session, t: Transfer, now: datetime) -> None:
+    """A conditional update: it moves only an active entitlement still where the transfer said it was."""
+    table = Entitlement.__table__  # type: ignore[attr-defined]
+    where_now = (table.c.reseller_id.is_(None) if t.from_reseller_id is None
+                 else table.c.reseller_id == t.from_reseller_id)
+    result = session.connection().execute(
+        sa.update(table).where(table.c.id == t.entitlement_id, where_now, table.c.state == "active")
+        .values(reseller_id=t.to_reseller_id, updated_at=now))
+    if result.rowcount != 1:
+        raise EntitlementMoved(t.entitlement_id)
+    ent = session.get(Entitlement, t.entitlement_id)
+    if ent is not None:
+        session.refresh(ent)
+
+
+def _update_party(app: App, session: Session, t: Transfer, party: Party, update: PartyUpdate, now: datetime) -> None:
+    if update.reminders_sent is not None:
+        party.reminders_sent = update.reminders_sent
+    if update.last_call_sent is not None:
+        party.last_call_sent = update.last_call_sent
+    if update.help_sent:
+        party.last_help_at = now
+    if update.notice_sent:
+        party.last_notice_at = now
+    addresses = addresses_of(session, party.id or 0)
+    if update.clear_undeliverable:
+        for row in addresses:
+            if row.undeliverable_at is not None:
+                row.undeliverable_at, row.undeliverable_reason = None, ""
+                session.add(row)
+    marks = dict(update.undeliverable)
+    for row in addresses:
+        if row.address in marks and row.undeliverable_at is None:
+            row.undeliverable_at, row.undeliverable_reason = now, marks[row.address][:300]
+            session.add(row)
+    if update.contact is not None:
+        session.exec(delete(PartyAddress).where(col(PartyAddress.party_id) == party.id))
+        session.flush()
+        for position, address in enumerate(update.contact):
+            session.add(PartyAddress(party_id=party.id or 0, address=address, position=position))
+        session.add(RevokedToken(token=party.token, party_id=party.id or 0, revoked_at=now))
+        party.token = new_token(app.secret)
+        party.confirmation_message_id = ""  # a new thread for the new contact
+        party.reminders_sent, party.last_call_sent, party.last_help_at, party.last_notice_at = 0, False, None, None
+    session.add(party)

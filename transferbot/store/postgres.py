@@ -1,0 +1,82 @@
+"""PostgreSQL, for several daemons on one database: a connection pool, retries, LISTEN/NOTIFY.
+
+Transactions run at READ COMMITTED; every use case locks its transfer row first (``SELECT … FOR
+UPDATE``), so two daemons never interleave one transfer's decisions, and work is claimed with
+``FOR UPDATE SKIP LOCKED`` (see service.claims). A transaction that loses a serialisation race or
+a deadlock is run again from the start, a few times. ``notify`` queues a ``NOTIFY`` that the
+database delivers to the other daemons when (and only if) the transaction commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+from sqlmodel import Session
+
+from transferbot.config import DatabaseConfig
+from transferbot.store.base import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+RETRIES = 5
+
+
+class PostgresStore(Store):
+    dialect = "postgresql"
+
+    def __init__(self, config: DatabaseConfig, url: URL) -> None:
+        self.url = url
+        self.engine = sa.create_engine(url, pool_size=config.pool_size, max_overflow=config.pool_size,
+                                       pool_pre_ping=True, pool_timeout=config.busy_timeout_ms / 1000 or 30,
+                                       connect_args={"connect_timeout": 10, "application_name": "transferbot"})
+        self.write_engine = self.engine
+        self.retries = 0  # transactions run again after a serialisation failure or a deadlock
+
+    def exists(self) -> bool:
+        return True  # a server database: whether its schema is there is what counts (store.schema)
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        for attempt in range(1, RETRIES + 1):
+            try:
+                with self.write() as session:
+                    return fn(session, *args)
+            except sa.exc.OperationalError as exc:
+                code = getattr(exc.orig, "sqlstate", None)
+                if code not in RETRY_SQLSTATES or attempt == RETRIES:
+                    raise
+                self.retries += 1
+                log.info("transaction hit %s (%s); running it again (attempt %d)", code,
+                         type(exc.orig).__name__, attempt + 1)
+                time.sleep(0.005 * attempt)
+        raise AssertionError("unreachable")
+
+    def notify(self, session: Session, channel: str) -> None:
+        session.execute(sa.text("SELECT pg_notify(:channel, '')"), {"channel": channel})
+
+    async def listen(self, channels: dict[str, Callable[[], None]]) -> None:
+        """One connection of its own, reconnecting after trouble; polling covers what it misses."""
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+                async with conn:
+                    for channel in channels:
+                        await conn.execute(f'LISTEN "{channel}"')  # our own constant names
+                    async for note in conn.notifies():
+                        callback = channels.get(note.channel)
+                        if callback is not None:
+                            callback()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - polling carries on; listen again shortly
+                log.warning("LISTEN connection lost (%s: %s); polling until it is back", type(exc).__name__, exc)
+                await asyncio.sleep(1.0)

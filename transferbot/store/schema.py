@@ -1,0 +1,102 @@
+"""The schema's version: Alembic migrations shipped in the package, run by ``transferbot db upgrade``.
+
+A database that release 0.1 made (its tables, no ``alembic_version``) is recognised as revision
+0001 and upgraded in place with its data. Every other command refuses a database that is missing
+or behind, naming ``transferbot db upgrade``. Daemons starting at once on one PostgreSQL database
+take an advisory lock: one migrates, the others wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from transferbot.store.base import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+ADVISORY_LOCK = 0x7472616E73666572  # "transfer"
+LEGACY_TABLE = "transfer"  # present in every database release 0.1 made
+
+
+def _alembic(connection: sa.Connection | None = None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head() -> str:
+    """The revision this release's code expects."""
+    revision = ScriptDirectory.from_config(_alembic()).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def _current(connection: sa.Connection) -> str | None:
+    revision = MigrationContext.configure(connection).get_current_revision()
+    if revision is None and sa.inspect(connection).has_table(LEGACY_TABLE):
+        return "0001"  # made by release 0.1 with create_all
+    return revision
+
+
+def current(store: Store) -> str | None:
+    """Where the database stands (None: no schema at all)."""
+    if not store.exists():
+        return None
+    with store.engine.connect() as connection:
+        return _current(connection)
+
+
+def upgrade(store: Store) -> tuple[str | None, str]:
+    """Create the database or bring it to the current schema; returns (before, after)."""
+    with store.engine.connect() as connection:
+        if store.dialect == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK})
+            connection.commit()
+        try:
+            before = _current(connection)
+            if before == "0001" and MigrationContext.configure(connection).get_current_revision() is None:
+                command.stamp(_alembic(connection), "0001")  # a release 0.1 database: recognise it
+                connection.commit()
+            command.upgrade(_alembic(connection), "head")
+            connection.commit()
+            after = _current(connection)
+        finally:
+            if store.dialect == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK})
+                connection.commit()
+    if before != after:
+        log.info("database %s upgraded from %s to %s", store.where, before or "nothing", after)
+    assert after is not None
+    return before, after
+
+
+def check(store: Store) -> None:
+    """Refuse a database that is missing or behind (one line naming the command that fixes it)."""
+    if not store.exists():
+        raise StoreError(f"database {store.where} does not exist; create it with `transferbot db upgrade`")
+    try:
+        revision = current(store)
+    except sa.exc.DatabaseError as exc:
+        raise StoreError(f"cannot open database {store.where}: {exc.orig}") from None
+    expected = head()
+    if revision is None:
+        raise StoreError(f"database {store.where} has no transferbot schema; create it with `transferbot db upgrade`")
+    if revision != expected:
+        try:
+            known = ScriptDirectory.from_config(_alembic()).get_revision(revision)
+        except Exception:  # noqa: BLE001 - alembic raises its own errors for an unknown id
+            known = None
+        if known is None:
+            raise StoreError(f"database {store.where} is at revision {revision}, which this release does not know "
+                             f"(a newer transferbot made it?)")
+        raise StoreError(f"database {store.where} is at revision {revision}, behind {expected}; "
+                         f"run `transferbot db upgrade`")
