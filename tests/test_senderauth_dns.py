@@ -179,3 +179,11 @@ def test_publish_key_helper_uses_the_selector(dns_server: DnsServer) -> None:
     resolver = DnsPythonResolver([dns_server.address], timeout=1.0)
     texts = asyncio.run(resolver.query("s2024._domainkey.acme.example", "TXT"))
     assert texts and texts[0].startswith("v=DKIM1; k=rsa; p=") and len(texts[0]) > 255  # split and joined again
+
+
+def test_retries_start_within_30_seconds_and_back_off_to_an_hour() -> None:
+    from transferbot.senderauth import retry_delay
+
+    delays = [retry_delay(n) for n in range(1, 12)]
+    assert delays[0] <= 30 and delays == sorted(delays) and delays[-1] == 3600
+    assert retry_delay(10_000) == 3600

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     )
     from transferbot.senderauth.domains import aligned, from_domain, organizational_domain
     from transferbot.senderauth.relay import in_networks, trusted_relay
+    from transferbot.senderauth.retry import retry_delay
     from transferbot.senderauth.verdict import (
         ADVICE,
         AuthOutcome,
@@ -92,6 +93,7 @@ _EXPORTS = {
     "from_domain": "domains",
     "in_networks": "relay",
     "organizational_domain": "domains",
+    "retry_delay": "retry",
     "trusted_relay": "relay",
     "unauthenticated": "verdict",
 }
@@ -112,6 +114,7 @@ __all__ = [
     "from_domain",
     "in_networks",
     "organizational_domain",
+    "retry_delay",
     "trusted_relay",
     "unauthenticated",
 ]
