@@ -40,8 +40,10 @@ rspamd, the ``milter_headers`` routine ``authentication-results`` does
 that, but by default it skips local and authenticated clients
 (``skip_local``/``skip_authenticated``): forged headers from them pass
 through untouched, including from private-range addresses behind NAT. Set
-both to false, and set ``check_local = true`` (and ``check_authed = true``)
-so SPF, DKIM and DMARC run for such clients too.
+both to false (or list ``authentication-results`` in ``local_headers`` and
+``authenticated_headers``), and make SPF, DKIM and DMARC run for such
+clients too (``check_local = true``, ``check_authed = true``): otherwise the
+header says nothing about them.
 
 ``"off"`` checks nothing and needs ``allow_unauthenticated = true``: any
 sender who learns a token can then approve in a party's name.
