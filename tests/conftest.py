@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.dnsserver import DnsServer
 from tests.helpers import RunningDaemon
 from transferbot.config import Config, parse_config
 from transferbot.service import registry
@@ -30,6 +31,14 @@ def make_config(tmp_path: Path, sink_port: int | None = None, **sections: dict[s
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
     return parse_config(data, "test", env={})
+
+
+@pytest.fixture
+def dns_server() -> Iterator[DnsServer]:
+    """An authoritative DNS server on a loopback port: the internet's DNS, as far as the test is concerned."""
+    server = DnsServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

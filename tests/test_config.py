@@ -6,7 +6,9 @@ import re
 import tomllib
 from pathlib import Path
 
-from transferbot.config import Config, parse_config
+import pytest
+
+from transferbot.config import Config, ConfigError, parse_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -25,3 +27,52 @@ def test_every_key_is_documented() -> None:
         block = text.split(f"[{section}]", 1)[1].split("\n[", 1)[0]
         for key in model.annotation.model_fields:  # type: ignore[union-attr]
             assert re.search(rf"^#? ?{key} = ", block, re.MULTILINE), f"{section}.{key} is not in config.example.toml"
+
+
+def _inbound(**values: object) -> Config:
+    return parse_config({"inbound": values}, "test", env={})
+
+
+def _error(**values: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        _inbound(**values)
+    return str(info.value)
+
+
+def test_sender_auth_defaults_to_verify_with_the_system_resolver() -> None:
+    inbound = Config().inbound
+    assert (inbound.sender_auth, inbound.dns_resolvers, inbound.allow_unauthenticated) == ("verify", (), False)
+
+
+def test_sender_auth_off_needs_allow_unauthenticated() -> None:
+    message = _error(sender_auth="off")
+    assert message.startswith("test: inbound.sender_auth: ") and "allow_unauthenticated = true" in message
+    assert _inbound(sender_auth="off", allow_unauthenticated=True).inbound.sender_auth == "off"
+
+
+def test_trusted_relay_needs_relays_and_an_authserv_id() -> None:
+    message = _error(sender_auth="trusted-relay")
+    assert message.startswith("test: inbound.sender_auth: ")
+    assert "trusted_relays and trusted_authserv_id" in message
+    assert "trusted_authserv_id" in _error(sender_auth="trusted-relay", trusted_relays=["192.0.2.0/28"])
+    inbound = _inbound(sender_auth="trusted-relay", trusted_relays=["192.0.2.25", "2001:db8::/64"],
+                       trusted_authserv_id="mx.market.example").inbound
+    assert [str(n) for n in inbound.trusted_networks] == ["192.0.2.25/32", "2001:db8::/64"]
+
+
+@pytest.mark.parametrize(("values", "key"), [
+    ({"sender_auth": "maybe"}, "inbound.sender_auth"),
+    ({"dns_resolvers": ["resolver.example"]}, "inbound.dns_resolvers"),
+    ({"dns_resolvers": ["127.0.0.1:99999"]}, "inbound.dns_resolvers"),
+    ({"dns_timeout_seconds": 0}, "inbound.dns_timeout_seconds"),
+    ({"trusted_relays": ["192.0.2.1/24"]}, "inbound.trusted_relays"),
+    ({"trusted_relays": ["not-a-network"]}, "inbound.trusted_relays"),
+    ({"trusted_authserv_id": "mx.example; dmarc=pass"}, "inbound.trusted_authserv_id"),
+])
+def test_sender_auth_errors_name_the_key(values: dict[str, object], key: str) -> None:
+    assert _error(**values).startswith(f"test: {key}")
+
+
+def test_resolver_entries_are_accepted_as_written() -> None:
+    entries = ["192.0.2.53", "127.0.0.1:5353", "[::1]:5353", "2001:db8::53"]
+    assert _inbound(dns_resolvers=entries).inbound.dns_resolvers == tuple(entries)

@@ -7,7 +7,9 @@ values stop start-up with an error that names the key; secrets are
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from email.utils import parseaddr
@@ -26,6 +28,7 @@ from pydantic import (
 )
 
 from transferbot.addresses import AddressError, normalize_address
+from transferbot.senderauth.nameservers import DnsConfigError, parse_nameserver
 
 Locale = Literal["en", "fr", "de"]
 LOCALES: tuple[str, ...] = ("en", "fr", "de")
@@ -72,7 +75,12 @@ class InboundConfig(_Section):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     require_starttls: bool = False
+    sender_auth: Literal["verify", "trusted-relay", "off"] = "verify"
+    dns_resolvers: tuple[str, ...] = ()
+    dns_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    trusted_relays: tuple[str, ...] = ()
     trusted_authserv_id: str = ""
+    allow_unauthenticated: bool = False
 
     @field_validator("domain")
     @classmethod
@@ -91,9 +99,54 @@ class InboundConfig(_Section):
             raise ValueError("must be letters, digits, '-' or '_'")
         return value.lower()
 
+    @field_validator("dns_resolvers")
+    @classmethod
+    def _resolvers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                parse_nameserver(entry)
+            except DnsConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return tuple(entry.strip() for entry in value)
+
+    @field_validator("trusted_relays")
+    @classmethod
+    def _relays(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for entry in value:
+            try:
+                out.append(str(ipaddress.ip_network(entry.strip(), strict=True)))
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an address or network (CIDR): {exc}") from None
+        return tuple(out)
+
+    @field_validator("trusted_authserv_id")
+    @classmethod
+    def _authserv(cls, value: str) -> str:
+        value = value.strip()
+        if any(c.isspace() or c in ';()"' for c in value):
+            raise ValueError("an authserv-id is one word (your MX's name, Postfix's myhostname)")
+        return value
+
     @property
     def banner_hostname(self) -> str:
         return self.hostname or self.domain
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(entry) for entry in self.trusted_relays)
+
+    @model_validator(mode="after")
+    def _sender_auth(self) -> InboundConfig:
+        if self.sender_auth == "off" and not self.allow_unauthenticated:
+            raise ValueError('sender_auth: "off" lets anyone who learns a reply address approve in a party\'s name; '
+                             'set allow_unauthenticated = true as well to mean it')
+        if self.sender_auth == "trusted-relay":
+            missing = [key for key in ("trusted_relays", "trusted_authserv_id") if not getattr(self, key)]
+            if missing:
+                raise ValueError(f'sender_auth: "trusted-relay" needs {" and ".join(missing)}: the addresses of '
+                                 'your MX and the authserv-id it writes in Authentication-Results')
+        return self
 
     @model_validator(mode="after")
     def _tls_pair(self) -> InboundConfig:
@@ -216,7 +269,17 @@ def _describe(error: Any) -> str:
         return f"{key}: unknown key"
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
+    # A section's own validator names the key it is about as "key: ..."; put it in the dotted name.
+    named = re.match(r"([a-z_]+): ", message)
+    if named and len(error["loc"]) == 1 and named.group(1) in _section_keys(str(error["loc"][0])):
+        return f"{key}.{named.group(1)}: {message[named.end():]}"
     return f"{key}: {message}"
+
+
+def _section_keys(section: str) -> set[str]:
+    field = Config.model_fields.get(section)
+    model = field.annotation if field else None
+    return set(getattr(model, "model_fields", {}))
 
 
 def parse_config(data: dict[str, Any], source: str = "<memory>", env: Mapping[str, str] | None = None) -> Config:
