@@ -245,6 +245,14 @@ class WorkflowConfig(_Section):
         return value
 
 
+class WebhooksConfig(_Section):
+    allow_private_networks: bool = False
+    timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    max_response_bytes: int = Field(default=65536, ge=0, le=16 * 1024 * 1024)
+    max_age_hours: float = Field(default=72.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -254,6 +262,7 @@ class Config(_Section):
     inbound: InboundConfig = InboundConfig()
     outbound: OutboundConfig = OutboundConfig()
     workflow: WorkflowConfig = WorkflowConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     logging: LoggingConfig = LoggingConfig()
     source: str = Field(default="built-in defaults", exclude=True)
 
