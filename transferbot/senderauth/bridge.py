@@ -41,6 +41,6 @@ class DnsBridge:
             return future.result(timeout=min(remaining, self.per_query))
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise DnsTemporaryError(f"{name} {rdtype}: no answer within {min(remaining, self.per_query):.3g}s")
+            raise DnsTemporaryError(f"{name} {rdtype}: no answer within {min(remaining, self.per_query):.3g}s") from None
         except concurrent.futures.CancelledError:
             raise DnsTemporaryError(f"{name} {rdtype}: cancelled") from None

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import dkim  # type: ignore[import-untyped]
-from dkim.canonicalization import CanonicalizationPolicy  # type: ignore[import-untyped]
-from dkim.util import parse_tag_value  # type: ignore[import-untyped]
+import dkim
+from dkim.canonicalization import CanonicalizationPolicy
+from dkim.util import parse_tag_value
 
 from transferbot.senderauth.dns import DnsTemporaryError
 from transferbot.senderauth.verdict import DkimVerdict

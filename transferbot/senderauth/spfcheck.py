@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import spf  # type: ignore[import-untyped]
+import spf
 
 from transferbot.senderauth.dns import DnsTemporaryError
 from transferbot.senderauth.domains import address_domain, normalize_domain
@@ -25,7 +25,7 @@ Lookup = Callable[[str, str], list[str]]
 RESULTS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror")
 
 
-class _Query(spf.query):  # type: ignore[misc]
+class _Query(spf.query):
     """pyspf's query with its DNS answered by ``lookup`` instead of its own resolver."""
 
     def __init__(self, *args: Any, lookup: Lookup, **kwargs: Any) -> None:
