@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.dnsserver import DnsServer
-from tests.helpers import RunningDaemon
+from tests.helpers import RunningDaemon, dns_toml, internet_dns
 from transferbot.config import Config, parse_config
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
@@ -22,7 +22,8 @@ SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 def make_config(tmp_path: Path, sink_port: int | None = None, **sections: dict[str, Any]) -> Config:
     data: dict[str, Any] = {
         "database": {"url": f"sqlite:///{tmp_path / 'tb.db'}"},
-        "inbound": {"host": "127.0.0.1", "port": 0, "domain": DOMAIN},
+        "inbound": {"host": "127.0.0.1", "port": 0, "domain": DOMAIN, "sender_auth": "verify",
+                    "dns_resolvers": [internet_dns().address], "dns_timeout_seconds": 2.0},
         "outbound": ({"transport": "smtp", "host": "127.0.0.1", "port": sink_port, "poll_seconds": 0.1,
                       "retry_min_seconds": 1, "retry_max_seconds": 4}
                      if sink_port else {"transport": "maildir", "maildir": str(tmp_path / "outbox")}),
@@ -87,7 +88,7 @@ def cli_config(tmp_path: Path, config: Config, app: App) -> Path:
     path = tmp_path / "cli.toml"
     path.write_text(
         f'[database]\nurl = "{config.database.url}"\n'
-        f'[inbound]\ndomain = "{DOMAIN}"\n'
+        f'[inbound]\ndomain = "{DOMAIN}"\n{dns_toml()}'
         f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {config.outbound.port}\n'
         '[workflow]\nsecret = "test-secret"\noperator_address = "ops@marketplace.example.com"\n'
     )

@@ -49,9 +49,12 @@ class _Records:
 class DnsServer:
     """A small authoritative server; every public method is safe to call from the test's thread."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", default_spf: str | None = None) -> None:
         self.host = host
         self.port = 0
+        # A TXT answer for every other name that is not an underscore name (_dmarc., ._domainkey.): the
+        # SPF record of every domain the suite does not set up itself.
+        self.default_spf = default_spf
         self._zone: dict[str, _Records] = {}
         self._faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
@@ -129,8 +132,11 @@ class DnsServer:
         rdtype = dns.rdatatype.to_text(question.rdtype)
         with self._lock:
             self.queries.append((qname, rdtype, transport))
+            del self.queries[:-10000]
             fault = self._faults.get(qname)
             records = self._zone.get(qname)
+            if records is None and self.default_spf and not qname.startswith("_") and "._" not in qname:
+                records = _Records(by_type={"TXT": [self.default_spf]})
             by_type = {t: list(v) for t, v in records.by_type.items()} if records else None
             ttl = records.ttl if records else 300
             exists_below = any(name.endswith("." + qname) for name in self._zone)

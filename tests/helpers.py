@@ -12,12 +12,35 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from typing import Any, TypeVar
 
+from tests.dnsserver import DnsServer
 from transferbot.clock import now
 from transferbot.daemon import Daemon
 from transferbot.service.app import App
 from transferbot.sink import Received
 
 T = TypeVar("T")
+
+
+_INTERNET: DnsServer | None = None
+_INTERNET_LOCK = threading.Lock()
+LOOPBACK_SPF = "v=spf1 ip4:127.0.0.0/8 ip6:::1 -all"
+
+
+def internet_dns() -> DnsServer:
+    """The suite's stand-in for the internet's DNS (one per test process, on a loopback port): every
+    domain publishes an SPF record that lets mail sent from loopback pass, and no DMARC record, so a
+    reply sent over loopback from a party's own address passes sender authentication as it would from
+    the party's own server. Tests that need other records run a DnsServer of their own."""
+    global _INTERNET
+    with _INTERNET_LOCK:
+        if _INTERNET is None:
+            _INTERNET = DnsServer(default_spf=LOOPBACK_SPF).start()
+        return _INTERNET
+
+
+def dns_toml() -> str:
+    """The [inbound] lines that point a daemon or the CLI at the suite's DNS."""
+    return f'dns_resolvers = ["{internet_dns().address}"]\ndns_timeout_seconds = 2.0\n'
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> T:

@@ -18,7 +18,7 @@ import pytest
 from sqlmodel import select
 
 from tests.conftest import DOMAIN, make_config
-from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
+from tests.helpers import RunningDaemon, dns_toml, reply, reply_address, send, wait_until
 from tests.test_serve import Serve
 from transferbot.models import OutboundMessage
 from transferbot.rules import Refusal
@@ -75,7 +75,7 @@ def test_sigkill_three_times_loses_no_reply_and_acts_on_each_once(tmp_path: Path
     cfg = tmp_path / "transferbot.toml"
     cfg.write_text(  # a short lease: the work a killed daemon had claimed is taken over within seconds
         f'[database]\nurl = "{config.database.url}"\nlease_seconds = 5\npoll_seconds = 0.5\n'
-        f'[inbound]\nhost = "127.0.0.1"\nport = {port}\ndomain = "{DOMAIN}"\nmessages_per_minute_per_sender = 0\n'
+        f'[inbound]\nhost = "127.0.0.1"\nport = {port}\ndomain = "{DOMAIN}"\nmessages_per_minute_per_sender = 0\n{dns_toml()}'
         f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\npoll_seconds = 0.2\n'
         '[workflow]\nsecret = "test-secret"\n'
     )

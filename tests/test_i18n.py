@@ -174,6 +174,9 @@ class Case:
     operator: bool = False
 
 
+ADVICE_KEYS = ("from-address", "null-sender", "fix-dkim", "publish-dkim-key", "align-dkim", "fix-spf-record",
+               "align-envelope", "fix-spf", "dmarc-policy", "relay-unauthenticated", "publish-spf-or-dkim")
+
 CASES = [
     Case("confirmation", MailKind.CONFIRMATION),
     Case("confirmation-isv", MailKind.CONFIRMATION, role="isv"),
@@ -196,6 +199,12 @@ CASES = [
     Case("ignored-authentication", MailKind.IGNORED_SENDER,
          {"problem": "authentication", "sender": "alice@acme.example"}, role="isv"),
     Case("contact-replaced", MailKind.CONTACT_REPLACED, role="new-reseller"),
+    Case("ignored-hidden", MailKind.IGNORED_SENDER, {"problem": "sender", "sender": "", "sender_hidden": True}),
+    *(Case(f"ignored-advice-{key}", MailKind.IGNORED_SENDER, {
+        "problem": "authentication", "sender": "alice@acme.example", "advice_key": key,
+        "advice": {"domain": "acme.example", "signer": "mailer.example", "selector": "s1",
+                   "spf_domain": "bounces.example", "client_ip": "203.0.113.5", "detail": "body hash mismatch"}})
+      for key in ADVICE_KEYS),
     Case("alert-bounce", MailKind.OPERATOR_ALERT, {"alert": "bounce", "alert_facts": [
         ("role", "new-reseller"), ("address", "ops@r2.example"), ("reason", "550 5.1.1 <ops@r2.example> unknown")]},
         operator=True),
@@ -210,9 +219,10 @@ CASES = [
         ("message", "<x@elsewhere.example>"), ("reason", "5.1.1 <script>")]}, transfer=False, operator=True),
 ]
 HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "help-negation", "help-both",
-                 "help-empty", "help-no-word", "status", "ignored-sender", "ignored-authentication"}
+                 "help-empty", "help-no-word", "status", "ignored-sender", "ignored-authentication", "ignored-hidden",
+                 *(f"ignored-advice-{key}" for key in ADVICE_KEYS)}
 NO_DATES = {"help-negation", "help-both", "help-empty", "help-no-word", "ignored-sender", "ignored-authentication",
-            "alert-bounce-no-transfer"}
+            "ignored-hidden", "alert-bounce-no-transfer", *(f"ignored-advice-{key}" for key in ADVICE_KEYS)}
 NO_FACTS = NO_DATES | {"receipt"}
 NO_TOKEN = {"contact-replaced"}  # told at an address that no longer answers: no reply address, no reference
 
@@ -412,3 +422,9 @@ def test_translations_read_naturally(locale: str, expected: list[str]) -> None:
     flat = " ".join((m.subject + "\n" + m.text).replace("\u00a0", " ").split())
     for sentence in expected:
         assert sentence in flat, (sentence, m.text)
+
+
+def test_every_authentication_advice_has_a_translated_sentence() -> None:
+    from transferbot.senderauth.verdict import ADVICE
+
+    assert set(ADVICE_KEYS) == set(ADVICE), "add the new advice to templates/mail/_details.j2 and to ADVICE_KEYS"

@@ -30,16 +30,20 @@ def test_read_explains_a_reply_without_changing_anything(
     eml.write_bytes(reply(conf, ADDRESSES["customer"], "Approved - no objections.").as_bytes(policy=SMTP))
     capsys.readouterr()
     assert run(cli_config, "read", str(eml), "--rcpt", reply_address(conf), "--mail-from",
-               ADDRESSES["customer"], "--json") == 0
+               ADDRESSES["customer"], "--client-ip", "127.0.0.1", "--json") == 0
     out = json.loads(capsys.readouterr().out)
     assert out["decision"] == "approve" and out["fresh_text"] == "Approved - no objections."
     assert out["auto_reply"] is False and out["bounce"] is False
     assert out["transfer"] == tid and out["party"] == "customer" and out["outcome"] == "approved"
     assert "token=envelope" in out["checks"] and out["checks"][-1] == "record=approve"
     # Without the envelope the token comes from the threading headers; still nothing is recorded.
-    assert run(cli_config, "read", str(eml)) == 0
+    assert run(cli_config, "read", str(eml), "--client-ip", "127.0.0.1") == 0
     text = capsys.readouterr().out
     assert "token=thread" in text and "approved" in text
+    # Without the address it came from, SPF cannot be checked, and nothing else vouches for this sender.
+    assert run(cli_config, "read", str(eml)) == 0
+    text = capsys.readouterr().out
+    assert "not-a-party" in text and "no --client-ip: SPF not checked" in text
     assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "pending"
     assert list_inbox(daemon.app) == []
 

@@ -249,8 +249,8 @@ def open_copy(world: Path, tmp: Path, sink_port: int | None, auth: bool) -> App:
             shutil.copyfile(f"{world}{suffix}", tmp / f"tb.db{suffix}")
     # The corpus sends dozens of messages from the same few senders at once: no per-sender rate limit here.
     inbound: dict[str, Any] = {"messages_per_minute_per_sender": 0}
-    if auth:
-        inbound["trusted_authserv_id"] = AUTHSERV
+    if auth:  # transferbot behind an MX on loopback that writes Authentication-Results
+        inbound.update(sender_auth="trusted-relay", trusted_relays=["127.0.0.0/8"], trusted_authserv_id=AUTHSERV)
     return open_app(make_config(tmp, sink_port, inbound=inbound, database={"synchronous": "normal"}), upgrade=True)
 
 
@@ -318,7 +318,7 @@ def test_reader_reads_the_case(case: Case, reader_apps: dict[bool, App]) -> None
     if case.copies > 1:
         first = read_inbound(app, store_inbound(app, prepared.raw, prepared.mail_from, prepared.rcpt_tos, "127.0.0.1"))
         assert first.outcome == case.outcome, first.checks
-    reading, verdict = explain(app, prepared.raw, prepared.mail_from, prepared.rcpt_tos)
+    reading, verdict, _auth = explain(app, prepared.raw, prepared.mail_from, prepared.rcpt_tos, "127.0.0.1")
     expected = "duplicate" if case.copies > 1 else case.outcome
     assert verdict.outcome.value == expected, _explain_failure(reading, verdict)
     if case.copies > 1:

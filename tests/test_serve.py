@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DOMAIN
-from tests.helpers import reply, reply_address, send, wait_until
+from tests.helpers import dns_toml, reply, reply_address, send, wait_until
 from transferbot.sink import MailSink
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def cfg(tmp_path: Path, sink: MailSink) -> Iterator[Path]:
     path = tmp_path / "transferbot.toml"
     path.write_text(
         f'[database]\nurl = "sqlite:///{tmp_path / "tb.db"}"\n'
-        f'[inbound]\nhost = "127.0.0.1"\nport = 0\ndomain = "{DOMAIN}"\n'
+        f'[inbound]\nhost = "127.0.0.1"\nport = 0\ndomain = "{DOMAIN}"\n{dns_toml()}'
         f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
         '[workflow]\nsecret = "serve-test"\n'
     )

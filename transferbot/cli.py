@@ -97,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     rd = sub.add_parser("read", help="show how the reader reads one raw message (changes nothing)")
     rd.add_argument("file", help="a raw message (.eml), or - for stdin")
     rd.add_argument("--rcpt", action="append", default=[], metavar="ADDR", help="envelope recipient (repeatable)")
-    rd.add_argument("--mail-from", default="unknown@invalid.example", metavar="ADDR", help="envelope sender ('' for a bounce)")
+    rd.add_argument("--mail-from", default=None, metavar="ADDR",
+                    help="envelope sender ('' for a bounce; default: the From address)")
+    rd.add_argument("--client-ip", default="", metavar="IP", help="the address the message came from (for SPF)")
+    rd.add_argument("--helo", default="", metavar="NAME", help="the name the client gave in HELO/EHLO")
     rd.add_argument("--json", action="store_true")
 
     ib = sub.add_parser("inbox", help="list inbound messages and their outcomes")
@@ -276,7 +279,13 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
-    reading, verdict = explain(_app(config), raw, args.mail_from, args.rcpt)
+    mail_from = args.mail_from
+    if mail_from is None:
+        from transferbot.addresses import header_address
+        from transferbot.reader.message import header, parse
+
+        mail_from = header_address(header(parse(raw), "From")) or ""
+    reading, verdict, auth = explain(_app(config), raw, mail_from, args.rcpt, args.client_ip, args.helo)
     out: dict[str, Any] = {
         "message_id": reading.message_id, "from": reading.from_address, "subject": reading.subject,
         "token": (reading.envelope_tokens or reading.body_tokens or [None])[0],
@@ -289,12 +298,16 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         "decision_problem": reading.decision.problem or None, "reason": reading.decision.reason or None,
         "outcome": verdict.outcome.value, "decided_by": verdict.decided_by, "why": verdict.reason or None,
         "checks": list(verdict.checks),
+        "authentication": auth.as_dict() if auth is not None else None,
+        "auth": (auth.summary() + ("" if args.client_ip else " (no --client-ip: SPF not checked)")
+                 if auth is not None else None),
+        "auth_why": auth.why if auth is not None else None,
     }
     if args.json:
         _print_json(out)
         return 0
     for key in ("message_id", "from", "subject", "token", "transfer", "party", "auto_reply_reason", "bounce",
-                "body", "decision", "decision_problem", "outcome", "decided_by", "why"):
+                "auth", "auth_why", "body", "decision", "decision_problem", "outcome", "decided_by", "why"):
         print(f"{key + ':':<19}{'' if out[key] is None else out[key]}")
     print("checks:")
     for check in out["checks"]:

@@ -78,6 +78,7 @@ class InboundConfig(_Section):
     sender_auth: Literal["verify", "trusted-relay", "off"] = "verify"
     dns_resolvers: tuple[str, ...] = ()
     dns_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    dns_retry_seconds: float = Field(default=15.0, gt=0, le=30)
     trusted_relays: tuple[str, ...] = ()
     trusted_authserv_id: str = ""
     allow_unauthenticated: bool = False

@@ -21,10 +21,11 @@ import socket
 import ssl
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from transferbot.authenticator import Authenticator
 from transferbot.dispatcher import Dispatcher
 from transferbot.edge import Edge, InboundHandler
 from transferbot.intake import GroupCommit
@@ -36,6 +37,9 @@ from transferbot.service.mail import OUTBOX_CHANNEL
 from transferbot.sweeper import SweepStats, schedule_sweep
 from transferbot.transports import Connection, connections_for
 
+if TYPE_CHECKING:
+    from transferbot.senderauth import Resolver
+
 log = logging.getLogger(__name__)
 
 
@@ -45,12 +49,13 @@ def owner_name() -> str:
 
 
 class Daemon:
-    def __init__(self, app: App, connections: list[Connection] | None = None) -> None:
+    def __init__(self, app: App, connections: list[Connection] | None = None, resolver: Resolver | None = None) -> None:
         self.app = app
         self.owner = owner_name()
         self.dispatcher = Dispatcher(app, connections if connections is not None else connections_for(app.config.outbound),
                                      self.owner)
-        self.reader = ReadLoop(app, self.owner, on_applied=self.dispatcher.poke)
+        self.authenticator = Authenticator(app.config.inbound, resolver)
+        self.reader = ReadLoop(app, self.owner, on_applied=self.dispatcher.poke, authenticator=self.authenticator)
         self.group = GroupCommit(self._commit)
         self.handler = InboundHandler(app, self.group.store, on_stored=lambda _id: self.reader.poke())
         cfg = app.config.inbound
@@ -85,8 +90,12 @@ class Daemon:
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
         schedule_sweep(self.scheduler, self.app, self.dispatcher.poke, self.sweeps)
         self.scheduler.start()
-        log.info("transferbot %s listening on %s:%d for %s; outbound via %s; database %s", self.owner, cfg.host,
-                 self.port, cfg.domain, self.app.config.outbound.transport, self.app.store.where)
+        log.info("transferbot %s listening on %s:%d for %s; outbound via %s; database %s; sender authentication %s",
+                 self.owner, cfg.host, self.port, cfg.domain, self.app.config.outbound.transport, self.app.store.where,
+                 cfg.sender_auth)
+        if cfg.sender_auth == "off":
+            log.warning("sender authentication is OFF (inbound.sender_auth = \"off\"): anyone who learns a reply "
+                        "token can approve in a party's name")
 
     # -- stop -------------------------------------------------------------
     async def stop(self, grace: float = 30.0) -> None:

@@ -4,6 +4,10 @@ A throwaway database, the daemon on a free loopback port, an SMTP sink on
 another standing in for everyone's mailbox, sample accounts in three
 languages, a transfer filed, every party replying over real SMTP (one of
 them after an out-of-office), and the timeline printed as it happens.
+Sender authentication is on, as by default: each party's domain publishes
+SPF, DKIM and DMARC records (answered from memory, standing in for the
+internet's DNS) and every genuine reply is DKIM-signed; a forged approval
+in the ISV's name is refused, and the ISV is told.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import tempfile
 import time
 from datetime import datetime
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
@@ -22,6 +27,7 @@ import aiosmtplib
 from transferbot.clock import now
 from transferbot.config import parse_config
 from transferbot.daemon import Daemon
+from transferbot.senderauth.dns import StaticResolver
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
 from transferbot.service.transfers import request_transfer
@@ -29,6 +35,42 @@ from transferbot.service.views import transfer_detail
 from transferbot.sink import MailSink, Received
 
 DOMAIN = "transfers.demo.example"
+SELECTOR = "demo"
+# A key for the demo's make-believe mail servers only: published in the demo's in-memory DNS, never anywhere else.
+DEMO_DKIM_KEY = """-----BEGIN RSA PRIVATE KEY-----
+MIIEpQIBAAKCAQEA19YYRmnSImVxuqGz2VXW47ohouLPnHyzI7PCrYzP6aEdHTbI
+jORgEcVSK3DmHIId44w4dqGKrSHLBl6QVV30bxRNOgH/taACyqmxcrNLtSsPxc4f
+hcWwVorTb5ssP7umq5o67lZfvp5r248IGsgFO4+fSFBFYmXIvH56Ys/BnKd4NoGV
+PrFeYlTiy7ZGt8yGv6iEgKPTrTZzACPbwM1GAiN7oNjG32l52VO4uRPO9HqRPIub
+IGTJnZAt23ULFzaSdqH1WUt+Gjt3fkIeFveyxsgdqlkCIMiH3QfvZOT6DOAzzUDB
+qke04W0RCaDgNKByRL+gsdG0XFvlclc3r7eCfwIDAQABAoIBAF1NzSKrXk7GQdrn
+SmM6q3G4pg/PMua4NYzKie8Sf1LE9lwJsbrOgwVLotDqtl8+lIMou8P044kioay4
+Nnbg7ekTAqt/77XpXSuVHgOypJjF68Sb7Z6brjZLP0nw77kBevSV8MHVjwBNZdz9
+QQiqzTBJTxcotEXsMFHj7y5GF7GLHL3PkIsT3CNIPaKdJIUzQSBfXN+hlydF5z6C
+Gfl0UpMWBULa050nYLEjcEhE1WLhh0ynwQzOiVAyjTvJnr4jcYRnWOasnZkQCvnn
+a4yW+O3vakeMRgd5Cn/PWGitkRTwep4lIVxZTUFt57T+NB8OwZvmGmFffeDgOlWJ
+ZfC6xJkCgYEA66D7kJWEfmWNrThGO8eWWKRRsfnJBFwkP/lO7IFjhAqkvRNvDtJ1
+Xe5glwzugmlJuIb58uzMVJX0WFZLFTAvLaJuHXY1OAk0kbpJ6U+MDIoZRnVsR+gc
+Yvj5BFH90ClcugY44JGPSd1ms89xbxopGupWOXMRP3QplcXAK9MGDoUCgYEA6n8O
+oYCpwEUG4xG1kuaG7FY7S98thMVGJuDnhr/79eSomuym6nHb68TjhcIce6ISIaMw
+bpLbcLHgQpUDsnpL6tERd6vPE4fmNrzoqPt7P/oe0oRyJfp6DG6ANcrpwAbnFX1o
+TFvqWIDY5MJ+qOO3ygz8CaChnUkm+mc5B/UVhjMCgYEArCY0RUEHyPTXGqwXnAtI
+y8BZs4cEFzxee6Lgx6gMlebUzxMIu7KFbzf+t70J8JuN8dQjfxkEe/QGzhdVycgn
+X9bhToMThLos/x80atHkRzEKIFEf6DUrsB+oh0CECHZ/uaVcHq4aGuQ36bzwajSZ
+vYFht51bB5oN28/bg+kr7qUCgYEAyYY8CqvKNsSbsJVNmFupZH6PIxs/wTTQnyT1
+lKZ1YNML22i54g3L1Ik2h4NUeyPDtUjLnJt1HxqfAlmR/daAW+MkwdXTdpN6U1xy
+DpdhSpAn4P+WIfFq5jgo0xH5ZOAJxDwsYEM12K2SuLY1p+tbzbbu+08i1UtCxjvj
+lWUZBGUCgYEAmXDhQujN/e4oL/5/qBlfJ0kMkBtVPMQlMPGfsNuohUDu2jIqCcWh
+grWcZdd1kHs255q9L7ECHOBeubFJ6/oLB1CQijgsop6ay4wWXxGqvvnVCeg2kR6E
+OPISCukxDRwhUXUXp/aRmDd362tDUSHvq3G8JYazn0Pou/CY/xmZtao=
+-----END RSA PRIVATE KEY-----
+"""
+DEMO_DKIM_PUBLIC = (
+    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA19YYRmnSImVxuqGz2VXW47ohouLPnHyzI7PCrYzP6aEdHTbIjORgEcVS"
+    "K3DmHIId44w4dqGKrSHLBl6QVV30bxRNOgH/taACyqmxcrNLtSsPxc4fhcWwVorTb5ssP7umq5o67lZfvp5r248IGsgFO4+fSFBF"
+    "YmXIvH56Ys/BnKd4NoGVPrFeYlTiy7ZGt8yGv6iEgKPTrTZzACPbwM1GAiN7oNjG32l52VO4uRPO9HqRPIubIGTJnZAt23ULFzaS"
+    "dqH1WUt+Gjt3fkIeFveyxsgdqlkCIMiH3QfvZOT6DOAzzUDBqke04W0RCaDgNKByRL+gsdG0XFvlclc3r7eCfwIDAQAB"
+)
 
 ACCOUNTS = [
     ("contoso", "customer", "Contoso SARL", ["claire.martin@contoso.example"], "fr", "Europe/Paris"),
@@ -73,8 +115,32 @@ def out_of_office(original: Received, sender: str, when: datetime) -> EmailMessa
     return msg
 
 
-async def _send(port: int, msg: EmailMessage, rcpt: str) -> None:
-    await aiosmtplib.send(msg, hostname="127.0.0.1", port=port, recipients=[rcpt], timeout=10)
+def demo_dns() -> StaticResolver:
+    """Each party's domain as a well-run one publishes it: DMARC p=reject, DKIM, SPF naming its own servers."""
+    records: dict[str, dict[str, list[str]]] = {}
+    for _id, _kind, _name, emails, _locale, _tz in ACCOUNTS:
+        domain = emails[0].rpartition("@")[2]
+        records[domain] = {"TXT": ["v=spf1 ip4:192.0.2.25 -all"]}
+        records[f"_dmarc.{domain}"] = {"TXT": ["v=DMARC1; p=reject"]}
+        records[f"{SELECTOR}._domainkey.{domain}"] = {"TXT": [f"v=DKIM1; k=rsa; p={DEMO_DKIM_PUBLIC}"]}
+    records["evil.example"] = {"TXT": ["v=spf1 +all"]}
+    return StaticResolver(records)
+
+
+def signed(msg: EmailMessage) -> bytes:
+    """The message as the sender's mail server sends it: DKIM-signed for the From domain."""
+    import dkim
+
+    raw = msg.as_bytes(policy=SMTP)
+    domain = str(msg["From"]).rpartition("@")[2].rstrip(">").encode()
+    signature = dkim.sign(raw, SELECTOR.encode(), domain, DEMO_DKIM_KEY.encode(),
+                          include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+    return bytes(signature) + raw
+
+
+async def _send(port: int, msg: EmailMessage | bytes, rcpt: str, sender: str) -> None:
+    raw = msg.as_bytes(policy=SMTP) if isinstance(msg, EmailMessage) else msg
+    await aiosmtplib.send(raw, sender=sender, hostname="127.0.0.1", port=port, recipients=[rcpt], timeout=10)
 
 
 async def _wait(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -108,7 +174,7 @@ async def run_demo(keep: Path | None = None) -> int:
         }, "demo")
         app = await asyncio.to_thread(open_app, config, True)
         await asyncio.to_thread(_setup, app)
-        daemon = Daemon(app)
+        daemon = Daemon(app, resolver=demo_dns())
         await daemon.start()
         start = time.monotonic()
         try:
@@ -147,14 +213,22 @@ async def _story(app: App, daemon: Daemon, sink: MailSink, start: float, folder:
         original = by_address[address]
         rcpt = str(original.message["Reply-To"]).rpartition("<")[2].rstrip(">")
         if role == "current-reseller":
-            await _send(daemon.port, out_of_office(original, address, now()), rcpt)
+            await _send(daemon.port, out_of_office(original, address, now()), rcpt, address)
             await _wait(lambda: _inbox_count(app, tid) >= 1)  # nothing was received before it
             _say(start, f"<- {address:<30} out-of-office reply: recorded as auto-reply, not a decision")
+        if role == "isv":
+            want = await asyncio.to_thread(_inbox_count, app, tid) + 1
+            forged = reply_to(original, address, "APPROVE", now())
+            await _send(daemon.port, forged, rcpt, "mallory@evil.example")  # right token, forged From, no signature
+            await _wait(lambda want=want: _inbox_count(app, tid) >= want)
+            _say(start, f"<- {address:<30} \"APPROVE\" forged by mallory@evil.example: {_last_outcome(app, tid)}")
+            _say(start, f"   why: {_last_reason(app, tid)}")
         answer = ANSWERS[role]
         want = await asyncio.to_thread(_inbox_count, app, tid) + 1  # counted before sending: no race
-        await _send(daemon.port, reply_to(original, address, answer, now()), rcpt)
+        await _send(daemon.port, signed(reply_to(original, address, answer, now())), rcpt, address)
         await _wait(lambda want=want: _inbox_count(app, tid) >= want)
-        _say(start, f"<- {address:<30} \"{answer}\" (original quoted below it): {_last_outcome(app, tid)}")
+        _say(start, f"<- {address:<30} \"{answer}\" (DKIM-signed, original quoted below it): "
+                    f"{_last_outcome(app, tid)}")
 
     await sink.await_for(lambda ms: sum(m.message["X-Transferbot-Kind"] == "completed" for m in ms) >= 4, timeout=15)
     detail = await asyncio.to_thread(transfer_detail, app, tid)
@@ -183,3 +257,10 @@ def _last_outcome(app: App, tid: str) -> str:
 
     rows = list_inbox(app, tid)
     return rows[-1]["outcome"] if rows else "-"
+
+
+def _last_reason(app: App, tid: str) -> str:
+    from transferbot.service.views import list_inbox
+
+    rows = list_inbox(app, tid)
+    return rows[-1]["reason"] if rows else "-"

@@ -104,7 +104,7 @@ class InboundHandler:
         peer = _peer(session)
         try:
             inbound_id = await self.store(Arrival(raw or b"", envelope.mail_from or "", tuple(envelope.rcpt_tos),
-                                                  peer, now()))
+                                                  peer, now(), storable(session.host_name or "")))
         except Unstorable as exc:
             log.error("inbound from %s: the message cannot be stored (%s); answered 554", peer, exc)
             return "554 5.6.0 This message cannot be stored; it was not delivered"

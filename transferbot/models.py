@@ -131,6 +131,8 @@ class RevokedToken(SQLModel, table=True):
     token: str = Field(primary_key=True)
     party_id: int = Field(foreign_key="party.id")
     revoked_at: datetime = _ts()
+    addresses: list[str] = _json([])  # the contact it was mailed at
+    last_notice_at: datetime | None = _ts(nullable=True)  # when the old contact was last told
 
 
 class InboundMessage(SQLModel, table=True):
@@ -154,6 +156,10 @@ class InboundMessage(SQLModel, table=True):
     attempts: int = 0
     lease_owner: str = ""
     lease_until: datetime | None = _ts(nullable=True)
+    helo: str = ""  # the name the client gave in HELO/EHLO (SPF checks it for a null sender)
+    auth: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON, nullable=True))
+    auth_tries: int = 0  # authentications that met DNS trouble
+    next_read_at: datetime | None = _ts(nullable=True)  # not read before then (DNS trouble: tried again later)
 
 
 class OutboundMessage(SQLModel, table=True):

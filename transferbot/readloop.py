@@ -12,10 +12,19 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
+from datetime import datetime
+from typing import TYPE_CHECKING
 
+from sqlmodel import Session
+
+from transferbot.authenticator import Authenticator
 from transferbot.clock import now
+from transferbot.reader.reading import Reading
 from transferbot.service import arrivals, replies
 from transferbot.service.app import App
+
+if TYPE_CHECKING:
+    from transferbot.senderauth import AuthOutcome
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +32,14 @@ BATCH = 10
 
 
 class ReadLoop:
-    def __init__(self, app: App, owner: str, on_applied: Callable[[], None]) -> None:
-        self.app, self.owner, self.on_applied = app, owner, on_applied
+    def __init__(self, app: App, owner: str, on_applied: Callable[[], None], authenticator: Authenticator) -> None:
+        self.app, self.owner, self.on_applied, self.authenticator = app, owner, on_applied, authenticator
         self.wake = asyncio.Event()
         self.stopping = False
         self.backlog = False
         self.taken_over = 0
         self.read = 0
+        self.deferred = 0  # authentications that met DNS trouble
 
     def poke(self) -> None:
         self.wake.set()
@@ -52,17 +62,47 @@ class ReadLoop:
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=poll)
 
-    async def read_batch(self, batch: list[arrivals.Stored]) -> None:
-        readings = await asyncio.to_thread(lambda: [(s.id, replies.read_stored(self.app, s)) for s in batch])
+    async def _authenticate(self, stored: arrivals.Stored, reading: Reading | str) -> AuthOutcome | None:
+        if isinstance(reading, str):
+            return None
         try:
-            await self.app.store.transact(replies.apply_batch, self.app, readings)
+            return await self.authenticator.check(stored.raw, reading, mail_from=stored.mail_from,
+                                                  client_ip=stored.peer, helo=stored.helo)
+        except Exception as exc:  # noqa: BLE001 - a fault of ours: the message waits and is tried again
+            log.exception("inbound #%s: sender authentication raised", stored.id)
+            from transferbot.senderauth import AuthOutcome as Outcome
+
+            return Outcome("temperror", why=f"authentication raised {type(exc).__name__}: {exc}")
+
+    async def read_batch(self, batch: list[arrivals.Stored]) -> None:
+        readings = await asyncio.to_thread(lambda: [replies.read_stored(self.app, s) for s in batch])
+        auths = await asyncio.gather(*(self._authenticate(s, r) for s, r in zip(batch, readings, strict=True)))
+        items: list[replies.Item] = []
+        waiting: list[tuple[int, AuthOutcome, int]] = []
+        for stored, reading, auth in zip(batch, readings, auths, strict=True):
+            if auth is not None and auth.temporary:
+                waiting.append((stored.id, auth, stored.auth_tries))
+            else:
+                items.append((stored.id, reading, auth))
+        try:
+            await self.app.store.transact(_record, self.app, items, waiting, now())
         except Exception:  # noqa: BLE001 - rolled back: the messages stay unread and leased; read again later
             log.exception("reader: could not record %d read messages; they are read again", len(batch))
             await asyncio.sleep(1.0)
             return
-        self.read += len(batch)
+        self.read += len(items)
+        self.deferred += len(waiting)
         self.on_applied()
 
     def stop(self) -> None:
         self.stopping = True
         self.wake.set()
+
+
+def _record(session: Session, app: App, items: list[replies.Item], waiting: list[tuple[int, AuthOutcome, int]],
+            moment: datetime) -> list[str]:
+    """The verdicts of a batch, and the messages that wait for DNS, in one transaction."""
+    outcomes = replies.apply_batch(session, app, items)
+    first = app.config.inbound.dns_retry_seconds
+    return outcomes + [replies.defer(session, inbound_id, auth, tries, moment, first)
+                       for inbound_id, auth, tries in waiting]

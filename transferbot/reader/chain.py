@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from transferbot.domain import Decision, Outcome, TransferStatus
-from transferbot.reader import authres
 from transferbot.reader.reading import Reading
+
+if TYPE_CHECKING:
+    from transferbot.senderauth import AuthOutcome
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class Lookup(Protocol):
 
 @dataclass(frozen=True)
 class Policy:
-    trusted_authserv_id: str = ""
+    sender_auth: str = "verify"  # verify | trusted-relay | off (inbound.sender_auth)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class State:
     reading: Reading
     lookup: Lookup
     policy: Policy
+    auth: AuthOutcome | None = None
     notes: list[str] = field(default_factory=list)
     party: PartyInfo | None = None
     outbound: OutboundInfo | None = None
@@ -174,10 +177,18 @@ def check_closed(state: State) -> Outcome | None:
 
 
 def check_sender(state: State) -> Outcome | None:
+    """The From holds exactly one address, and it is registered for the party (the envelope sender is
+    recorded, not compared: a forwarding service or a list rewrites it; authentication decides)."""
     assert state.party is not None
-    sender = state.reading.from_address
+    r = state.reading
+    sender = r.from_address
+    if len(r.from_addresses) > 1:
+        state.note("sender", f"From holds {len(r.from_addresses)} addresses")
+        state.reason = f"the From line holds {len(r.from_addresses)} addresses, so it is nobody's reply"
+        return Outcome.NOT_A_PARTY
     if sender and sender in state.party.addresses:
-        state.note("sender", "registered")
+        envelope = r.envelope_from.strip().strip("<>").lower()
+        state.note("sender", "registered" + (f" (envelope {envelope})" if envelope and envelope != sender else ""))
         return None
     state.note("sender", f"not registered ({sender or 'no From address'})")
     state.reason = f"From {sender or '(none)'} is not an address registered for the {state.party.role}"
@@ -187,17 +198,17 @@ def check_sender(state: State) -> Outcome | None:
 
 
 def check_authentication(state: State) -> Outcome | None:
-    trusted = state.policy.trusted_authserv_id
-    if not trusted:
-        state.note("authentication", "not configured")
+    """The From domain is authenticated (transferbot.senderauth), or authentication is off by choice."""
+    auth = state.auth
+    if state.policy.sender_auth == "off":
+        state.note("authentication", "off (inbound.allow_unauthenticated)")
         return None
-    sender = state.reading.from_address or ""
-    verdict = authres.judge(list(state.reading.auth_headers), trusted, sender.rpartition("@")[2])
-    if verdict.ok:
-        state.note("authentication", verdict.why)
+    if auth is not None and auth.counts:
+        state.note("authentication", auth.summary())
         return None
-    state.note("authentication", f"fail: {verdict.why}")
-    state.reason = f"sender not authenticated: {verdict.why}"
+    why = auth.why if auth is not None else "the sender was not authenticated"
+    state.note("authentication", f"fail: {auth.summary() if auth is not None else 'not checked'}")
+    state.reason = f"sender not authenticated: {why}"
     state.notify = "ignored-sender"
     state.problem = "authentication"
     return Outcome.NOT_A_PARTY
@@ -263,8 +274,8 @@ class Verdict:
     duplicate_of: int | None = None
 
 
-def run_chain(reading: Reading, lookup: Lookup, policy: Policy) -> Verdict:
-    state = State(reading=reading, lookup=lookup, policy=policy)
+def run_chain(reading: Reading, lookup: Lookup, policy: Policy, auth: AuthOutcome | None = None) -> Verdict:
+    state = State(reading=reading, lookup=lookup, policy=policy, auth=auth)
     for name, check in CHAIN:
         outcome = check(state)
         if outcome is not None:

@@ -13,6 +13,8 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
+from email.message import Message
+from email.utils import getaddresses
 
 from transferbot.addresses import AddressBook, header_address
 from transferbot.reader.autoreply import auto_reply_reason
@@ -51,6 +53,14 @@ class Reading:
     decision: DecisionWord
     defects: tuple[str, ...] = field(default=())
     fresh_cut: str = ""  # what ended the fresh text (quote, attribution, headers, rule, marker, signature)
+    from_addresses: tuple[str, ...] = ()  # every address in every From header, as written (lower case)
+
+    @property
+    def from_domain(self) -> str | None:
+        """The From domain when the From holds exactly one address (else no domain can be authenticated)."""
+        if len(self.from_addresses) != 1 or self.from_address is None:
+            return None
+        return self.from_address.rpartition("@")[2] or None
 
 
 def digest_of(raw: bytes) -> str:
@@ -91,6 +101,15 @@ def _message_ids(value: str) -> list[str]:
     return out
 
 
+def _all_from(msg: Message) -> tuple[str, ...]:
+    """Every address of every From header: a reply that names two senders is nobody's."""
+    try:
+        pairs = getaddresses([v[:2000] for v in headers(msg, "From")][:5])
+    except Exception:  # noqa: BLE001 - an unreadable From names nobody
+        return ()
+    return tuple(addr.strip().lower() for _name, addr in pairs[:20] if addr.strip())
+
+
 def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressBook,
                  caps: Caps = DEFAULT_CAPS) -> Reading:
     """Read one message; never raises on any bytes."""
@@ -121,6 +140,7 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
         content, fresh, full = Body("none", ""), Fresh(""), ""
     body_tokens = list(dict.fromkeys(t.lower() for t in _REF.findall(full[: caps.max_text_chars])))
     from_header = (header(msg, "From") or "")[:500]
+    from_addresses = _all_from(msg)
     try:
         from_address = header_address(from_header)
     except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on nested comments: no usable sender
@@ -160,4 +180,5 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
         decision=read_decision(fresh.text),
         defects=tuple(sorted(defects)),
         fresh_cut=fresh.cut or "",
+        from_addresses=from_addresses,
     )

@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from transferbot.senderauth.authresults import AuthResults, MethodResult, authserv_id_of, parse
 from transferbot.senderauth.domains import address_domain, aligned, normalize_domain
 from transferbot.senderauth.verdict import (
-    ADVICE,
     AuthOutcome,
     DkimVerdict,
     DmarcVerdict,
     SpfVerdict,
+    advice_for,
     refused,
 )
 
@@ -56,9 +56,9 @@ def _mailfrom_domain(res: MethodResult) -> str:
 
 
 def _fail(why: str, domain: str, authserv_id: str, **verdicts: object) -> AuthOutcome:
+    key, advice, params = advice_for("relay-unauthenticated", domain)
     return AuthOutcome("fail", mode="trusted-relay", from_domain=domain, why=why, authserv_id=authserv_id,
-                       advice=ADVICE["relay-unauthenticated"].format(domain=domain),
-                       advice_key="relay-unauthenticated", **verdicts)  # type: ignore[arg-type]
+                       advice=advice, advice_key=key, advice_params=params, **verdicts)  # type: ignore[arg-type]
 
 
 def trusted_relay(headers: Sequence[str], *, client_ip: str, trusted_relays: Sequence[IpNetwork],

@@ -70,6 +70,7 @@ class AuthOutcome:
     advice: str = ""
     advice_key: str = ""
     authserv_id: str = ""  # trusted-relay: whose header decided
+    advice_params: tuple[tuple[str, str], ...] = ()  # what fills the advice (translated in the party's notice)
 
     @property
     def counts(self) -> bool:
@@ -83,6 +84,7 @@ class AuthOutcome:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["dkim"] = [asdict(d) for d in self.dkim]
+        data["advice_params"] = dict(self.advice_params)
         return data
 
     def as_json(self) -> str:
@@ -103,6 +105,7 @@ class AuthOutcome:
             advice=data.get("advice", ""),
             advice_key=data.get("advice_key", ""),
             authserv_id=data.get("authserv_id", ""),
+            advice_params=tuple(sorted((data.get("advice_params") or {}).items())),
         )
 
     @classmethod
@@ -184,9 +187,9 @@ def _spf_phrase(spf: SpfVerdict, from_domain: str) -> str:
 
 
 def _advice(key: str, from_domain: str | None, spf: SpfVerdict | None,
-            sig: DkimVerdict | None = None) -> tuple[str, str]:
+            sig: DkimVerdict | None = None) -> tuple[str, str, tuple[tuple[str, str], ...]]:
     if not key:
-        return "", ""
+        return "", "", ()
     params = {
         "domain": from_domain or "your domain",
         "signer": sig.domain if sig else "",
@@ -195,13 +198,19 @@ def _advice(key: str, from_domain: str | None, spf: SpfVerdict | None,
         "spf_domain": spf.domain if spf else "",
         "client_ip": spf.client_ip if spf else "",
     }
-    return key, ADVICE[key].format(**params)
+    return key, ADVICE[key].format(**params), tuple(sorted(params.items()))
+
+
+def advice_for(key: str, domain: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """An advice that only names the From domain (the trusted-relay one, say)."""
+    return _advice(key, domain, None)
 
 
 def refused(why: str, key: str, *, mode: Mode = "verify", from_domain: str | None = None) -> AuthOutcome:
     """A fail decided before any mechanism ran (no usable From, null sender)."""
-    advice_key, advice = _advice(key, from_domain, None)
-    return AuthOutcome("fail", mode=mode, from_domain=from_domain, why=why, advice=advice, advice_key=advice_key)
+    advice_key, advice, params = _advice(key, from_domain, None)
+    return AuthOutcome("fail", mode=mode, from_domain=from_domain, why=why, advice=advice, advice_key=advice_key,
+                       advice_params=params)
 
 
 def unauthenticated() -> AuthOutcome:
@@ -277,9 +286,9 @@ def decide(from_domain: str, spf: SpfVerdict, dkim: list[DkimVerdict] | tuple[Dk
                     else f"{from_domain} publishes no DMARC record")
             why = f"{lead}, and nothing aligned passes: {_join(facts)}"
     key, sig = _advice_key(from_domain, spf, sigs, record is not None)
-    advice_key, advice = _advice(key, from_domain, spf, sig)
+    advice_key, advice, params = _advice(key, from_domain, spf, sig)
     return AuthOutcome("fail", from_domain=from_domain, spf=spf, dkim=tuple(sigs), dmarc=dmarc, why=why,
-                       advice=advice, advice_key=advice_key)
+                       advice=advice, advice_key=advice_key, advice_params=params)
 
 
 def _advice_key(from_domain: str, spf: SpfVerdict, sigs: list[DkimVerdict],

@@ -36,12 +36,13 @@ class Arrival:
     rcpt_tos: tuple[str, ...]
     peer: str
     received_at: datetime
+    helo: str = ""
 
 
 _INSERT_MESSAGE = (
-    "INSERT INTO inboundmessage (received_at, peer, mail_from, rcpt_tos, message_id, digest, size, state, outcome,"
-    " checks, reason, from_address, subject, attempts, lease_owner) VALUES (?, ?, ?, ?, ?, ?, ?, 'new', 'pending',"
-    " '[]', '', '', '', 0, '')"
+    "INSERT INTO inboundmessage (received_at, peer, mail_from, rcpt_tos, message_id, digest, size, helo, state,"
+    " outcome, checks, reason, from_address, subject, attempts, lease_owner, auth_tries) VALUES (?, ?, ?, ?, ?, ?,"
+    " ?, ?, 'new', 'pending', '[]', '', '', '', 0, '', 0)"
 )
 _INSERT_RAW = "INSERT INTO inboundraw (id, raw) VALUES (?, ?)"
 
@@ -49,7 +50,7 @@ _INSERT_RAW = "INSERT INTO inboundraw (id, raw) VALUES (?, ?)"
 def _row(a: Arrival) -> dict[str, object]:
     return {"received_at": a.received_at, "peer": storable(a.peer[:200]), "mail_from": storable(a.mail_from[:500]),
             "rcpt_tos": [storable(r[:500]) for r in a.rcpt_tos], "message_id": message_id_of(a.raw),
-            "digest": digest_of(a.raw), "size": len(a.raw)}
+            "digest": digest_of(a.raw), "size": len(a.raw), "helo": storable(a.helo[:255])}
 
 
 def insert_arrivals(session: Session, arrivals: Sequence[Arrival]) -> list[int]:
@@ -77,7 +78,7 @@ def _insert_sqlite(session: Session, arrivals: Sequence[Arrival]) -> list[int]:
             r = _row(a)
             cursor.execute(_INSERT_MESSAGE, (
                 a.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), r["peer"], r["mail_from"],
-                json.dumps(r["rcpt_tos"]), r["message_id"], r["digest"], r["size"]))
+                json.dumps(r["rcpt_tos"]), r["message_id"], r["digest"], r["size"], r["helo"]))
             inbound_id = int(cursor.lastrowid or 0)
             cursor.execute(_INSERT_RAW, (inbound_id, a.raw))
             ids.append(inbound_id)
@@ -109,6 +110,8 @@ class Stored:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     peer: str = ""
+    helo: str = ""
+    auth_tries: int = 0  # authentications that met DNS trouble so far
     taken_over: bool = False  # another daemon's lease on it had run out
 
 
@@ -116,7 +119,8 @@ def claim_unread(session: Session, owner: str, now: datetime, lease_seconds: flo
     """The oldest messages stored but not read, leased to ``owner``, with their bytes."""
     query = (select(InboundMessage.id, InboundMessage.lease_owner)
              .where(InboundMessage.state == "new",
-                    sa.or_(col(InboundMessage.lease_until).is_(None), col(InboundMessage.lease_until) < now))
+                    sa.or_(col(InboundMessage.lease_until).is_(None), col(InboundMessage.lease_until) < now),
+                    sa.or_(col(InboundMessage.next_read_at).is_(None), col(InboundMessage.next_read_at) <= now))
              .order_by(col(InboundMessage.id)).limit(limit).with_for_update(skip_locked=True))
     claimed = list(session.exec(query))
     if not claimed:
@@ -128,11 +132,12 @@ def claim_unread(session: Session, owner: str, now: datetime, lease_seconds: flo
         lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)))
     raw = InboundRaw.__table__  # type: ignore[attr-defined]
     rows = session.connection().execute(
-        sa.select(table.c.id, table.c.mail_from, table.c.rcpt_tos, table.c.peer, raw.c.raw)
+        sa.select(table.c.id, table.c.mail_from, table.c.rcpt_tos, table.c.peer, table.c.helo, table.c.auth_tries,
+                  raw.c.raw)
         .join(raw, raw.c.id == table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id))
-    return [Stored(int(i or 0), bytes(raw), mail_from, tuple(rcpts), peer,
+    return [Stored(int(i or 0), bytes(data), mail_from, tuple(rcpts), peer, helo, tries,
                    taken_over=bool(previous.get(int(i or 0))) and previous[int(i or 0)] != owner)
-            for i, mail_from, rcpts, peer, raw in rows]
+            for i, mail_from, rcpts, peer, helo, tries, data in rows]
 
 
 def load_raw(session: Session, inbound_id: int) -> bytes:

@@ -23,6 +23,7 @@ from transferbot.models import Account, Entitlement, Event, InboundMessage, Outb
 from transferbot.rules import Refusal
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, find_transfer, parties_of
+from transferbot.service.views import auth_summary
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -34,7 +35,8 @@ def _reply(row: InboundMessage | None) -> dict[str, Any] | None:
         return None
     return {"inbound": row.id, "received_at": _iso(row.received_at), "from": row.from_address,
             "envelope_from": row.mail_from, "message_id": row.message_id, "subject": row.subject,
-            "checks": list(row.checks), "authentication": None}
+            "checks": list(row.checks), "authentication": auth_summary(row.auth),
+            "authentication_why": (row.auth or {}).get("why")}
 
 
 def title_of(status: str) -> str:

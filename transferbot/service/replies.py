@@ -12,15 +12,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, select
 
 from transferbot import rules
 from transferbot.audit import forget_heads
+from transferbot.authenticator import Authenticator
 from transferbot.clock import now as clock_now
 from transferbot.domain import Decision, MailKind, Outcome, Role
-from transferbot.models import Entitlement, InboundMessage
+from transferbot.models import Entitlement, InboundMessage, Party, RevokedToken
 from transferbot.reader.chain import Policy, Verdict, run_chain
 from transferbot.reader.reading import Reading, read_message
 from transferbot.service import transition
@@ -31,11 +33,17 @@ from transferbot.service.lookup import DbLookup
 from transferbot.service.mail import alert_operator
 from transferbot.wire import storable
 
+if TYPE_CHECKING:
+    from transferbot.senderauth import AuthOutcome
+
 log = logging.getLogger(__name__)
 
 
+Item = tuple[int, "Reading | str", "AuthOutcome | None"]  # a read message, ready to be acted on
+
+
 def policy_of(app: App) -> Policy:
-    return Policy(trusted_authserv_id=app.config.inbound.trusted_authserv_id)
+    return Policy(sender_auth=app.config.inbound.sender_auth)
 
 
 def read_stored(app: App, stored: Stored) -> Reading | str:
@@ -47,24 +55,27 @@ def read_stored(app: App, stored: Stored) -> Reading | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def explain(app: App, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | None = None) -> tuple[Reading, Verdict]:
+def explain(app: App, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | None = None, client_ip: str = "",
+            helo: str = "", authenticator: Authenticator | None = None) -> tuple[Reading, Verdict, AuthOutcome | None]:
     """How the reader reads one message, without changing anything (for `transferbot read`)."""
     reading = read_message(raw, mail_from, rcpt_tos or [], app.book)
+    auth = (authenticator or Authenticator(app.config.inbound)).check_now(
+        raw, reading, mail_from=mail_from, client_ip=client_ip, helo=helo)
     with app.store.read() as session:
-        verdict = run_chain(reading, DbLookup(app, session, None), policy_of(app))
-    return reading, verdict
+        verdict = run_chain(reading, DbLookup(app, session, None), policy_of(app), auth)
+    return reading, verdict, auth
 
 
-def apply_batch(session: Session, app: App, batch: Sequence[tuple[int, Reading | str]]) -> list[str]:
+def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
     """Act on read messages in this transaction, each in a savepoint; returns the outcomes, in order."""
     outcomes: list[str] = []
-    for inbound_id, reading in batch:
+    for inbound_id, reading, auth in batch:
         if isinstance(reading, str):
             outcomes.append(_fail(session, inbound_id, reading))
             continue
         try:
             with session.begin_nested():
-                outcomes.append(act(session, app, inbound_id, reading))
+                outcomes.append(act(session, app, inbound_id, reading, auth))
         except Exception as exc:  # noqa: BLE001 - kept, marked failed, can be read again
             forget_heads(session)
             log.exception("inbound #%s: acting on it raised; marked failed", inbound_id)
@@ -72,19 +83,20 @@ def apply_batch(session: Session, app: App, batch: Sequence[tuple[int, Reading |
     return outcomes
 
 
-def act(session: Session, app: App, inbound_id: int, reading: Reading) -> str:
+def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: AuthOutcome | None = None) -> str:
     """Run the chain on one read message and apply its verdict (inside the caller's transaction)."""
     row = session.exec(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update()).first()
     if row is None:
         raise KeyError(inbound_id)
     if row.state == "done":
         return row.outcome  # read already (a retry or another daemon): acted on once
-    verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app))
+    verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app), auth)
     if verdict.party is not None and lock_transfer(session, verdict.party.transfer_id) is not None \
             and not app.store.serialises_writes:
         # The transfer is locked now: read again, so the verdict rests on facts no other daemon can change.
-        verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app))
+        verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app), auth)
     now = clock_now()
+    row.auth = auth.as_dict() if auth is not None else None
     row.state, row.outcome, row.checks = "done", verdict.outcome.value, [storable(c) for c in verdict.checks]
     row.reason = storable(verdict.reason)
     row.from_address = storable(reading.from_address or "")
@@ -101,7 +113,7 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading) -> str:
             row.transfer_id, row.party_id = first.transfer_id, first.party_id
     session.add(row)
     session.flush()
-    _apply(app, session, row, reading, verdict, now)
+    _apply(app, session, row, reading, verdict, now, auth)
     log.info("inbound #%s %s: %s (%s)", row.id, row.message_id or "(no Message-ID)", verdict.outcome.value,
              verdict.decided_by)
     return row.outcome
@@ -118,15 +130,41 @@ def _fail(session: Session, inbound_id: int, error: str) -> str:
     return row.outcome
 
 
-def read_inbound(app: App, inbound_id: int) -> InboundMessage:
-    """Read one stored message and act on it, once, in one transaction."""
+def defer(session: Session, inbound_id: int, auth: AuthOutcome, tries: int, now: datetime,
+          first_retry: float = 15.0) -> str:
+    """DNS trouble kept the sender from being authenticated: the message waits, unread, and is tried again
+    (within 30 seconds first, then backing off); it is never counted unauthenticated, never dropped."""
+    from transferbot.senderauth import retry_delay
+
+    row = session.get(InboundMessage, inbound_id)
+    if row is None or row.state == "done":
+        return row.outcome if row else Outcome.FAILED.value
+    row.auth, row.auth_tries = auth.as_dict(), tries + 1
+    row.next_read_at = now + timedelta(seconds=retry_delay(tries + 1, first=first_retry))
+    row.reason = storable(f"waiting to authenticate the sender again: {auth.why}"[:2000])
+    row.lease_owner, row.lease_until = "", None
+    session.add(row)
+    log.warning("inbound #%s: sender authentication met DNS trouble (%s); read again at %s", inbound_id, auth.why,
+                row.next_read_at.isoformat())
+    return "deferred"
+
+
+def read_inbound(app: App, inbound_id: int, authenticator: Authenticator | None = None) -> InboundMessage:
+    """Read one stored message and act on it, once, in one transaction (the CLI's way; the daemon reads
+    in batches)."""
     with app.store.read() as session:
         stored = session.get(InboundMessage, inbound_id)
         if stored is None:
             raise KeyError(inbound_id)
         raw, mail_from, rcpts = load_raw(session, inbound_id), stored.mail_from, list(stored.rcpt_tos)
+        peer, helo, tries = stored.peer, stored.helo, stored.auth_tries
     reading = read_message(raw, mail_from, rcpts, app.book)  # pure: outside the transaction
-    app.store.run(act, app, inbound_id, reading)
+    auth = (authenticator or Authenticator(app.config.inbound)).check_now(
+        raw, reading, mail_from=mail_from, client_ip=peer, helo=helo)
+    if auth is not None and auth.temporary:
+        app.store.run(defer, inbound_id, auth, tries, clock_now(), app.config.inbound.dns_retry_seconds)
+    else:
+        app.store.run(act, app, inbound_id, reading, auth)
     with app.store.read() as session:
         row = session.get(InboundMessage, inbound_id)
         assert row is not None
@@ -141,7 +179,7 @@ def retry_inbound(app: App, inbound_id: int) -> InboundMessage:
             raise rules.Refusal(f"unknown inbound message #{inbound_id}")
         if row.state == "done":
             raise rules.Refusal(f"inbound message #{inbound_id} was read already (outcome {row.outcome})")
-        row.state, row.lease_owner, row.lease_until = "new", "", None
+        row.state, row.lease_owner, row.lease_until, row.next_read_at = "new", "", None, None
         session.add(row)
 
     app.store.run(reopen)
@@ -155,12 +193,15 @@ def retry_inbound(app: App, inbound_id: int) -> InboundMessage:
 # -- from a verdict to a change ---------------------------------------------------------------------
 
 def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, verdict: Verdict,
-           now: datetime) -> None:
+           now: datetime, auth: AuthOutcome | None = None) -> None:
     if verdict.outcome is Outcome.BOUNCE:
         _apply_bounce(app, session, row, reading, verdict, now)
         return
     info = verdict.party
-    if info is None or info.revoked:
+    if info is None:
+        return
+    if info.revoked:
+        _from_replaced_contact(app, session, row, reading, info.party_id, now)
         return
     t = lock_transfer(session, info.transfer_id)
     assert t is not None
@@ -183,13 +224,53 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
         change = rules.reply_notice(facts, role, MailKind.HELP, now, {
             "problem": verdict.problem, "first_line": reading.decision.first_line[:200]})
     elif verdict.outcome is Outcome.NOT_A_PARTY and verdict.notify == "ignored-sender":
-        change = rules.reply_notice(facts, role, MailKind.IGNORED_SENDER, now, {
-            "problem": verdict.problem, "sender": reading.from_address or "(unknown)"})
+        change = rules.reply_notice(facts, role, MailKind.IGNORED_SENDER, now,
+                                    _ignored(session, parties, party, reading, verdict, auth))
     change = dataclasses.replace(change, events=(heard, *change.events))
     transition.apply(app, session, t, change, now, parties=parties, cause=row)
     if change.decisions:
         log.info("%s: %s %s (inbound #%s); transfer %s", t.id, party.role,
                  next(iter(change.decisions.values())).value, row.id, t.status)
+
+
+def _from_replaced_contact(app: App, session: Session, row: InboundMessage, reading: Reading, party_id: int,
+                           now: datetime) -> None:
+    """A reply from a contact that no longer answers for its account: recorded on the transfer, and the
+    old contact told again that it no longer answers (at most once a day, and only at an address it was
+    mailed at: never at an address a sender makes up)."""
+    sender = reading.from_address or ""
+    party = session.get(Party, party_id)
+    t = lock_transfer(session, party.transfer_id) if party else None
+    if party is None or t is None:
+        return
+    revoked = next((r for r in session.exec(select(RevokedToken).where(RevokedToken.party_id == party_id))
+                    if sender in r.addresses), None)
+    heard = ("reply-received", {"inbound": row.id, "message_id": row.message_id, "from": sender,
+                                "role": party.role, "outcome": row.outcome, "decided_by": "party",
+                                "checks": list(row.checks), "replaced_contact": True})
+    notices: tuple[rules.Notice, ...] = ()
+    if revoked is not None and t.status == "pending" and (
+            revoked.last_notice_at is None or now - revoked.last_notice_at >= rules.NOTICE_INTERVAL):
+        revoked.last_notice_at = now
+        session.add(revoked)
+        notices = (rules.Notice(MailKind.CONTACT_REPLACED, (Role(party.role),), addresses=(sender,)),)
+    transition.apply(app, session, t, rules.Change(events=(heard,), notices=notices), now)
+
+
+def _ignored(session: Session, parties: list[Party], party: Party, reading: Reading, verdict: Verdict,
+             auth: AuthOutcome | None) -> dict[str, object]:
+    """What the party is told about a reply that did not count: who sent it (never another party's address)
+    and, when authentication failed, what its mail administrator can fix."""
+    sender = reading.from_address or ""
+    others = {a.address for p in parties if p.id != party.id for a in addresses_of(session, p.id or 0)}
+    extra: dict[str, object] = {"problem": verdict.problem, "sender": sender or "(unknown)",
+                                "sender_hidden": sender in others}
+    if sender in others:
+        extra["sender"] = ""
+    if auth is not None and verdict.problem == "authentication":
+        extra["advice_key"] = auth.advice_key
+        extra["advice"] = dict(auth.advice_params)
+    return extra
 
 
 def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Reading, verdict: Verdict,

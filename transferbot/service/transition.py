@@ -105,11 +105,12 @@ def _update_party(app: App, session: Session, t: Transfer, party: Party, update:
             row.undeliverable_at, row.undeliverable_reason = now, marks[row.address][:300]
             session.add(row)
     if update.contact is not None:
+        old = [row.address for row in addresses]
         session.exec(delete(PartyAddress).where(col(PartyAddress.party_id) == party.id))
         session.flush()
         for position, address in enumerate(update.contact):
             session.add(PartyAddress(party_id=party.id or 0, address=address, position=position))
-        session.add(RevokedToken(token=party.token, party_id=party.id or 0, revoked_at=now))
+        session.add(RevokedToken(token=party.token, party_id=party.id or 0, revoked_at=now, addresses=old))
         party.token = new_token(app.secret)
         party.confirmation_message_id = ""  # a new thread for the new contact
         party.reminders_sent, party.last_call_sent, party.last_help_at, party.last_notice_at = 0, False, None, None

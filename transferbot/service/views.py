@@ -46,8 +46,18 @@ def inbound_summary(row: InboundMessage, roles: dict[int, str] | None = None) ->
         "from": row.from_address, "subject": row.subject, "message_id": row.message_id, "size": row.size,
         "transfer": row.transfer_id, "party": (roles or {}).get(row.party_id or 0), "state": row.state,
         "outcome": row.outcome, "checks": row.checks, "decided_by": row.checks[-1] if row.checks else None,
-        "reason": row.reason, "read_at": iso(row.read_at),
+        "reason": row.reason, "read_at": iso(row.read_at), "peer": row.peer, "helo": row.helo,
+        "authentication": row.auth, "auth": auth_summary(row.auth),
     }
+
+
+def auth_summary(auth: dict[str, Any] | None) -> str | None:
+    """One line for a stored authentication outcome: ``auth=pass spf=pass dkim=… dmarc=…``."""
+    if not auth:
+        return None
+    from transferbot.senderauth import AuthOutcome
+
+    return AuthOutcome.from_dict(auth).summary()
 
 
 def _roles(session: Session, rows: list[InboundMessage]) -> dict[int, str]:
