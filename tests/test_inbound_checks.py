@@ -288,7 +288,10 @@ def test_declines_and_their_reasons(text: str, reason: str) -> None:
     ("Je n'approuve pas", "no-word"),
     ("N'approuve pas", "no-word"),
     ("Nicht genehmigt", "no-word"),
-    ("Hi team,\nApprove", "no-word"),
+    ("Hi team, approve", "no-word"),
+    ("Hi team,\nThanks for this.\nApproved.", "no-word"),
+    ("No,\nApproved.", "no-word"),
+    ("Well, after a long discussion with the board,\nApproved.", "no-word"),
     ("Yes", "no-word"),
     ("OK", "no-word"),
     ("Approving now", "no-word"),
@@ -301,6 +304,8 @@ def test_declines_and_their_reasons(text: str, reason: str) -> None:
     ("Ich genehmige nicht", "negation"),
     ("Genehmigt – aber nicht vor Januar", "negation"),
     ("Decline? No.", "negation"),
+    ("Ich lehne den Transfer nicht ab.", "negation"),
+    ("Je refuse pas", "negation"),
     ("Approve or decline?", "both"),
     ("Approve the move, reject the price", "both"),
     ("Abgelehnt, bzw. genehmigt falls billiger", "both"),
@@ -309,6 +314,93 @@ def test_declines_and_their_reasons(text: str, reason: str) -> None:
 def test_unclear_replies(text: str, problem: str) -> None:
     word = read_decision(text)
     assert (word.kind, word.problem) == ("unclear", problem), (text, word)
+
+
+# Consent is unconditional: an approval with a condition or reservation, or put as a question, is unclear.
+@pytest.mark.parametrize(("text", "problem"), [
+    ("I approve, but only from next month.", "condition"),
+    ("J'approuve sous réserve de la validation de notre service juridique.", "condition"),
+    ("Approve? Who asked for this move?", "question"),
+    ("I approve if you need it", "condition"),
+    ("Approved subject to our legal team's review.", "condition"),
+    ("Approved, provided that the price stays the same.", "condition"),
+    ("Approved once the contract with Reseller One ends.", "condition"),
+    ("Approved as long as nothing changes on our invoices", "condition"),
+    ("Approved pending legal review", "condition"),
+    ("Approved only for the EU subsidiary.", "condition"),
+    ("Approved unless the customer objects", "condition"),
+    ("I approve the transfer\nprovided that the price stays the same.", "condition"),
+    ("I approve the transfer\nif the price stays the same.", "condition"),
+    ("Approved.\nBut only from next month.", "condition"),
+    ("Approved.\nSubject to our legal team's review.", "condition"),
+    ("Approuvé à condition que le prix reste le même.", "condition"),
+    ("Approuvé, si le prix reste le même.", "condition"),
+    ("J'approuve, mais seulement à partir de janvier.", "condition"),
+    ("Approuvé dès que le contrat actuel se termine.", "condition"),
+    ("Approuvé ?", "question"),
+    ("Genehmigt, sofern der Preis gleich bleibt.", "condition"),
+    ("Genehmigt vorbehaltlich der Zustimmung unserer Rechtsabteilung.", "condition"),
+    ("Genehmigt, wenn der Vertrag ausläuft.", "condition"),
+    ("Genehmigt, falls nötig.", "condition"),
+    ("Ich genehmige den Transfer unter Vorbehalt.", "condition"),
+    ("Genehmigt, aber erst ab März.", "condition"),
+    ("Genehmigen? Wer hat das beantragt?", "question"),
+    ("Yes, approved?", "question"),
+    ("Hi team,\nApproved, but only from next month.", "condition"),
+    ("Decline?", "question"),
+])
+def test_conditional_and_questioned_approvals_are_unclear(text: str, problem: str) -> None:
+    word = read_decision(text)
+    assert (word.kind, word.problem) == ("unclear", problem), (text, word)
+
+
+@pytest.mark.parametrize(("text", "first_line"), [
+    ("Approved, no objections.", "Approved, no objections."),
+    ("Approved.\nLet me know if you need anything else.", "Approved."),
+    ("Approved.\n\nThis message may be subject to legal privilege.", "Approved."),
+    ("Approuvé sans réserve.", "Approuvé sans réserve."),
+    ("Approuvé sans condition.", "Approuvé sans condition."),
+    ("Yes, approved.", "Yes, approved."),
+    ("Yes - I approve", "Yes - I approve"),
+    ("Oui, approuvé.", "Oui, approuvé."),
+    ("Ja, genehmigt.", "Ja, genehmigt."),
+    ("OK, approved", "OK, approved"),
+    ("Hi team,\nApproved.", "Approved."),
+    ("Hi team,\n\nApproved from our side.\n\nThanks,\nAlice", "Approved from our side."),
+    ("Hello,\nApprove", "Approve"),
+    ("Dear Marketplace team,\nI approve.", "I approve."),
+    ("Good morning!\nApproved", "Approved"),
+    ("Bonjour,\nJ'approuve.", "J'approuve."),
+    ("Bonjour à tous,\n\nOui, approuvé.", "Oui, approuvé."),
+    ("Madame, Monsieur,\nApprouvé.", "Approuvé."),
+    ("Hallo zusammen,\ngenehmigt.", "genehmigt."),
+    ("Sehr geehrte Damen und Herren,\nGenehmigt.", "Genehmigt."),
+    ("Liebe Kolleginnen und Kollegen,\nIch genehmige den Transfer.", "Ich genehmige den Transfer."),
+    ("Guten Tag Herr Weber,\n\nJa, genehmigt.", "Ja, genehmigt."),
+])
+def test_a_greeting_and_an_affirmative_lead_in_are_read_as_a_person_reads_them(text: str, first_line: str) -> None:
+    word = read_decision(text)
+    assert (word.kind, word.first_line) == ("approve", first_line), (text, word)
+
+
+# A decline stays a decline whatever its reason says: only the decision phrase itself can negate it.
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Decline – we do not want to change our reseller.", "we do not want to change our reseller."),
+    ("Declined, not interested.", "not interested."),
+    ("Declined because we never asked for this.", "because we never asked for this."),
+    ("Decline - we cannot approve a change of reseller this year.",
+     "we cannot approve a change of reseller this year."),
+    ("Abgelehnt – wir möchten den Händler nicht wechseln.", "wir möchten den Händler nicht wechseln."),
+    ("Abgelehnt, weil wir das nicht beantragt haben.", "weil wir das nicht beantragt haben."),
+    ("Ich lehne ab, da wir keinen Wechsel wünschen.", "da wir keinen Wechsel wünschen."),
+    ("Refusé : nous ne voulons pas changer de revendeur.", "nous ne voulons pas changer de revendeur."),
+    ("Je refuse, ce n'est pas le bon contrat.", "ce n'est pas le bon contrat."),
+    ("Hi team,\nDeclined – no budget.", "no budget."),
+    ("Yes, declined.", ""),
+])
+def test_a_decline_keeps_whatever_its_reason_says(text: str, reason: str) -> None:
+    word = read_decision(text)
+    assert (word.kind, word.reason) == ("decline", reason), (text, word)
 
 
 @pytest.mark.parametrize("text", ["STATUS", "status", "Status?", "Statut", "État", "Stand?"])
@@ -364,3 +456,4 @@ def test_our_own_instruction_lines_are_never_a_decision(line: str) -> None:
     """A second safeguard behind fresh-text extraction: a leaked instruction line is not consent."""
     word = read_decision(line + "\n")
     assert word.kind == "unclear" and word.problem == "quoted"
+
