@@ -110,7 +110,13 @@ def check_loop(state: State) -> Outcome | None:
 
 
 def check_auto_reply(state: State) -> Outcome | None:
+    """A machine's answer: by its headers, subject or wording, or because it came to our bounce address.
+
+    Only machines write to the VERP envelope sender (vacation(1) answers it): a message there that is
+    not a delivery report is never a person's decision, and is never answered."""
     reason = state.reading.auto_reply
+    if not reason and state.reading.bounce_keys and not state.reading.envelope_tokens:
+        reason = "sent to our bounce address and not a delivery report"
     if reason:
         state.note("auto-reply", reason)
         state.reason = f"auto-reply: {reason}"
@@ -120,7 +126,8 @@ def check_auto_reply(state: State) -> Outcome | None:
 
 
 def check_token(state: State) -> Outcome | None:
-    """Whose token: the envelope recipient, else threading headers, else the body's reference line.
+    """Whose token: the envelope recipient, else threading headers, else the body's reference line;
+    for a message to our bounce address, the mail its VERP key names.
 
     It only identifies (so that even an auto-reply is filed under its transfer); check_party decides."""
     r, lookup = state.reading, state.lookup
@@ -143,6 +150,11 @@ def check_token(state: State) -> Outcome | None:
                         state.party = party
                         state.note("token", "body")
                         break
+    if state.party is None and r.bounce_keys:
+        state.outbound = lookup.outbound(r.bounce_keys, ())
+        if state.outbound is not None and state.outbound.transfer_id:
+            state.note("token", "bounce address")
+            return None
     if state.party is None:
         state.note("token", "none")
     return None
