@@ -457,3 +457,18 @@ def test_daemon_acts_on_the_case(case: Case, daemon_run: DaemonRun) -> None:
         assert any(m.message["X-Transferbot-Transfer"] == p.target.transfer for m in daemon_run.sink.to(OPERATOR))
     else:
         assert not alerts
+
+
+@pytest.mark.parametrize(("file", "diagnostic"), [
+    ("bounce/postfix-en-5.1.1-permanent.eml", "5.1.1 <alice@acme.example.com>: Recipient address rejected: User unknown"),
+    ("bounce/exchange-de-5.1.10-permanent.eml", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found"),
+])
+def test_the_operator_alert_for_a_bounce_quotes_the_remote_servers_diagnostic(
+        file: str, diagnostic: str, daemon_run: DaemonRun) -> None:
+    """As the alert for a refused RCPT quotes the relay's answer, the alert for a DSN quotes the remote server's."""
+    case = next(c for c in CASES if c.file == file)
+    p = daemon_run.prepared[case.id]
+    alerts = [m for m in daemon_run.sink.to(OPERATOR) if m.message["X-Transferbot-Transfer"] == p.target.transfer]
+    assert alerts
+    text = " ".join(alerts[0].text().split())
+    assert diagnostic in text, text

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from transferbot.domain import Decision, Outcome, TransferStatus
 from transferbot.reader import authres
+from transferbot.reader.bounce import Bounce
 from transferbot.reader.reading import Reading
 
 
@@ -95,8 +96,20 @@ def check_bounce(state: State) -> Outcome | None:
     state.outbound = state.lookup.outbound(state.reading.bounce_keys, bounce.original_message_ids)
     kind = "permanent" if bounce.permanent else "transient"
     state.note("bounce", f"{kind} ({bounce.why})")
-    state.reason = f"{kind} bounce: {bounce.why}"
+    state.reason = f"{kind} bounce: {bounce.why}" + "".join(f"; {detail}" for detail in _diagnostics(bounce))
     return Outcome.BOUNCE
+
+
+def _diagnostics(bounce: Bounce, limit: int = 5) -> list[str]:
+    """What the remote server said of each failed recipient ('alice@…: 5.1.1 smtp; 550 5.1.1 … User
+    unknown'), so that the operator reads it as the alert for a refused RCPT quotes the relay."""
+    out: list[str] = []
+    for recipient in bounce.recipients[:limit]:
+        said = " ".join(recipient.diagnostic.split())
+        status = recipient.status if recipient.status and recipient.status not in said else ""
+        detail = " ".join(part for part in (status, said) if part) or recipient.action
+        out.append(f"{recipient.address}: {detail}"[:400])
+    return out
 
 
 def check_loop(state: State) -> Outcome | None:
