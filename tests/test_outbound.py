@@ -216,3 +216,21 @@ def test_a_bounced_operator_alert_raises_no_further_alert(app: App, sink: MailSi
     inbound = store_inbound(app, dsn, "", [app.book.bounce(key)], "127.0.0.1")
     assert read_inbound(app, inbound).outcome == "bounce"
     assert [r.kind for r in rows(app)] == ["operator-alert"], "no alert about the alert"
+
+
+@pytest.mark.parametrize(("outbound", "expected"), [
+    ({}, "transfers.example.com"),  # the inbound domain, not aiosmtplib's "localhost"
+    ({"helo_name": "mta-out.transfers.example.com"}, "mta-out.transfers.example.com"),
+])
+def test_the_relay_is_greeted_with_our_own_name(tmp_path: Path, sink: MailSink, outbound: dict[str, str],
+                                                 expected: str) -> None:
+    app = open_app(make_config(tmp_path, sink.port, outbound=outbound))
+    _world(app)
+    request_transfer(app, "ent-1", "r2")
+    daemon = RunningDaemon(app).start()
+    try:
+        got = sink.wait_for(lambda ms: ms[:1])
+    finally:
+        daemon.stop()
+        app.store.dispose()
+    assert {m.helo for m in got} == {expected}
