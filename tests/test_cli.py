@@ -166,3 +166,71 @@ def test_secret_from_the_environment(tmp_path: Path) -> None:
 
     config = load_config(None, env={"TRANSFERBOT_SECRET": "from-env"})
     assert config.workflow.secret.get_secret_value() == "from-env"
+
+
+# Names and notes: no control characters, line or paragraph separators, or bidirectional controls.
+UNSAFE = {"U+2028": "\u2028", "U+2029": "\u2029", "U+202E": "\u202e", "U+2066": "\u2066", "U+0085": "\x85",
+          "U+001B": "\x1b", "U+0009": "\t", "U+202A": "\u202a"}
+
+
+def _unsafe_commands(char: str) -> list[tuple[list[str], str]]:
+    evil = f"Acme{char}Bcc: evil@attacker.example.com"
+    return [
+        (["account", "add", "x", "--kind", "customer", "--name", evil, "--email", "x@x.example.com"], "name"),
+        (["account", "update", "acme", "--name", evil], "name"),
+        (["entitlement", "add", "e2", "--product", evil, "--customer", "acme", "--isv", "vendor"], "product"),
+        (["request", "ent-r", "--to-reseller", "r2", "--note", f"see{char}below"], "--note"),
+    ]
+
+
+@pytest.mark.parametrize("code", UNSAFE)
+def test_names_products_and_notes_refuse_separators_and_bidi_controls(
+    registry: Path, capsys: pytest.CaptureFixture[str], code: str,
+) -> None:
+    char = UNSAFE[code]
+    for args, field in _unsafe_commands(char):
+        if field == "--note" and char == "\t":
+            continue  # a note may be laid out with tabs and line breaks: it is only ever body text
+        before = db_counts(registry)
+        capsys.readouterr()
+        assert run(registry, *args) == 1, args
+        err = capsys.readouterr().err
+        assert err.startswith(f"transferbot: error: {field} ") and code in err, err
+        assert err.count("\n") == 1 and char not in err, "one line, which does not carry the character itself"
+        assert db_counts(registry) == before
+    with sqlite3.connect(registry.parent / "tb.db") as conn:
+        names = [row[0] for row in conn.execute("select name from account union select product from entitlement")]
+    assert not any(char in name for name in names)
+
+
+def test_a_note_may_have_several_lines(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(registry, "request", "ent-r", "--to-reseller", "r2", "--note", "Line one\n\tLine two") == 0
+    tid = capsys.readouterr().out.strip()
+    assert run(registry, "show", tid, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["note"] == "Line one\n\tLine two"
+
+
+def test_a_cancel_reason_refuses_a_paragraph_separator(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(registry, "request", "ent-r", "--to-reseller", "r2") == 0
+    tid = capsys.readouterr().out.strip()
+    assert run(registry, "cancel", tid, "--reason", "mistake\u2029Bcc: evil@attacker.example.com") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("transferbot: error: --reason ") and "U+2029" in err and err.count("\n") == 1
+    assert run(registry, "show", tid, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "pending"
+
+
+def test_a_separator_already_in_the_database_never_breaks_a_header(
+    registry: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Data written before names were checked: the subject is one line, the request goes through."""
+    with sqlite3.connect(registry.parent / "tb.db") as conn:
+        conn.execute("update entitlement set product = 'P\u2028Bcc: evil@attacker.example.com' where id = 'ent-r'")
+    capsys.readouterr()
+    assert run(registry, "request", "ent-r", "--to-reseller", "r2") == 0, capsys.readouterr().err
+    with sqlite3.connect(registry.parent / "tb.db") as conn:
+        raws = [bytes(r[0]) for r in conn.execute("select raw from outboundraw")]
+    assert raws
+    for raw in raws:
+        head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+        assert "\nBcc:" not in head and "\u2028" not in head

@@ -18,6 +18,7 @@ from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, find_transfer, parties_of, transfer_facts
 from transferbot.service.letters import queue_notices, queue_party_mail
 from transferbot.service.schedule import reschedule
+from transferbot.service.transfers import check_note
 from transferbot.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,7 @@ def _party(parties: list[Party], role: Role, t: Transfer) -> Party:
 
 def cancel_transfer(app: App, transfer_id: str, reason: str, at: datetime | None = None) -> str:
     """The ISV withdraws the request: everyone is told, with the reason; its tokens stop counting."""
-    reason = reason.strip().replace("\r\n", "\n")
-    if len(reason) > REASON_LIMIT:
-        raise Refusal(f"--reason is longer than {REASON_LIMIT} characters")
+    reason = check_note(reason, "--reason", REASON_LIMIT)
     now = at or clock_now()
     with app.store.write() as session:
         t = find_transfer(session, transfer_id)
