@@ -234,3 +234,77 @@ def test_a_separator_already_in_the_database_never_breaks_a_header(
     for raw in raws:
         head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
         assert "\nBcc:" not in head and "\u2028" not in head
+
+
+# Every error is one line: database trouble, a closed pipe, demo --keep on a file.
+
+def _config_for(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "db.toml"
+    path.write_text(f'[database]\nurl = "{url}"\n[outbound]\nmaildir = "{tmp_path / "outbox"}"\n'
+                    '[workflow]\nsecret = "cli-test"\n')
+    return path
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("transferbot: error: ") and err.count("\n") == 1, err
+    assert "internal error" not in err and "Traceback" not in err and "sqlalche.me" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_a_read_only_database_is_one_line_naming_it(cfg: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(cfg, "account", "list") == 0  # the schema exists
+    db = tmp_path / "tb.db"
+    ro = _config_for(tmp_path, f"sqlite:///file:{db}?mode=ro&uri=true")
+    capsys.readouterr()
+    assert main(["--config", str(ro), "account", "add", "x", "--kind", "isv", "--name", "X",
+                 "--email", "x@x.example.com"]) == 1
+    _one_line_error(capsys, str(db), "read-only")
+
+
+def test_a_file_that_is_not_a_database_is_one_line_naming_it(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "notes.txt"
+    db.write_text("These are my notes, not a database. " * 40)
+    assert main(["--config", str(_config_for(tmp_path, f"sqlite:///{db}")), "list"] ) == 1
+    _one_line_error(capsys, str(db), "not a database")
+
+
+@pytest.mark.parametrize(("url", "needle"), [
+    ("nonsense", "database.url"),
+    ("sqlite:////nonexistent-folder-for-transferbot/tb.db", "does not exist"),
+    ("postgresql://db.example.com/transfers", "only sqlite"),
+])
+def test_a_bad_database_url_is_a_configuration_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     url: str, needle: str) -> None:
+    assert main(["--config", str(_config_for(tmp_path, url)), "list"]) == 2
+    _one_line_error(capsys, needle)
+
+
+def test_demo_keep_on_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    assert main(["demo", "--keep", str(existing)]) == 1
+    _one_line_error(capsys, str(existing), "not a folder")
+    assert existing.read_text() == "mine"
+
+
+def test_a_closed_pipe_ends_quietly(registry: Path) -> None:
+    """`transferbot list | head -1`: the reader went away; no traceback, no 'Exception ignored'."""
+    import subprocess
+    import sys
+
+    for n in range(30):
+        assert run(registry, "account", "add", f"a{n}", "--kind", "customer", "--name", "A" * 150,
+                   "--email", f"a{n}@acme.example.com") == 0
+    proc = subprocess.Popen([sys.executable, "-m", "transferbot", "--config", str(registry), "account", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before it writes a byte: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "Traceback" not in err and "Exception ignored" not in err and "internal error" not in err, err
+    assert err.count("\n") <= 1, err

@@ -10,17 +10,22 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from transferbot import __version__
 from transferbot.config import LOCALES, Config, ConfigError, load_config
 from transferbot.domain import AccountKind, OutboxStatus, Role, TransferStatus
 from transferbot.logsetup import configure_logging
 from transferbot.rules import Refusal
-from transferbot.store import StoreError
+from transferbot.store import StoreError, database_path
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +266,17 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from transferbot.demo import run_demo
 
-    return asyncio.run(run_demo(Path(args.keep) if args.keep else None))
+    keep = Path(args.keep) if args.keep else None
+    if keep is not None:
+        if keep.exists() and not keep.is_dir():
+            raise CliError(f"--keep {keep}: exists and is not a folder; give an empty or new folder")
+        if (keep / "demo.db").exists():
+            raise CliError(f"--keep {keep}: holds a demo database already; give an empty or new folder")
+        try:
+            keep.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"--keep {keep}: cannot create the folder: {exc.strerror}") from None
+    return asyncio.run(run_demo(keep))
 
 
 def cmd_read(args: argparse.Namespace, config: Config) -> int:
@@ -398,19 +413,63 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
 }
 
 
+# What SQLite's own words mean for the operator.
+_DATABASE_PROBLEMS = (
+    ("readonly database", "is read-only: check the permissions of the file and of its folder"),
+    ("file is not a database", "is not an SQLite database"),
+    ("unable to open database file", "cannot be opened: check that its folder exists and is writable"),
+    ("database is locked", "is locked by another process: try again"),
+    ("disk is full", "cannot grow: the disk is full"),
+    ("disk i/o error", "cannot be read or written (disk I/O error)"),
+)
+
+
+def _database_error(exc: Exception, config: Config | None) -> str:
+    """One line naming the database and what is wrong with it, without SQL or a class name."""
+    orig = getattr(exc, "orig", None) or exc
+    said = " ".join(str(orig).split())
+    where = "database"
+    if config is not None:
+        try:
+            where = f"database {database_path(make_url(config.database.url)) or config.database.url}"
+        except Exception:  # noqa: BLE001 - the URL was read once already; name it as written
+            where = f"database {config.database.url}"
+    for needle, meaning in _DATABASE_PROBLEMS:
+        if needle in said.lower():
+            return f"{where} {meaning} ({said})"
+    return f"{where}: {said}"
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (`transferbot list | head -1`): stop quietly, as the
+    Python documentation recommends, so that the final flush at exit finds somewhere to write."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_REFUSED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    config: Config | None = None
     try:
         config = load_config(args.config)
         level = args.log_level or (config.logging.level if args.command == "serve" else "WARNING")
         configure_logging(level)
-        return COMMANDS[args.command](args, config)
+        code = COMMANDS[args.command](args, config)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except (ConfigError, StoreError) as exc:
         print(f"transferbot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (Refusal, CliError) as exc:
         print(f"transferbot: error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (sa.exc.DBAPIError, sqlite3.Error) as exc:
+        log.debug("database error", exc_info=True)
+        print(f"transferbot: error: {_database_error(exc, config)}", file=sys.stderr)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130

@@ -27,15 +27,27 @@ class StoreError(Exception):
     """The database cannot be opened; the text says which and why."""
 
 
+def database_path(url: sa.URL) -> str:
+    """The file a SQLite URL names, also in its URI form (sqlite:///file:PATH?mode=ro&uri=true)."""
+    database = url.database or ""
+    if str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return database
+
+
 class Store:
     """One SQLite database, opened with the pragmas transferbot relies on."""
 
     def __init__(self, config: DatabaseConfig) -> None:
-        url = make_url(config.url)
+        try:
+            url = make_url(config.url)
+        except sa.exc.ArgumentError:
+            raise StoreError(f"database.url: {config.url!r} is not a database URL "
+                             "(use sqlite:///PATH, e.g. sqlite:///transferbot.db)") from None
         if url.get_backend_name() != "sqlite":
             raise StoreError(f"database.url: only sqlite URLs are supported, not {url.get_backend_name()!r}")
         if url.database and url.database != ":memory:":
-            parent = Path(url.database).expanduser().resolve().parent
+            parent = Path(database_path(url)).expanduser().resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"database.url: folder {parent} does not exist")
         self.url = url
