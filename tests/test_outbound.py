@@ -133,7 +133,9 @@ def test_the_outbox_command_lists_and_retries_failed_mail(tmp_path: Path, app: A
     cfg.write_text(f'[database]\nurl = "{app.config.database.url}"\n[workflow]\nsecret = "test-secret"\n')
     capsys.readouterr()
     assert main(["--config", str(cfg), "outbox", "--status", "failed", "--json"]) == 0
-    failed = json.loads(capsys.readouterr().out)
+    page = json.loads(capsys.readouterr().out)
+    failed = page["items"]
+    assert page["more"] == 0 and page["next_cursor"] is None
     assert len(failed) == 1 and failed[0]["to"] == ["ops@r2.example.com"] and "554" in failed[0]["last_error"]
     assert main(["--config", str(cfg), "outbox", "retry", str(failed[0]["id"])]) == 0
     assert "1 message(s) queued again" in capsys.readouterr().out

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -22,6 +23,7 @@ from transferbot.rules import Refusal
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of
 from transferbot.service.letters import defer_rendering, queue_operator_alert
+from transferbot.service.views import Page, page_of, parse_cursor
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +205,29 @@ def _undeliverable(app: App, session: Session, row: OutboundMessage, refused: di
         queue_operator_alert(app, session, transfer, "delivery-failed", facts, now)
 
 
-def list_outbox(app: App, status: str | None = None, limit: int = 500) -> list[OutboundMessage]:
+def outbox_summary(r: OutboundMessage) -> dict[str, Any]:
+    """One outgoing message for `outbox`."""
+    return {"id": r.id, "created_at": r.created_at.isoformat(), "kind": r.kind, "transfer": r.transfer_id,
+            "to": r.recipients, "subject": r.subject, "message_id": r.message_id, "status": r.status,
+            "attempts": r.attempts, "next_attempt_at": r.next_attempt_at.isoformat(),
+            "last_attempt_at": r.last_attempt_at.isoformat() if r.last_attempt_at else None,
+            "last_error": r.last_error or None, "sent_at": r.sent_at.isoformat() if r.sent_at else None}
+
+
+def outbox_page(app: App, status: str | None = None, limit: int = 500, cursor: str | None = None) -> Page:
+    """Outgoing messages, newest first, ``limit`` at a time before ``cursor``."""
+    before = parse_cursor(cursor)
     with app.store.read() as session:
-        query = select(OutboundMessage).order_by(col(OutboundMessage.id).desc()).limit(limit)
+        query = select(OutboundMessage).order_by(col(OutboundMessage.id).desc())
+        count = select(sa.func.count()).select_from(OutboundMessage)
         if status:
             query = query.where(OutboundMessage.status == status)
-        return list(session.exec(query))
+            count = count.where(OutboundMessage.status == status)
+        if before is not None:
+            query = query.where(col(OutboundMessage.id) < before)
+        rows = list(session.exec(query.limit(limit)))
+        more = session.exec(count.where(col(OutboundMessage.id) < rows[-1].id)).one() if rows else 0  # type: ignore[call-overload]
+        return page_of([outbox_summary(r) for r in rows], int(more))
 
 
 def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime) -> list[int]:
