@@ -110,8 +110,8 @@ def test_human_replies_are_not_auto_replies(subject: str, extra: str) -> None:
 
 @pytest.mark.parametrize("text", [
     # Debian vacation(1)'s default message
-    'I will not be reading my mail for a while. Your mail concerning "Re: [TR-7K3Q9M] Please approve"\n'
-    "will be read when I'm back.",
+    ('I will not be reading my mail for a while. Your mail concerning "Re: [TR-7K3Q9M] Please approve"\n'
+     "will be read when I'm back."),
     "I am currently out of the office with limited access to email. I will be back on 1 December.",
     "I'm on vacation until Monday and will answer when I return.",
     "Je suis absente du bureau jusqu'au 1er décembre. En cas d'urgence, contactez compta@lumiere.example.fr.",
@@ -119,18 +119,18 @@ def test_human_replies_are_not_auto_replies(subject: str, extra: str) -> None:
     "Ich bin bis zum 1. Dezember nicht im Büro und habe keinen Zugriff auf meine E-Mails.",
     "Vielen Dank für Ihre Nachricht. Ich bin derzeit abwesend und ab dem 1. Dezember wieder erreichbar.",
     # Freshdesk
-    "Dear Alice,\n\nWe would like to acknowledge that we have received your request and a ticket has been created.\n"
-    "A support representative will be reviewing your request and will send you a personal response.",
+    ("Dear Alice,\n\nWe would like to acknowledge that we have received your request and a ticket has been created.\n"
+     "A support representative will be reviewing your request and will send you a personal response."),
     # Zendesk
-    "##- Please type your reply above this line -##\n\nYour request (31877) has been received and is being reviewed "
-    "by our support staff.\n\nTo add additional comments, reply to this email.",
+    ("##- Please type your reply above this line -##\n\nYour request (31877) has been received and is being reviewed "
+     "by our support staff.\n\nTo add additional comments, reply to this email."),
     # Jira Service Management
     "Hi Alice,\n\nWe've received your request and we'll get back to you as soon as possible.\n\nReference: SD-482",
     "This is an automated message, please do not reply to this email.",
-    "Bonjour,\n\nVotre demande n° 31877 a bien été enregistrée. Un conseiller vous répondra sous 48 heures.\n\n"
-    "Ceci est un message automatique, merci de ne pas y répondre.",
-    "Guten Tag,\n\nIhre Anfrage ist bei uns eingegangen und wurde unter der Ticketnummer 2026112110000123 erfasst.\n"
-    "Dies ist eine automatisch generierte E-Mail, bitte antworten Sie nicht auf diese Nachricht.",
+    ("Bonjour,\n\nVotre demande n° 31877 a bien été enregistrée. Un conseiller vous répondra sous 48 heures.\n\n"
+     "Ceci est un message automatique, merci de ne pas y répondre."),
+    ("Guten Tag,\n\nIhre Anfrage ist bei uns eingegangen und wurde unter der Ticketnummer 2026112110000123 erfasst.\n"
+     "Dies ist eine automatisch generierte E-Mail, bitte antworten Sie nicht auf diese Nachricht."),
 ])
 def test_machine_text_is_recognised_by_its_wording(text: str) -> None:
     assert machine_text_reason(text) is not None, text
@@ -545,7 +545,8 @@ VACATION = ("From: Alice Martin <alice@acme.example.com>\nTo: transfer+abcdefghi
 
 
 def test_a_header_less_autoresponder_is_an_auto_reply() -> None:
-    body = 'I will not be reading my mail for a while. Your mail concerning "Re: [TR-7K3Q9M]"\nwill be read when I\'m back.\n'
+    body = ('I will not be reading my mail for a while. Your mail concerning "Re: [TR-7K3Q9M]"\n'
+            "will be read when I'm back.\n")
     reading = _read(VACATION, body)
     assert reading.auto_reply is not None and "subject" in reading.auto_reply
     reading = _read(VACATION.replace("away from my mail", "Re: [TR-7K3Q9M] Please approve the transfer"), body)

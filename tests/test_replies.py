@@ -460,7 +460,8 @@ def test_daemon_acts_on_the_case(case: Case, daemon_run: DaemonRun) -> None:
 
 
 @pytest.mark.parametrize(("file", "diagnostic"), [
-    ("bounce/postfix-en-5.1.1-permanent.eml", "5.1.1 <alice@acme.example.com>: Recipient address rejected: User unknown"),
+    ("bounce/postfix-en-5.1.1-permanent.eml",
+     "5.1.1 <alice@acme.example.com>: Recipient address rejected: User unknown"),
     ("bounce/exchange-de-5.1.10-permanent.eml", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found"),
 ])
 def test_the_operator_alert_for_a_bounce_quotes_the_remote_servers_diagnostic(

@@ -68,7 +68,8 @@ _FORWARD_WORDS = frozenset({
 _HEADER_KINDS: dict[str, str] = {}
 for _kind, _names in {
     "from": "from de von van da od от fra från frá lähettäjä expéditeur expediteur remitente",
-    "date": "sent date envoyé envoye envoyé_le envoye_le gesendet datum verzonden enviado fecha inviato data wysłano wyslano "
+    "date": "sent date envoyé envoye envoyé_le envoye_le gesendet datum verzonden enviado fecha inviato data "
+            "wysłano wyslano "
             "отправлено дата sendt skickat lähetetty datum/uhrzeit",
     "to": "to à a an aan para til till do кому vastaanottaja destinataire destinataires empfänger",
     "cc": "cc cci bcc kopie copie kopia копия kopio",
