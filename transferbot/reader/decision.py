@@ -8,9 +8,9 @@ affirmative lead-in on the decision's own line ("Yes,", "Oui,", "Ja,").
 
 A consent is never guessed, and it is unconditional. An approval is unclear
 when its line holds a negation, a decline word or a question mark, when its
-sentence carries a condition or reservation ("but only …", "if …",
+own sentence carries a condition or reservation ("but only …", "if …",
 "sous réserve de …", "sofern …"), or when a firm condition ("provided that …",
-"subject to …", "vorbehaltlich …") follows in the same paragraph.
+"subject to …", "vorbehaltlich …") follows anywhere in its paragraph.
 
 A decline stays a decline whatever its reason says: only the decision phrase
 and the words bound to it ("Decline? No.", "Ich lehne das nicht ab") can
@@ -193,18 +193,26 @@ def _decision_phrase(folded: str) -> tuple[str, str | None, str | None]:
     return folded, approve, decline
 
 
-def _approval_sentence(folded: str, lines: list[str], index: int) -> str:
-    """The approval's line, continued over the lines that carry on its sentence (a wrapped line
-    that starts in lower case) until the sentence ends."""
+def _approval_sentence(folded: str, lines: list[str], index: int) -> tuple[str, str]:
+    """The approval's sentence, and what follows it on the line where it ends.
+
+    The sentence ends at the first full stop, exclamation or question mark; without one on the
+    decision's line it carries on over the lines that continue it (a wrapped line starting in lower
+    case)."""
+    end = _SENTENCE_END.search(folded)
+    if end:
+        return folded[:end.end()], folded[end.end():]
     text = folded
     for line in lines[index + 1:index + 4]:
-        if _SENTENCE_END.search(text) or not line.strip():
-            break
         stripped = line.strip()
-        if not stripped[0].islower():
+        if not stripped or not stripped[0].islower():
             break
-        text += " " + fold(stripped)[:MAX_LINE]
-    return text
+        piece = fold(stripped)[:MAX_LINE]
+        end = _SENTENCE_END.search(piece)
+        if end:
+            return f"{text} {piece[:end.end()]}", piece[end.end():]
+        text = f"{text} {piece}"
+    return text, ""
 
 
 def _paragraph(lines: list[str], index: int) -> str:
@@ -217,18 +225,33 @@ def _paragraph(lines: list[str], index: int) -> str:
     return " ".join(out)
 
 
-def _approval_problem(line: str, sentence: str, paragraph: str) -> str:
-    """Why an approval is not an unconditional consent, or '' when it is one."""
-    text = _HARMLESS.sub(" ", sentence)
-    if _NEGATION.search(text):
+def _approval_problem(line: str, sentence: str, after: str) -> str:
+    """Why an approval is not an unconditional consent, or '' when it is one.
+
+    A negation, a decline word or a question mark anywhere on its line (or in its sentence) count;
+    a word of condition in its own sentence, or opening a sentence of the paragraph that is only a
+    condition ("Approved. If you need anything, call me." is an approval); a firm condition anywhere
+    in its paragraph."""
+    spoken = _HARMLESS.sub(" ", f"{line} {sentence}")
+    if _NEGATION.search(spoken):
         return "negation"
-    if _DECLINE_ANY.search(sentence):
+    if _DECLINE_ANY.search(f"{line} {sentence}"):
         return "both"
     if "?" in line or "?" in sentence:
         return "question"
-    if _CONDITION.search(text) or _FIRM.search(paragraph):
+    if _CONDITION.search(_HARMLESS.sub(" ", sentence)) or _FIRM.search(f"{sentence} {after}"):
+        return "condition"
+    if any(_qualifies(part) for part in _SENTENCE_END.split(after)):
         return "condition"
     return ""
+
+
+def _qualifies(sentence: str) -> bool:
+    """A sentence after the approval that is only a condition ("If the price stays the same.",
+    "Falls der Preis gleich bleibt."): it starts with a word of condition and has no main clause
+    after a comma, unlike an offer ("If you need anything, let me know.")."""
+    sentence = sentence.strip(" \t\"'«»„“”*_-–—")
+    return bool(sentence) and "," not in sentence and _CONDITION.match(sentence) is not None
 
 
 def _decline_problem(rest: str, phrase: str) -> str:
@@ -269,7 +292,8 @@ def read_decision(fresh: str) -> DecisionWord:
             return DecisionWord("status", first_line=first)
         return DecisionWord("unclear", first_line=first, problem="no-word")
     if approve:
-        problem = _approval_problem(folded, _approval_sentence(folded, lines, index), _paragraph(lines, index))
+        sentence, rest = _approval_sentence(spoken, lines, index)
+        problem = _approval_problem(folded, sentence, f"{rest} {_paragraph(lines, index)}")
         if problem:
             return DecisionWord("unclear", first_line=first, problem=problem)
         return DecisionWord("approve", first_line=first)
