@@ -440,6 +440,7 @@ def test_conditional_and_questioned_approvals_are_unclear(text: str, problem: st
     ("Approved. Let me know if you need anything else.", "Approved. Let me know if you need anything else."),
     ("Genehmigt. Wenn Sie Fragen haben, melden Sie sich.", "Genehmigt. Wenn Sie Fragen haben, melden Sie sich."),
     ("Approuvé. Si besoin, je reste disponible.", "Approuvé. Si besoin, je reste disponible."),
+    ("Approved once again, thanks.", "Approved once again, thanks."),
     ("Approved.\n\nThis message may be subject to legal privilege.", "Approved."),
     ("Approuvé sans réserve.", "Approuvé sans réserve."),
     ("Approuvé sans condition.", "Approuvé sans condition."),

@@ -80,6 +80,7 @@ _CONDITION = re.compile(
     r"|a partir|des le"
     r"|wenn|falls|sobald|nur|lediglich|ausser|ausgenommen|im falle?|ab|erst|insofern|soweit)\b"
 )
+_NOT_A_CONDITION = re.compile(r"\bonce (again|more)\b")
 _SENTENCE_END = re.compile(r"[.!?]")
 
 # -- the words bound to a decline phrase ---------------------------------------------------------------
@@ -89,6 +90,7 @@ _CLAUSE_END = re.compile(
     r"|weil|da|denn|zumal|wir|ich|unser\w*)\b"
 )
 _CLAUSE_SPLIT = re.compile(r"[,.;:!?–—]|\s-\s")
+_PARTICLE = re.compile(r"\bab\b")
 
 _LEADING_NOISE = re.compile(r"^[\s\"'«»„“”*_\-–—•·>:.\[\](){}#]+")
 _REASON_LEAD = re.compile(r"^[\s:,.;!?\-–—]+")  # between the decision word and the reason on its line
@@ -239,6 +241,7 @@ def _approval_problem(line: str, sentence: str, after: str) -> str:
         return "both"
     if "?" in line or "?" in sentence:
         return "question"
+    sentence, after = _NOT_A_CONDITION.sub(" ", sentence), _NOT_A_CONDITION.sub(" ", after)
     if _CONDITION.search(_HARMLESS.sub(" ", sentence)) or _FIRM.search(f"{sentence} {after}"):
         return "condition"
     if any(_qualifies(part) for part in _SENTENCE_END.split(after)):
@@ -257,8 +260,9 @@ def _qualifies(sentence: str) -> bool:
 def _decline_problem(rest: str, phrase: str) -> str:
     """Why a decline is not one: a negation or a question bound to its phrase, or an approval word
     in its line that no negation qualifies. What its reason says otherwise does not matter."""
-    if phrase in _SEPARABLE and re.search(r"\bab\b", rest):
-        clause = rest[:re.search(r"\bab\b", rest).end()]  # type: ignore[union-attr]
+    particle = _PARTICLE.search(rest) if phrase in _SEPARABLE else None
+    if particle is not None:
+        clause = rest[:particle.end()]  # "Ich lehne das nicht ab": the clause runs to its particle
     else:
         end = _CLAUSE_END.search(rest)
         clause = rest[:end.start()] if end else rest
