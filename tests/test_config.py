@@ -76,3 +76,15 @@ def test_sender_auth_errors_name_the_key(values: dict[str, object], key: str) ->
 def test_resolver_entries_are_accepted_as_written() -> None:
     entries = ["192.0.2.53", "127.0.0.1:5353", "[::1]:5353", "2001:db8::53"]
     assert _inbound(dns_resolvers=entries).inbound.dns_resolvers == tuple(entries)
+
+
+def test_the_helo_name_defaults_to_the_inbound_domain_and_must_be_a_host_name() -> None:
+    assert parse_config({"inbound": {"domain": "Transfers.Example.NET"}}, "t", env={}).outbound.helo_name == \
+        "transfers.example.net"
+    assert parse_config({}, "t", env={}).outbound.helo_name == "transfers.example.com"
+    given = parse_config({"outbound": {"helo_name": "mx1.example.org"}}, "t", env={})
+    assert given.outbound.helo_name == "mx1.example.org"
+    assert parse_config({"outbound": {"helo_name": "[192.0.2.7]"}}, "t", env={}).outbound.helo_name == "[192.0.2.7]"
+    for bad in ("two words", "host\r\nMAIL FROM:<x>", "-leading.example"):
+        with pytest.raises(ConfigError, match="outbound.helo_name"):
+            parse_config({"outbound": {"helo_name": bad}}, "t", env={})

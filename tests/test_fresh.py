@@ -193,12 +193,62 @@ def test_a_single_header_like_line_is_not_a_header_block() -> None:
     assert fresh_text(text) == text
 
 
+# -- Zimbra, Yahoo France, HCL Notes ------------------------------------------------------------
+
+ZIMBRA_FR = (f'----- Mail original -----\nDe: "Marketplace Transfers" <{REPLY_TO}>\n'
+             '\u00c0: "Jane Doe" <jane@acme.example>\nEnvoy\u00e9: Lundi 3 Mars 2025 10:02:41\n'
+             "Objet: [TR-7K3Q9M] Merci d'approuver le transfert")
+YAHOO_FR = (f"----- Mail original -----\nDe\u00a0: Marketplace Transfers <{REPLY_TO}>\n"
+            "\u00c0\u00a0: Jane Doe <jane@acme.example>\nEnvoy\u00e9 le : Lundi 3 mars 2025 10h02\n"
+            "Objet\u00a0: [TR-7K3Q9M] Merci d'approuver le transfert")
+NOTES = {
+    "en": f'-----"Marketplace Transfers" <{REPLY_TO}> wrote: -----\nTo: "Jane Doe" <jane@acme.example>\n'
+          f'From: "Marketplace Transfers" <{REPLY_TO}>\nDate: 03/03/2025 10:02AM\n'
+          "Subject: [TR-7K3Q9M] Please approve the transfer",
+    "de": f'-----"Marketplace Transfers" <{REPLY_TO}> schrieb: -----\nAn: "Jane Doe" <jane@acme.example>\n'
+          f'Von: "Marketplace Transfers" <{REPLY_TO}>\nDatum: 03.03.2025 10:02\n'
+          "Betreff: [TR-7K3Q9M] Bitte genehmigen Sie die \u00dcbertragung",
+    "fr": f'-----"Marketplace Transfers" <{REPLY_TO}> a \u00e9crit : -----\nA : "Jane Doe" <jane@acme.example>\n'
+          f'De : "Marketplace Transfers" <{REPLY_TO}>\nDate : 03/03/2025 10:02\n'
+          "Objet : [TR-7K3Q9M] Merci d'approuver le transfert",
+    "notes-name": "-----Marketplace Transfers/Transfers/Marketplace@Marketplace wrote: -----\n"
+                  "To: Jane Doe/Acme@Acme\nFrom: Marketplace Transfers/Transfers/Marketplace@Marketplace\n"
+                  "Date: 03/03/2025 10:02AM\nSubject: [TR-7K3Q9M] Please approve the transfer",
+}
+ROBOT_QUOTES = {"zimbra-fr": ZIMBRA_FR, "yahoo-fr": YAHOO_FR, **{f"notes-{k}": v for k, v in NOTES.items()}}
+
+
+@pytest.mark.parametrize("quote", ROBOT_QUOTES.values(), ids=ROBOT_QUOTES.keys())
+def test_zimbra_yahoo_and_notes_quotes_end_the_fresh_text(quote: str) -> None:
+    assert fresh_text(f"DECLINE\nWrong reseller.\n\n{quote}\n\n{BARE_ORIGINAL}") == "DECLINE\nWrong reseller."
+    assert fresh_text(f"DECLINE\nWrong reseller.\n{quote}\n{ORIGINAL}") == "DECLINE\nWrong reseller."
+    assert fresh_text(f"\n{quote}\n\n{BARE_ORIGINAL}") == ""
+
+
+@pytest.mark.parametrize("quote", ROBOT_QUOTES.values(), ids=ROBOT_QUOTES.keys())
+def test_nothing_quoted_reaches_a_declines_reason(quote: str) -> None:
+    reading = read(mail(f"Refusé\nNous gardons notre revendeur.\n\n{quote}\n\n{BARE_ORIGINAL}\n"))
+    assert (reading.decision.kind, reading.decision.reason) == ("decline", "Nous gardons notre revendeur.")
+
+
+def test_a_reason_never_carries_one_of_our_addresses() -> None:
+    """A second safeguard behind fresh-text cutting: a line with our reply or bounce address ends the reason."""
+    text = (f"Abgelehnt\nWir bleiben beim jetzigen Händler.\n\nMarketplace Transfers <{REPLY_TO}> meinte dazu\n"
+            "Bitte genehmigen Sie die Übertragung.")
+    reading = read(mail(text))
+    assert (reading.decision.kind, reading.decision.reason) == ("decline", "Wir bleiben beim jetzigen Händler.")
+    assert "abcdefghijklmnopqrstuvwx" not in reading.decision.reason
+
+
 # -- original-message rules, forwards, our marker ------------------------------------------
 
 RULES = ["-----Original Message-----", "----- Original Message -----", "*-------- Original Message --------*",
          "-----Ursprüngliche Nachricht-----", "-------- Message d'origine --------", "-----Message d'origine-----",
          "---------- Forwarded message ---------", "---------- Weitergeleitete Nachricht ----------",
-         "Begin forwarded message:", "Début du message réexpédié :", "Anfang der weitergeleiteten Nachricht:"]
+         "Begin forwarded message:", "Début du message réexpédié :", "Anfang der weitergeleiteten Nachricht:",
+         # Zimbra and Yahoo (France, Germany): the rule above their own header block
+         "----- Mail original -----", "----- Ursprüngliche Mail -----", "----- Ursprüngliche Message -----",
+         "----- Mail transféré -----", "----- Weitergeleitete Mail -----", "----- Original Mail -----"]
 
 
 @pytest.mark.parametrize("rule", RULES)

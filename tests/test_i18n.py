@@ -193,6 +193,8 @@ CASES = [
     Case("help-both", MailKind.HELP, {"problem": "both", "first_line": "approve or decline?"}, role="isv"),
     Case("help-empty", MailKind.HELP, {"problem": "empty", "first_line": ""}, role="current-reseller"),
     Case("help-no-word", MailKind.HELP, {"problem": "no-word", "first_line": "ok"}, role="new-reseller"),
+    Case("help-condition", MailKind.HELP, {"problem": "condition", "first_line": "I approve, but only from March"}),
+    Case("help-question", MailKind.HELP, {"problem": "question", "first_line": "Approve? Who asked?"}, role="isv"),
     Case("status", MailKind.STATUS),
     Case("status-decided", MailKind.STATUS, decision="approved"),
     Case("ignored-sender", MailKind.IGNORED_SENDER, {"problem": "sender", "sender": "alice@lookalike.example"}),
@@ -218,11 +220,10 @@ CASES = [
     Case("alert-bounce-no-transfer", MailKind.OPERATOR_ALERT, {"alert": "bounce", "alert_facts": [
         ("message", "<x@elsewhere.example>"), ("reason", "5.1.1 <script>")]}, transfer=False, operator=True),
 ]
-HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "help-negation", "help-both",
-                 "help-empty", "help-no-word", "status", "ignored-sender", "ignored-authentication", "ignored-hidden",
-                 *(f"ignored-advice-{key}" for key in ADVICE_KEYS)}
-NO_DATES = {"help-negation", "help-both", "help-empty", "help-no-word", "ignored-sender", "ignored-authentication",
-            "ignored-hidden", "alert-bounce-no-transfer", *(f"ignored-advice-{key}" for key in ADVICE_KEYS)}
+HELP = {"help-negation", "help-both", "help-empty", "help-no-word", "help-condition", "help-question"}
+IGNORED = {"ignored-sender", "ignored-authentication", "ignored-hidden", *(f"ignored-advice-{key}" for key in ADVICE_KEYS)}
+HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "status"} | IGNORED | HELP
+NO_DATES = {"alert-bounce-no-transfer"} | IGNORED | HELP
 NO_FACTS = NO_DATES | {"receipt"}
 NO_TOKEN = {"contact-replaced"}  # told at an address that no longer answers: no reply address, no reference
 
@@ -428,3 +429,17 @@ def test_every_authentication_advice_has_a_translated_sentence() -> None:
     from transferbot.senderauth.verdict import ADVICE
 
     assert set(ADVICE_KEYS) == set(ADVICE), "add the new advice to templates/mail/_details.j2 and to ADVICE_KEYS"
+
+
+@pytest.mark.parametrize(("case", "locale", "expected"), [
+    ("help-condition", "en", "your approval comes with a condition or a reservation"),
+    ("help-condition", "fr", "votre accord est assorti d’une condition ou d’une réserve"),
+    ("help-condition", "de", "Ihre Zustimmung ist an eine Bedingung oder einen Vorbehalt geknüpft"),
+    ("help-question", "en", "your answer is put as a question"),
+    ("help-question", "fr", "votre réponse est formulée comme une question"),
+    ("help-question", "de", "Ihre Antwort ist als Frage formuliert"),
+])
+def test_the_help_mail_says_why_a_conditional_or_questioned_approval_did_not_count(
+        case: str, locale: str, expected: str) -> None:
+    m = mail(case, locale)
+    assert expected in " ".join(m.text.replace("\u00a0", " ").split()), m.text

@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transferbot.reader.autoreply import auto_reply_reason
+from transferbot.addresses import AddressBook
+from transferbot.reader.autoreply import auto_reply_reason, machine_text_reason
 from transferbot.reader.bounce import read_bounce
 from transferbot.reader.decision import fold, read_decision
 from transferbot.reader.message import parse
+from transferbot.reader.reading import Reading, read_message
 
 HUMAN = ("From: Alice Martin <alice@acme.example.com>\r\nTo: transfer+tok@transfers.example.com\r\n"
          "Subject: Re: [TR-7K3Q9M] Please approve the transfer of Analytics Pro\r\n"
@@ -63,6 +65,24 @@ def test_auto_reply_headers(extra: str) -> None:
     "Absente du bureau jusqu'au 30/11",
     "Vacation reply",
     "=?utf-8?q?R=C3=A9ponse_automatique?= : [TR-7K3Q9M]",
+    # Debian's vacation(1), which sets neither Auto-Submitted nor Precedence
+    "away from my mail",
+    "Away from my e-mail until 1 December",
+    # helpdesk acknowledgments (Freshdesk, Zendesk, Jira Service Management, and their French and German kin)
+    "Ticket Received - 31877 - [TR-7K3Q9M] Please approve the transfer of Analytics Pro",
+    "[Request received] Re: [TR-7K3Q9M] Please approve the transfer of Analytics Pro",
+    "Request received: Re: [TR-7K3Q9M] Please approve the transfer",
+    "Your request has been received: [TR-7K3Q9M] Please approve the transfer",
+    "We've received your request SD-482",
+    "Case 00031877 has been created: [TR-7K3Q9M]",
+    "[#31877] Ticket created: Re: [TR-7K3Q9M] Please approve",
+    "Accusé de réception : [TR-7K3Q9M] Demande d’accord",
+    "Ticket reçu - 31877 - RE : [TR-7K3Q9M] Demande d’accord",
+    "Votre demande a bien été reçue [#31877]",
+    "[Demande reçue] RE : [TR-7K3Q9M] Demande d’accord",
+    "Eingangsbestätigung: AW: [TR-7K3Q9M] Bitte um Zustimmung",
+    "Ihre Anfrage ist bei uns eingegangen [Ticket#2026112110000123]",
+    "[Anfrage erhalten] AW: [TR-7K3Q9M] Bitte um Zustimmung",
 ])
 def test_auto_reply_subjects(subject: str) -> None:
     assert auto_reply_reason(with_subject(subject)) is not None, subject
@@ -79,9 +99,63 @@ def test_auto_reply_subjects(subject: str) -> None:
     ("Re: [TR-7K3Q9M] Please approve", "Auto-Submitted: no\n"),
     ("Re: [TR-7K3Q9M] Please approve", "Auto-Submitted: No (a person wrote this)\n"),
     ("Re: [TR-7K3Q9M] Please approve", "Precedence: first-class\n"),
+    ("Re: [TR-7K3Q9M] Ticket received?", ""),
+    ("Re: [TR-7K3Q9M] Please approve (away from the desk this week, approved)", ""),
+    ("Ticket 31877 for the transfer", ""),
 ])
 def test_human_replies_are_not_auto_replies(subject: str, extra: str) -> None:
     assert auto_reply_reason(with_subject(subject, extra)) is None
+
+
+@pytest.mark.parametrize("text", [
+    # Debian vacation(1)'s default message
+    ('I will not be reading my mail for a while. Your mail concerning "Re: [TR-7K3Q9M] Please approve"\n'
+     "will be read when I'm back."),
+    "I am currently out of the office with limited access to email. I will be back on 1 December.",
+    "I'm on vacation until Monday and will answer when I return.",
+    "Je suis absente du bureau jusqu'au 1er décembre. En cas d'urgence, contactez compta@lumiere.example.fr.",
+    "Je suis actuellement en congés et serai de retour le 1er décembre.",
+    "Ich bin bis zum 1. Dezember nicht im Büro und habe keinen Zugriff auf meine E-Mails.",
+    "Vielen Dank für Ihre Nachricht. Ich bin derzeit abwesend und ab dem 1. Dezember wieder erreichbar.",
+    # Freshdesk
+    ("Dear Alice,\n\nWe would like to acknowledge that we have received your request and a ticket has been created.\n"
+     "A support representative will be reviewing your request and will send you a personal response."),
+    # Zendesk
+    ("##- Please type your reply above this line -##\n\nYour request (31877) has been received and is being reviewed "
+     "by our support staff.\n\nTo add additional comments, reply to this email."),
+    # Jira Service Management
+    "Hi Alice,\n\nWe've received your request and we'll get back to you as soon as possible.\n\nReference: SD-482",
+    "This is an automated message, please do not reply to this email.",
+    ("Bonjour,\n\nVotre demande n° 31877 a bien été enregistrée. Un conseiller vous répondra sous 48 heures.\n\n"
+     "Ceci est un message automatique, merci de ne pas y répondre."),
+    ("Guten Tag,\n\nIhre Anfrage ist bei uns eingegangen und wurde unter der Ticketnummer 2026112110000123 erfasst.\n"
+     "Dies ist eine automatisch generierte E-Mail, bitte antworten Sie nicht auf diese Nachricht."),
+])
+def test_machine_text_is_recognised_by_its_wording(text: str) -> None:
+    assert machine_text_reason(text) is not None, text
+
+
+@pytest.mark.parametrize("text", [
+    "", "Approve", "Hello?", "Who is Reseller Two? We never asked for this.",
+    "Hi, I am back from the office party, what is this about?",
+    "Nous avons bien reçu votre demande, mais de quel transfert s'agit-il ?",
+    "Can you resend this? I was out of office last week and lost the original.",
+    "Wir haben Ihre E-Mail weitergeleitet an unseren Einkauf.",
+])
+def test_a_persons_text_is_not_machine_text(text: str) -> None:
+    assert machine_text_reason(text) is None, text
+
+
+def test_none_of_our_own_mails_reads_as_machine_text() -> None:
+    """Quoted back by a person, our mail must never make their reply a robot's."""
+    from tests.test_i18n import CASES, TRANSLATED
+    from tests.test_i18n import mail as render
+
+    for case in CASES:
+        for locale in ("en", *TRANSLATED):
+            m = render(case.name, locale)
+            assert machine_text_reason(m.text) is None, (case.name, locale, machine_text_reason(m.text))
+            assert auto_reply_reason(with_subject(m.subject)) is None, (case.name, locale, m.subject)
 
 
 def test_a_read_receipt_is_an_auto_reply() -> None:
@@ -232,7 +306,10 @@ def test_declines_and_their_reasons(text: str, reason: str) -> None:
     ("Je n'approuve pas", "no-word"),
     ("N'approuve pas", "no-word"),
     ("Nicht genehmigt", "no-word"),
-    ("Hi team,\nApprove", "no-word"),
+    ("Hi team, approve", "no-word"),
+    ("Hi team,\nThanks for this.\nApproved.", "no-word"),
+    ("No,\nApproved.", "no-word"),
+    ("Well, after a long discussion with the board,\nApproved.", "no-word"),
     ("Yes", "no-word"),
     ("OK", "no-word"),
     ("Approving now", "no-word"),
@@ -245,6 +322,8 @@ def test_declines_and_their_reasons(text: str, reason: str) -> None:
     ("Ich genehmige nicht", "negation"),
     ("Genehmigt – aber nicht vor Januar", "negation"),
     ("Decline? No.", "negation"),
+    ("Ich lehne den Transfer nicht ab.", "negation"),
+    ("Je refuse pas", "negation"),
     ("Approve or decline?", "both"),
     ("Approve the move, reject the price", "both"),
     ("Abgelehnt, bzw. genehmigt falls billiger", "both"),
@@ -253,6 +332,103 @@ def test_declines_and_their_reasons(text: str, reason: str) -> None:
 def test_unclear_replies(text: str, problem: str) -> None:
     word = read_decision(text)
     assert (word.kind, word.problem) == ("unclear", problem), (text, word)
+
+
+# Consent is unconditional: an approval with a condition or reservation, or put as a question, is unclear.
+@pytest.mark.parametrize(("text", "problem"), [
+    ("I approve, but only from next month.", "condition"),
+    ("J'approuve sous réserve de la validation de notre service juridique.", "condition"),
+    ("Approve? Who asked for this move?", "question"),
+    ("I approve if you need it", "condition"),
+    ("Approved subject to our legal team's review.", "condition"),
+    ("Approved, provided that the price stays the same.", "condition"),
+    ("Approved once the contract with Reseller One ends.", "condition"),
+    ("Approved as long as nothing changes on our invoices", "condition"),
+    ("Approved pending legal review", "condition"),
+    ("Approved only for the EU subsidiary.", "condition"),
+    ("Approved unless the customer objects", "condition"),
+    ("I approve the transfer\nprovided that the price stays the same.", "condition"),
+    ("I approve the transfer\nif the price stays the same.", "condition"),
+    ("Approved.\nBut only from next month.", "condition"),
+    ("Approved. But only from next month.", "condition"),
+    ("Approved! If the price stays the same.", "condition"),
+    ("Approved.\nOnce the current contract ends.", "condition"),
+    ("Genehmigt. Falls der Preis gleich bleibt.", "condition"),
+    ("Approuvé. Si le prix reste le même.", "condition"),
+    ("Genehmigt. Vorbehaltlich der Zustimmung unserer Rechtsabteilung.", "condition"),
+    ("Approved.\nSubject to our legal team's review.", "condition"),
+    ("Approuvé à condition que le prix reste le même.", "condition"),
+    ("Approuvé, si le prix reste le même.", "condition"),
+    ("J'approuve, mais seulement à partir de janvier.", "condition"),
+    ("Approuvé dès que le contrat actuel se termine.", "condition"),
+    ("Approuvé ?", "question"),
+    ("Genehmigt, sofern der Preis gleich bleibt.", "condition"),
+    ("Genehmigt vorbehaltlich der Zustimmung unserer Rechtsabteilung.", "condition"),
+    ("Genehmigt, wenn der Vertrag ausläuft.", "condition"),
+    ("Genehmigt, falls nötig.", "condition"),
+    ("Ich genehmige den Transfer unter Vorbehalt.", "condition"),
+    ("Genehmigt, aber erst ab März.", "condition"),
+    ("Genehmigen? Wer hat das beantragt?", "question"),
+    ("Yes, approved?", "question"),
+    ("Hi team,\nApproved, but only from next month.", "condition"),
+    ("Decline?", "question"),
+])
+def test_conditional_and_questioned_approvals_are_unclear(text: str, problem: str) -> None:
+    word = read_decision(text)
+    assert (word.kind, word.problem) == ("unclear", problem), (text, word)
+
+
+@pytest.mark.parametrize(("text", "first_line"), [
+    ("Approved, no objections.", "Approved, no objections."),
+    ("Approved.\nLet me know if you need anything else.", "Approved."),
+    ("Approved. Let me know if you need anything else.", "Approved. Let me know if you need anything else."),
+    ("Genehmigt. Wenn Sie Fragen haben, melden Sie sich.", "Genehmigt. Wenn Sie Fragen haben, melden Sie sich."),
+    ("Approuvé. Si besoin, je reste disponible.", "Approuvé. Si besoin, je reste disponible."),
+    ("Approved once again, thanks.", "Approved once again, thanks."),
+    ("Approved.\n\nThis message may be subject to legal privilege.", "Approved."),
+    ("Approuvé sans réserve.", "Approuvé sans réserve."),
+    ("Approuvé sans condition.", "Approuvé sans condition."),
+    ("Yes, approved.", "Yes, approved."),
+    ("Yes - I approve", "Yes - I approve"),
+    ("Oui, approuvé.", "Oui, approuvé."),
+    ("Ja, genehmigt.", "Ja, genehmigt."),
+    ("OK, approved", "OK, approved"),
+    ("Hi team,\nApproved.", "Approved."),
+    ("Hi team,\n\nApproved from our side.\n\nThanks,\nAlice", "Approved from our side."),
+    ("Hello,\nApprove", "Approve"),
+    ("Dear Marketplace team,\nI approve.", "I approve."),
+    ("Good morning!\nApproved", "Approved"),
+    ("Bonjour,\nJ'approuve.", "J'approuve."),
+    ("Bonjour à tous,\n\nOui, approuvé.", "Oui, approuvé."),
+    ("Madame, Monsieur,\nApprouvé.", "Approuvé."),
+    ("Hallo zusammen,\ngenehmigt.", "genehmigt."),
+    ("Sehr geehrte Damen und Herren,\nGenehmigt.", "Genehmigt."),
+    ("Liebe Kolleginnen und Kollegen,\nIch genehmige den Transfer.", "Ich genehmige den Transfer."),
+    ("Guten Tag Herr Weber,\n\nJa, genehmigt.", "Ja, genehmigt."),
+])
+def test_a_greeting_and_an_affirmative_lead_in_are_read_as_a_person_reads_them(text: str, first_line: str) -> None:
+    word = read_decision(text)
+    assert (word.kind, word.first_line) == ("approve", first_line), (text, word)
+
+
+# A decline stays a decline whatever its reason says: only the decision phrase itself can negate it.
+@pytest.mark.parametrize(("text", "reason"), [
+    ("Decline – we do not want to change our reseller.", "we do not want to change our reseller."),
+    ("Declined, not interested.", "not interested."),
+    ("Declined because we never asked for this.", "because we never asked for this."),
+    ("Decline - we cannot approve a change of reseller this year.",
+     "we cannot approve a change of reseller this year."),
+    ("Abgelehnt – wir möchten den Händler nicht wechseln.", "wir möchten den Händler nicht wechseln."),
+    ("Abgelehnt, weil wir das nicht beantragt haben.", "weil wir das nicht beantragt haben."),
+    ("Ich lehne ab, da wir keinen Wechsel wünschen.", "da wir keinen Wechsel wünschen."),
+    ("Refusé : nous ne voulons pas changer de revendeur.", "nous ne voulons pas changer de revendeur."),
+    ("Je refuse, ce n'est pas le bon contrat.", "ce n'est pas le bon contrat."),
+    ("Hi team,\nDeclined – no budget.", "no budget."),
+    ("Yes, declined.", ""),
+])
+def test_a_decline_keeps_whatever_its_reason_says(text: str, reason: str) -> None:
+    word = read_decision(text)
+    assert (word.kind, word.reason) == ("decline", reason), (text, word)
 
 
 @pytest.mark.parametrize("text", ["STATUS", "status", "Status?", "Statut", "État", "Stand?"])
@@ -316,3 +492,37 @@ def test_our_own_instruction_lines_are_never_a_decision(line: str) -> None:
     """A second safeguard behind fresh-text extraction: a leaked instruction line is not consent."""
     word = read_decision(line + "\n")
     assert word.kind == "unclear" and word.problem == "quoted"
+
+
+# -- machine mail through the whole reading ---------------------------------------------------------
+
+def _read(head: str, body: str, rcpt: str = "transfer+abcdefghijklmnopqrstuvwx@transfers.example.com",
+          mail_from: str = "alice@acme.example.com") -> Reading:
+    raw = (head.replace("\r\n", "\n").replace("\n", "\r\n") + "\r\n" + body.replace("\n", "\r\n")).encode("utf-8")
+    return read_message(raw, mail_from, [rcpt], AddressBook(domain="transfers.example.com"))
+
+
+VACATION = ("From: Alice Martin <alice@acme.example.com>\nTo: transfer+abcdefghijklmnopqrstuvwx@transfers.example.com\n"
+            "Subject: away from my mail\nMessage-ID: <vacation-1@acme.example.com>\n")
+
+
+def test_a_header_less_autoresponder_is_an_auto_reply() -> None:
+    body = ('I will not be reading my mail for a while. Your mail concerning "Re: [TR-7K3Q9M]"\n'
+            "will be read when I'm back.\n")
+    reading = _read(VACATION, body)
+    assert reading.auto_reply is not None and "subject" in reading.auto_reply
+    reading = _read(VACATION.replace("away from my mail", "Re: [TR-7K3Q9M] Please approve the transfer"), body)
+    assert reading.auto_reply is not None and "machine-written text" in reading.auto_reply
+
+
+def test_a_helpdesk_acknowledgment_under_a_marker_is_an_auto_reply() -> None:
+    head = VACATION.replace("away from my mail", "Re: [TR-7K3Q9M] Please approve the transfer")
+    reading = _read(head, "##- Please type your reply above this line -##\n\nYour request (31877) has been received "
+                    "and is being reviewed by our support staff.\n")
+    assert reading.fresh_text == "" and reading.auto_reply is not None
+
+
+def test_machine_wording_never_overrides_a_stated_decision() -> None:
+    head = VACATION.replace("away from my mail", "Re: [TR-7K3Q9M] Please approve the transfer")
+    reading = _read(head, "Approved.\n\nI am currently out of the office from tomorrow; Bob has my files.\n")
+    assert reading.auto_reply is None and reading.decision.kind == "approve"

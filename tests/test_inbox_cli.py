@@ -80,7 +80,7 @@ def test_a_message_whose_reading_raised_is_kept_failed_and_can_be_read_again(
     monkeypatch.undo()  # the bug is fixed
     capsys.readouterr()
     assert run(cli_config, "inbox", "--json") == 0
-    listed = json.loads(capsys.readouterr().out)
+    listed = json.loads(capsys.readouterr().out)["items"]
     assert [r["outcome"] for r in listed] == ["failed"] and listed[0]["message_id"] == failed[0]["message_id"]
     assert run(cli_config, "inbox", "retry", str(failed[0]["id"])) == 0
     assert f"inbound #{failed[0]['id']}: approved" in capsys.readouterr().out

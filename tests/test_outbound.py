@@ -134,7 +134,9 @@ def test_the_outbox_command_lists_and_retries_failed_mail(tmp_path: Path, app: A
     cfg.write_text(f'[database]\nurl = "{app.config.database.url}"\n[workflow]\nsecret = "test-secret"\n')
     capsys.readouterr()
     assert main(["--config", str(cfg), "outbox", "--status", "failed", "--json"]) == 0
-    failed = json.loads(capsys.readouterr().out)
+    page = json.loads(capsys.readouterr().out)
+    failed = page["items"]
+    assert page["more"] == 0 and page["next_cursor"] is None
     assert len(failed) == 1 and failed[0]["to"] == ["ops@r2.example.com"] and "554" in failed[0]["last_error"]
     assert main(["--config", str(cfg), "outbox", "retry", str(failed[0]["id"])]) == 0
     assert "1 message(s) queued again" in capsys.readouterr().out
@@ -218,3 +220,21 @@ def test_a_bounced_operator_alert_raises_no_further_alert(app: App, sink: MailSi
     inbound = store_inbound(app, dsn, "", [app.book.bounce(key)], "127.0.0.1")
     assert read_inbound(app, inbound).outcome == "bounce"
     assert [r.kind for r in rows(app)] == ["operator-alert"], "no alert about the alert"
+
+
+@pytest.mark.parametrize(("outbound", "expected"), [
+    ({}, "transfers.example.com"),  # the inbound domain, not aiosmtplib's "localhost"
+    ({"helo_name": "mta-out.transfers.example.com"}, "mta-out.transfers.example.com"),
+])
+def test_the_relay_is_greeted_with_our_own_name(tmp_path: Path, sink: MailSink, outbound: dict[str, str],
+                                                 expected: str) -> None:
+    app = open_app(make_config(tmp_path, sink.port, outbound=outbound), upgrade=True)
+    _world(app)
+    request_transfer(app, "ent-1", "r2")
+    daemon = RunningDaemon(app).start()
+    try:
+        got = sink.wait_for(lambda ms: ms[:1])
+    finally:
+        daemon.stop()
+        app.store.close()
+    assert {m.helo for m in got} == {expected}

@@ -339,7 +339,9 @@ def test_reader_reads_the_case(case: Case, reader_apps: dict[bool, App]) -> None
         assert reading.bounce.permanent is bool(case.undeliverable)
         assert set(case.undeliverable or ()) <= set(reading.bounce.permanent_addresses)
     elif case.outcome not in ("no-transfer", "loop"):
-        assert verdict.party is not None and verdict.party.party_id == prepared.target.party_id, verdict.checks
+        # named by its token or thread, or (a machine answering our bounce address) by the mail its VERP key names
+        named = verdict.party.party_id if verdict.party else verdict.outbound.party_id if verdict.outbound else None
+        assert named == prepared.target.party_id, verdict.checks
 
 
 # -- (b) through the running daemon --------------------------------------------------------------
@@ -455,3 +457,19 @@ def test_daemon_acts_on_the_case(case: Case, daemon_run: DaemonRun) -> None:
         assert any(m.message["X-Transferbot-Transfer"] == p.target.transfer for m in daemon_run.sink.to(OPERATOR))
     else:
         assert not alerts
+
+
+@pytest.mark.parametrize(("file", "diagnostic"), [
+    ("bounce/postfix-en-5.1.1-permanent.eml",
+     "5.1.1 <alice@acme.example.com>: Recipient address rejected: User unknown"),
+    ("bounce/exchange-de-5.1.10-permanent.eml", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found"),
+])
+def test_the_operator_alert_for_a_bounce_quotes_the_remote_servers_diagnostic(
+        file: str, diagnostic: str, daemon_run: DaemonRun) -> None:
+    """As the alert for a refused RCPT quotes the relay's answer, the alert for a DSN quotes the remote server's."""
+    case = next(c for c in CASES if c.file == file)
+    p = daemon_run.prepared[case.id]
+    alerts = [m for m in daemon_run.sink.to(OPERATOR) if m.message["X-Transferbot-Transfer"] == p.target.transfer]
+    assert alerts
+    text = " ".join(alerts[0].text().split())
+    assert diagnostic in text, text

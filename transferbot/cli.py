@@ -10,22 +10,30 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from transferbot import __version__
 from transferbot.config import LOCALES, Config, ConfigError, load_config
 from transferbot.domain import AccountKind, OutboxStatus, Role, TransferStatus
 from transferbot.logsetup import configure_logging
 from transferbot.rules import Refusal
-from transferbot.store import StoreError
+from transferbot.store import DatabaseTrouble, StoreError
+from transferbot.store.sqlite import database_path
 
 log = logging.getLogger(__name__)
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+INBOX_LIMIT = 1000
+OUTBOX_LIMIT = 500
 
 
 class CliError(Exception):
@@ -38,6 +46,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _positive(value: str) -> int:
+    """--limit: a whole number of rows, at least one."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of rows")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="transferbot", description="Email-driven approval of marketplace entitlement transfers.")
     p.add_argument("--config", metavar="PATH", help="TOML configuration (else $TRANSFERBOT_CONFIG, ./transferbot.toml, defaults)")
@@ -46,103 +65,134 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    account = sub.add_parser("account", help="register and change accounts").add_subparsers(dest="action", metavar="ACTION")
-    account.required = True
-    a = account.add_parser("add", help="register an account")
-    a.add_argument("id")
-    a.add_argument("--kind", required=True, choices=[k.value for k in AccountKind])
-    a.add_argument("--name", required=True)
+    account = sub.add_parser("account", help="register and change accounts",
+                             description="Register and change accounts (customers, ISVs, resellers).")
+    account_sub = account.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    account_sub.required = True
+    a = account_sub.add_parser("add", help="register an account", description="Register an account.")
+    a.add_argument("id", help="the account's id (letters, digits, '.', '_', '-')")
+    a.add_argument("--kind", required=True, choices=[k.value for k in AccountKind], help="what the account is")
+    a.add_argument("--name", required=True, help="its name as every party sees it (one line)")
     a.add_argument("--email", required=True, action="append", help="repeatable: any address may answer for the account")
-    a.add_argument("--locale", choices=LOCALES)
-    a.add_argument("--timezone", help="IANA name, e.g. Europe/Paris")
-    a = account.add_parser("update", help="change an account")
-    a.add_argument("id")
-    a.add_argument("--name")
+    a.add_argument("--locale", choices=LOCALES, help="the language of its mail (default: [workflow] default_locale)")
+    a.add_argument("--timezone", help="IANA name for the dates in its mail, e.g. Europe/Paris")
+    a = account_sub.add_parser("update", help="change an account",
+                               description="Change an account; an open transfer keeps what it was filed with.")
+    a.add_argument("id", help="the account's id")
+    a.add_argument("--name", help="a new name (one line)")
     a.add_argument("--email", action="append", help="repeatable: replaces the account's addresses")
-    a.add_argument("--locale", choices=LOCALES)
-    a.add_argument("--timezone")
-    a = account.add_parser("list", help="list accounts")
-    a.add_argument("--json", action="store_true")
+    a.add_argument("--locale", choices=LOCALES, help="a new language for its mail")
+    a.add_argument("--timezone", help="a new IANA time zone, e.g. Europe/Berlin")
+    a = account_sub.add_parser("list", help="list accounts", description="List accounts.")
+    a.add_argument("--json", action="store_true", help="print a JSON array")
 
-    ent = sub.add_parser("entitlement", help="register entitlements (active orders)").add_subparsers(dest="action", metavar="ACTION")
-    ent.required = True
-    e = ent.add_parser("add", help="register an entitlement")
-    e.add_argument("id")
-    e.add_argument("--product", required=True)
-    e.add_argument("--customer", required=True, metavar="ACCOUNT")
-    e.add_argument("--isv", required=True, metavar="ACCOUNT")
-    e.add_argument("--reseller", metavar="ACCOUNT", help="omit for a direct order")
-    e = ent.add_parser("list", help="list entitlements")
-    e.add_argument("--json", action="store_true")
+    ent = sub.add_parser("entitlement", help="register entitlements (active orders)",
+                         description="Register entitlements: the active orders a transfer moves.")
+    ent_sub = ent.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ent_sub.required = True
+    e = ent_sub.add_parser("add", help="register an entitlement", description="Register an active order.")
+    e.add_argument("id", help="the entitlement's id")
+    e.add_argument("--product", required=True, help="the product's name (one line)")
+    e.add_argument("--customer", required=True, metavar="ACCOUNT", help="the customer account that bought it")
+    e.add_argument("--isv", required=True, metavar="ACCOUNT", help="the ISV account that sells it")
+    e.add_argument("--reseller", metavar="ACCOUNT", help="the reseller it is bought through; omit for a direct order")
+    e = ent_sub.add_parser("list", help="list entitlements", description="List entitlements.")
+    e.add_argument("--json", action="store_true", help="print a JSON array")
 
-    r = sub.add_parser("request", help="file a transfer (as the ISV)")
-    r.add_argument("entitlement")
+    r = sub.add_parser("request", help="file a transfer (as the ISV)",
+                       description="File a transfer as the ISV; prints its id alone.")
+    r.add_argument("entitlement", help="the entitlement to move")
     target = r.add_mutually_exclusive_group(required=True)
-    target.add_argument("--to-reseller", metavar="ACCOUNT")
-    target.add_argument("--to-direct", action="store_true")
-    r.add_argument("--note", default="", help="shown to every party")
+    target.add_argument("--to-reseller", metavar="ACCOUNT", help="move it to be bought through this reseller")
+    target.add_argument("--to-direct", action="store_true", help="move it to be bought directly from the ISV")
+    r.add_argument("--note", default="", help="shown to every party (may have several lines)")
 
-    ls = sub.add_parser("list", help="list transfers")
-    ls.add_argument("--status", choices=[s.value for s in TransferStatus])
-    ls.add_argument("--json", action="store_true")
+    ls = sub.add_parser("list", help="list transfers", description="List transfers, oldest first.")
+    ls.add_argument("--status", choices=[s.value for s in TransferStatus], help="only transfers in this state")
+    ls.add_argument("--json", action="store_true", help="print a JSON array ([] when none)")
 
-    sh = sub.add_parser("show", help="show one transfer with its parties and audit trail")
-    sh.add_argument("transfer")
-    sh.add_argument("--json", action="store_true")
+    sh = sub.add_parser("show", help="show one transfer with its parties, audit trail and mail",
+                        description="One transfer: entitlement, parties and decisions, audit trail, mail in and out.")
+    sh.add_argument("transfer", help="the transfer's id (TR-…)")
+    sh.add_argument("--json", action="store_true", help="print the whole record as JSON")
 
-    sub.add_parser("serve", help="run the daemon until SIGINT/SIGTERM")
-    dm = sub.add_parser("demo", help="run the whole story on this machine, no set-up")
-    dm.add_argument("--keep", metavar="DIR", help="keep the demo's database and mail in DIR")
+    sub.add_parser("serve", help="run the daemon until SIGINT/SIGTERM",
+                   description="Run the daemon (SMTP in, mail out, reminders) until SIGINT/SIGTERM.")
+    dm = sub.add_parser("demo", help="run the whole story on this machine, no set-up",
+                        description="Run the whole story on this machine with a throwaway database.")
+    dm.add_argument("--keep", metavar="DIR", help="keep the demo's database and mail in DIR (a new or empty folder)")
 
-    rd = sub.add_parser("read", help="show how the reader reads one raw message (changes nothing)")
+    rd = sub.add_parser("read", help="show how the reader reads one raw message (changes nothing)",
+                        description="Show how the reader reads one raw message, changing nothing.")
     rd.add_argument("file", help="a raw message (.eml), or - for stdin")
     rd.add_argument("--rcpt", action="append", default=[], metavar="ADDR", help="envelope recipient (repeatable)")
     rd.add_argument("--mail-from", default=None, metavar="ADDR",
                     help="envelope sender ('' for a bounce; default: the From address)")
     rd.add_argument("--client-ip", default="", metavar="IP", help="the address the message came from (for SPF)")
     rd.add_argument("--helo", default="", metavar="NAME", help="the name the client gave in HELO/EHLO")
-    rd.add_argument("--json", action="store_true")
+    rd.add_argument("--json", action="store_true", help="print the reading as JSON")
 
-    ib = sub.add_parser("inbox", help="list inbound messages and their outcomes")
-    ib.add_argument("--transfer", metavar="ID")
-    ib.add_argument("--json", action="store_true")
+    ib = sub.add_parser("inbox", help="list inbound messages and their outcomes",
+                        description="Inbound messages and their outcomes, oldest first, a page at a time.")
+    ib.add_argument("--transfer", metavar="ID", help="only the messages filed under this transfer")
+    ib.add_argument("--limit", type=_positive, default=INBOX_LIMIT, metavar="N",
+                    help=f"at most N messages (default {INBOX_LIMIT}); how many more there are goes to stderr")
+    ib.add_argument("--cursor", metavar="C", help="continue after the page whose next_cursor was C")
+    ib.add_argument("--json", action="store_true", help='print a page: {"items": [...], "next_cursor", "more"}')
     ib_sub = ib.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    ibr = ib_sub.add_parser("retry", help="read a failed message again")
-    ibr.add_argument("id", type=int)
+    ibr = ib_sub.add_parser("retry", help="read a failed message again", description="Read a failed message again.")
+    ibr.add_argument("id", type=int, help="the inbound message's number (inbox ID)")
 
-    ob = sub.add_parser("outbox", help="list outgoing mail with attempts and last error")
-    ob.add_argument("--status", choices=[s.value for s in OutboxStatus])
-    ob.add_argument("--json", action="store_true")
+    ob = sub.add_parser("outbox", help="list outgoing mail with attempts and last error",
+                        description="Outgoing mail with its attempts and last error, newest first, a page at a time.")
+    ob.add_argument("--status", choices=[s.value for s in OutboxStatus], help="only mail in this state")
+    ob.add_argument("--limit", type=_positive, default=OUTBOX_LIMIT, metavar="N",
+                    help=f"at most N messages (default {OUTBOX_LIMIT}); how many more there are goes to stderr")
+    ob.add_argument("--cursor", metavar="C", help="continue after the page whose next_cursor was C")
+    ob.add_argument("--json", action="store_true", help='print a page: {"items": [...], "next_cursor", "more"}')
     ob_sub = ob.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    obr = ob_sub.add_parser("retry", help="put failed outgoing mail back in the queue")
+    obr = ob_sub.add_parser("retry", help="put failed outgoing mail back in the queue",
+                            description="Put failed outgoing mail back in the queue, due now.")
     which = obr.add_mutually_exclusive_group(required=True)
-    which.add_argument("id", type=int, nargs="?")
-    which.add_argument("--all-failed", action="store_true")
+    which.add_argument("id", type=int, nargs="?", help="the outgoing message's number (outbox ID)")
+    which.add_argument("--all-failed", action="store_true", help="every failed message")
 
-    c = sub.add_parser("cancel", help="withdraw a pending transfer (every party is told why)")
-    c.add_argument("transfer")
-    c.add_argument("--reason", required=True)
+    c = sub.add_parser("cancel", help="withdraw a pending transfer (every party is told why)",
+                       description="The ISV withdraws a pending transfer; every party is told why.")
+    c.add_argument("transfer", help="the transfer's id (TR-…)")
+    c.add_argument("--reason", required=True, help="why, shown to every party (may have several lines)")
 
-    rs = sub.add_parser("resend", help="mail the confirmation again to pending parties (same token, threaded)")
-    rs.add_argument("transfer")
-    rs.add_argument("--role", choices=[r.value for r in Role])
+    rs = sub.add_parser("resend", help="mail the confirmation again to pending parties (same token, threaded)",
+                        description="Mail the confirmation again to the pending parties, same token, same thread.")
+    rs.add_argument("transfer", help="the transfer's id (TR-…)")
+    rs.add_argument("--role", choices=[r.value for r in Role], help="only this party")
 
-    rc = sub.add_parser("replace-contact", help="a party's contact changed: new address, new token")
-    rc.add_argument("transfer")
-    rc.add_argument("role", choices=[r.value for r in Role])
-    rc.add_argument("email")
+    rc = sub.add_parser("replace-contact", help="a party's contact changed: new address, new token",
+                        description="A party's contact changed: the old token stops counting, the new address "
+                                    "gets a fresh confirmation.")
+    rc.add_argument("transfer", help="the transfer's id (TR-…)")
+    rc.add_argument("role", choices=[r.value for r in Role], help="the party whose contact changed")
+    rc.add_argument("email", help="the new contact address")
 
-    ce = sub.add_parser("certificate", help="the certificate of completion of a transfer")
-    ce.add_argument("transfer")
-    ce.add_argument("--format", choices=["text", "json", "html"], default="text")
+    ce = sub.add_parser("certificate", help="the certificate of completion of a transfer",
+                        description="The certificate of a transfer: details, decisions, mail and audit trail.")
+    ce.add_argument("transfer", help="the transfer's id (TR-…)")
+    ce.add_argument("--format", choices=["text", "json", "html"], default="text", help="text (default), json or html")
 
-    ve = sub.add_parser("verify", help="recompute a transfer's audit chain")
-    ve.add_argument("transfer")
+    ve = sub.add_parser("verify", help="recompute a transfer's audit chain",
+                        description="Recompute a transfer's audit chain; exit 1 naming the first event that "
+                                    "does not match.")
+    ve.add_argument("transfer", help="the transfer's id (TR-…)")
 
-    db = sub.add_parser("db", help="the database's schema").add_subparsers(dest="action", metavar="ACTION")
-    db.required = True
-    db.add_parser("upgrade", help="create the database or bring it to this release's schema (safe to repeat)")
-    db.add_parser("current", help="print the schema revision the database is at, and this release's")
+    db = sub.add_parser("db", help="create or upgrade the database's schema",
+                        description="The database's schema: create it, bring it up to date, or say where it stands.")
+    db_sub = db.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    db_sub.required = True
+    db_sub.add_parser("upgrade", help="create the database or bring it to this release's schema (safe to repeat)",
+                      description="Create the database, or bring it to this release's schema in place, keeping "
+                                  "its data. Safe to repeat; daemons starting at once wait for one another.")
+    db_sub.add_parser("current", help="print the schema revision the database is at",
+                      description="Print the schema revision the database is at, and whether it is current.")
     return p
 
 
@@ -253,10 +303,31 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         print(f"  {p['role']:<17} {p['account']:<16} {', '.join(p['emails'])}  {p['decision']}{extra}{bad}")
     print("events:")
     for e in d["events"]:
-        data = {k: v for k, v in e.items() if k not in ("seq", "at", "kind")}
-        brief = ", ".join(f"{k}={v}" for k, v in data.items() if k not in ("parties", "checks"))
+        data = {k: v for k, v in e.items() if k not in ("seq", "at", "kind", "parties", "checks")}
+        reason = data.pop("reason", None)
+        brief = ", ".join(f"{k}={v}" for k, v in data.items())
         print(f"  {e['at'][:19]}  {e['kind']:<22} {brief[:140]}")
+        if reason:
+            _print_reason(str(reason))
+    print("mail in:" if d["inbound"] else "mail in: none")
+    for m in d["inbound"]:
+        print(f"  #{m['id']:<5} {(m['received_at'] or '')[:19]}  {m['from'] or m['mail_from'] or '<>'}  "
+              f"{m['party'] or '-'}  {m['outcome']}  {m['decided_by'] or '-'}  {m['message_id'] or '(no Message-ID)'}")
+        if m["reason"]:
+            _print_reason(m["reason"])
+    print("mail out:" if d["outbound"] else "mail out: none")
+    for o in d["outbound"]:
+        print(f"  #{o['id']:<5} {o['kind']:<15} {o['status']:<7} attempts {o['attempts']}  {', '.join(o['to'])}  "
+              f"{o['message_id']}")
+        if o["last_error"]:
+            _print_reason(o["last_error"])
     return 0
+
+
+def _print_reason(text: str) -> None:
+    """A reason or an error, whole, each of its lines indented under the row it explains."""
+    for line in text.splitlines() or [""]:
+        print(f"      {line}")
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
@@ -269,7 +340,17 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from transferbot.demo import run_demo
 
-    return asyncio.run(run_demo(Path(args.keep) if args.keep else None))
+    keep = Path(args.keep) if args.keep else None
+    if keep is not None:
+        if keep.exists() and not keep.is_dir():
+            raise CliError(f"--keep {keep}: exists and is not a folder; give an empty or new folder")
+        if (keep / "demo.db").exists():
+            raise CliError(f"--keep {keep}: holds a demo database already; give an empty or new folder")
+        try:
+            keep.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"--keep {keep}: cannot create the folder: {exc.strerror}") from None
+    return asyncio.run(run_demo(keep))
 
 
 def cmd_read(args: argparse.Namespace, config: Config) -> int:
@@ -331,15 +412,24 @@ def cmd_inbox(args: argparse.Namespace, config: Config) -> int:
             raise CliError(f"inbound #{args.id} failed again: {type(exc).__name__}: {exc}") from None
         print(f"inbound #{row.id}: {row.outcome}" + (f" ({row.reason})" if row.reason else ""))
         return 0
-    rows = views.list_inbox(app, args.transfer)
+    page = views.inbox_page(app, args.transfer, args.limit, args.cursor)
     if args.json:
-        _print_json(rows)
+        _print_json(page.as_json())
         return 0
+    rows = page.items
     _table([(r["id"], (r["received_at"] or "")[:19], r["mail_from"] or "<>", ",".join(r["rcpt_tos"]),
              r["message_id"], r["transfer"] or "-", r["party"] or "-", r["outcome"], r["decided_by"] or "-")
             for r in rows], ("ID", "RECEIVED", "MAIL FROM", "RCPT TO", "MESSAGE-ID", "TRANSFER", "PARTY", "OUTCOME",
                              "DECIDED BY"))
+    _say_more(page)
     return 0
+
+
+def _say_more(page: Any) -> None:
+    """A page that is not the last says so on stderr, with how to see the rest."""
+    if page.more:
+        print(f"… {page.more} more; use --limit N, or --cursor {page.next_cursor} for the next page "
+              f"(--json pages too)", file=sys.stderr)
 
 
 def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
@@ -351,19 +441,14 @@ def cmd_outbox(args: argparse.Namespace, config: Config) -> int:
         ids = outbox.retry_outbox(app, args.id, args.all_failed, now())
         print(f"{len(ids)} message(s) queued again: {', '.join('#' + str(i) for i in ids) or '-'}")
         return 0
-    rows = outbox.list_outbox(app, args.status)
-    data: list[dict[str, Any]] = [{"id": r.id, "created_at": r.created_at.isoformat(), "kind": r.kind, "transfer": r.transfer_id,
-             "to": r.recipients, "subject": r.subject, "message_id": r.message_id, "status": r.status,
-             "attempts": r.attempts, "next_attempt_at": r.next_attempt_at.isoformat(),
-             "last_attempt_at": r.last_attempt_at.isoformat() if r.last_attempt_at else None,
-             "last_error": r.last_error or None, "sent_at": r.sent_at.isoformat() if r.sent_at else None}
-            for r in rows]
+    page = outbox.outbox_page(app, args.status, args.limit, args.cursor)
     if args.json:
-        _print_json(data)
+        _print_json(page.as_json())
         return 0
     _table([(d["id"], d["status"], d["kind"], d["transfer"] or "-", ",".join(d["to"]), d["attempts"],
-             (d["last_error"] or "")[:60]) for d in data],
+             (d["last_error"] or "")[:60]) for d in page.items],
            ("ID", "STATUS", "KIND", "TRANSFER", "TO", "ATTEMPTS", "LAST ERROR"))
+    _say_more(page)
     return 0
 
 
@@ -437,19 +522,63 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
 }
 
 
+# What SQLite's own words mean for the operator.
+_DATABASE_PROBLEMS = (
+    ("readonly database", "is read-only: check the permissions of the file and of its folder"),
+    ("file is not a database", "is not an SQLite database"),
+    ("unable to open database file", "cannot be opened: check that its folder exists and is writable"),
+    ("database is locked", "is locked by another process: try again"),
+    ("disk is full", "cannot grow: the disk is full"),
+    ("disk i/o error", "cannot be read or written (disk I/O error)"),
+)
+
+
+def _database_error(exc: Exception, config: Config | None) -> str:
+    """One line naming the database and what is wrong with it, without SQL or a class name."""
+    orig = getattr(exc, "orig", None) or exc
+    said = " ".join(str(orig).split())
+    where = "database"
+    if config is not None:
+        try:
+            where = f"database {database_path(make_url(config.database.url)) or config.database.url}"
+        except Exception:  # noqa: BLE001 - the URL was read once already; name it as written
+            where = f"database {config.database.url}"
+    for needle, meaning in _DATABASE_PROBLEMS:
+        if needle in said.lower():
+            return f"{where} {meaning} ({said})"
+    return f"{where}: {said}"
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (`transferbot list | head -1`): stop quietly, as the
+    Python documentation recommends, so that the final flush at exit finds somewhere to write."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_REFUSED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    config: Config | None = None
     try:
         config = load_config(args.config)
         level = args.log_level or (config.logging.level if args.command == "serve" else "WARNING")
         configure_logging(level)
-        return COMMANDS[args.command](args, config)
+        code = COMMANDS[args.command](args, config)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except (ConfigError, StoreError) as exc:
         print(f"transferbot: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (Refusal, CliError) as exc:
+    except (Refusal, CliError, DatabaseTrouble) as exc:
         print(f"transferbot: error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except (sa.exc.DBAPIError, sqlite3.Error) as exc:
+        log.debug("database error", exc_info=True)
+        print(f"transferbot: error: {_database_error(exc, config)}", file=sys.stderr)
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130

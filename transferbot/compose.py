@@ -10,6 +10,7 @@ string per sentence.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -115,6 +116,13 @@ def _address(addr: str, name: str = "") -> Address:
     return Address(display_name=name, username=local, domain=domain)
 
 
+def one_line(text: str) -> str:
+    """A header value on one line: control characters and line or paragraph separators (which the
+    email package, splitting as str.splitlines does, takes for line ends) become spaces. Names are
+    checked when they are registered; this holds for data stored before that check."""
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+
+
 def build_message(rendered: Rendered, env: Envelope) -> EmailMessage:
     """A complete MIME message. Header values pass through the email package,
     which refuses CR/LF in them, so no name or note can inject a header."""
@@ -123,7 +131,7 @@ def build_message(rendered: Rendered, env: Envelope) -> EmailMessage:
     msg["To"] = [_address(a) for a in env.to]
     if env.reply_to:
         msg["Reply-To"] = _address(env.reply_to, env.from_name)
-    msg["Subject"] = rendered.subject
+    msg["Subject"] = one_line(rendered.subject)
     msg["Date"] = rfc2822_date(env.date)
     msg["Message-ID"] = env.message_id
     if env.in_reply_to:

@@ -34,6 +34,11 @@ Locale = Literal["en", "fr", "de"]
 LOCALES: tuple[str, ...] = ("en", "fr", "de")
 
 
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
+_ADDRESS_LITERAL = re.compile(r"\[(?:ipv6:)?[0-9a-f:.]{2,45}\]")
+
+
 class ConfigError(Exception):
     """A configuration problem, phrased for the operator (names the key)."""
 
@@ -180,6 +185,15 @@ class OutboundConfig(_Section):
     give_up_after_hours: float = Field(default=120.0, gt=0)
     from_name: str = "Marketplace Transfers"
     from_address: str = ""
+    helo_name: str = ""  # empty: the inbound domain (Config fills it in)
+
+    @field_validator("helo_name")
+    @classmethod
+    def _helo(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and not (_HOSTNAME.fullmatch(value) or _ADDRESS_LITERAL.fullmatch(value)):
+            raise ValueError("must be a host name (mta.example.com) or an address literal ([192.0.2.7])")
+        return value
 
     @field_validator("from_address")
     @classmethod
@@ -266,6 +280,25 @@ class Config(_Section):
     webhooks: WebhooksConfig = WebhooksConfig()
     logging: LoggingConfig = LoggingConfig()
     source: str = Field(default="built-in defaults", exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _helo_default(cls, data: Any) -> Any:
+        """The name we greet the relay with (EHLO) is the inbound domain unless set: aiosmtplib's own
+        default is this host's name, often just "localhost", which relays and their logs hold against us."""
+        if not isinstance(data, dict):
+            return data
+        outbound, inbound = data.get("outbound") or {}, data.get("inbound") or {}
+        given = outbound.helo_name if isinstance(outbound, OutboundConfig) else outbound.get("helo_name", "")
+        if given:
+            return data
+        domain = inbound.domain if isinstance(inbound, InboundConfig) else inbound.get("domain", "")
+        domain = str(domain or InboundConfig.model_fields["domain"].default).strip().lower()
+        if not _HOSTNAME.fullmatch(domain):
+            return data  # inbound.domain's own check names the problem
+        if isinstance(outbound, OutboundConfig):
+            return {**data, "outbound": outbound.model_copy(update={"helo_name": domain})}
+        return {**data, "outbound": {**outbound, "helo_name": domain}}
 
     @property
     def from_address(self) -> str:

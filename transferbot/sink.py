@@ -27,6 +27,7 @@ class Received:
     message: EmailMessage = field(compare=False)
     tls: bool = False
     login: str | None = None
+    helo: str = ""  # the name the client greeted us with (EHLO/HELO)
 
     @property
     def message_id(self) -> str:
@@ -70,7 +71,7 @@ class _Handler:
         assert isinstance(msg, EmailMessage)
         login = session.auth_data.login.decode() if session.authenticated and session.auth_data else None
         self.sink._add(Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), raw, msg,
-                                tls=session.ssl is not None, login=login))
+                                tls=session.ssl is not None, login=login, helo=session.host_name or ""))
         return "250 OK"
 
 

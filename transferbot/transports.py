@@ -73,6 +73,7 @@ class SmtpConnection:
             hostname=cfg.host, port=cfg.port, timeout=cfg.timeout_seconds, use_tls=cfg.tls,
             start_tls=True if cfg.starttls else False, tls_context=self.tls_context if (cfg.tls or cfg.starttls) else None,
             username=cfg.username or None, password=cfg.password.get_secret_value() or None,
+            local_hostname=cfg.helo_name or None,
         )
 
     async def _connected(self) -> aiosmtplib.SMTP:

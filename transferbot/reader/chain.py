@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from transferbot.domain import Decision, Outcome, TransferStatus
+from transferbot.reader.bounce import Bounce
 from transferbot.reader.reading import Reading
 
 if TYPE_CHECKING:
@@ -98,8 +99,20 @@ def check_bounce(state: State) -> Outcome | None:
     state.outbound = state.lookup.outbound(state.reading.bounce_keys, bounce.original_message_ids)
     kind = "permanent" if bounce.permanent else "transient"
     state.note("bounce", f"{kind} ({bounce.why})")
-    state.reason = f"{kind} bounce: {bounce.why}"
+    state.reason = f"{kind} bounce: {bounce.why}" + "".join(f"; {detail}" for detail in _diagnostics(bounce))
     return Outcome.BOUNCE
+
+
+def _diagnostics(bounce: Bounce, limit: int = 5) -> list[str]:
+    """What the remote server said of each failed recipient ('alice@…: 5.1.1 smtp; 550 5.1.1 … User
+    unknown'), so that the operator reads it as the alert for a refused RCPT quotes the relay."""
+    out: list[str] = []
+    for recipient in bounce.recipients[:limit]:
+        said = " ".join(recipient.diagnostic.split())
+        status = recipient.status if recipient.status and recipient.status not in said else ""
+        detail = " ".join(part for part in (status, said) if part) or recipient.action
+        out.append(f"{recipient.address}: {detail}"[:400])
+    return out
 
 
 def check_loop(state: State) -> Outcome | None:
@@ -113,7 +126,13 @@ def check_loop(state: State) -> Outcome | None:
 
 
 def check_auto_reply(state: State) -> Outcome | None:
+    """A machine's answer: by its headers, subject or wording, or because it came to our bounce address.
+
+    Only machines write to the VERP envelope sender (vacation(1) answers it): a message there that is
+    not a delivery report is never a person's decision, and is never answered."""
     reason = state.reading.auto_reply
+    if not reason and state.reading.bounce_keys and not state.reading.envelope_tokens:
+        reason = "sent to our bounce address and not a delivery report"
     if reason:
         state.note("auto-reply", reason)
         state.reason = f"auto-reply: {reason}"
@@ -123,7 +142,8 @@ def check_auto_reply(state: State) -> Outcome | None:
 
 
 def check_token(state: State) -> Outcome | None:
-    """Whose token: the envelope recipient, else threading headers, else the body's reference line.
+    """Whose token: the envelope recipient, else threading headers, else the body's reference line;
+    for a message to our bounce address, the mail its VERP key names.
 
     It only identifies (so that even an auto-reply is filed under its transfer); check_party decides."""
     r, lookup = state.reading, state.lookup
@@ -146,6 +166,11 @@ def check_token(state: State) -> Outcome | None:
                         state.party = party
                         state.note("token", "body")
                         break
+    if state.party is None and r.bounce_keys:
+        state.outbound = lookup.outbound(r.bounce_keys, ())
+        if state.outbound is not None and state.outbound.transfer_id:
+            state.note("token", "bounce address")
+            return None
     if state.party is None:
         state.note("token", "none")
     return None

@@ -3,10 +3,12 @@
 The quoted original starts at the first line that is one of: a ``>`` line;
 an attribution (``On … wrote:``, ``Le … a écrit :``, ``Am … schrieb …:``,
 ``… schrieb am …:``, ``<date> <name> <address>:``, also wrapped over two or
-three lines); an Outlook header block (``From:`` with ``Sent:``/``To:``/
-``Subject:``, in English, French, German and a few more, with or without a
-rule of underscores above it); an ``-----Original Message-----`` style rule
-or a forwarded-message line; our own ``##- … -##`` reply marker. A signature
+three lines, and HCL Notes' ``-----"Name" <address> wrote: -----``); an
+Outlook header block (``From:`` with ``Sent:``/``To:``/``Subject:``, in
+English, French, German and a few more, with or without a rule of
+underscores above it); an ``-----Original Message-----`` style rule
+(Zimbra's and Yahoo's ``----- Mail original -----`` too) or a
+forwarded-message line; our own ``##- … -##`` reply marker. A signature
 (``-- ``, "Sent from my iPhone", …) ends the fresh text too.
 
 When nothing precedes the quote, the answer may be written under it
@@ -51,6 +53,9 @@ _RULE_WORDS = frozenset({
     "message transféré", "message transfere", "message réexpédié", "mensaje reenviado",
     "messaggio inoltrato", "doorgestuurd bericht", "пересылаемое сообщение", "reply message",
     "original email", "e-mail d'origine",
+    # Zimbra and Yahoo Mail (France, Germany): "----- Mail original -----" above their own header block
+    "mail original", "original mail", "ursprüngliche mail", "urspruengliche mail", "ursprüngliche message",
+    "urspruengliche message", "mail transféré", "mail transfere", "weitergeleitete mail",
 })
 _FORWARD_WORDS = frozenset({
     "begin forwarded message", "début du message réexpédié", "début du message transféré",
@@ -63,7 +68,8 @@ _FORWARD_WORDS = frozenset({
 _HEADER_KINDS: dict[str, str] = {}
 for _kind, _names in {
     "from": "from de von van da od от fra från frá lähettäjä expéditeur expediteur remitente",
-    "date": "sent date envoyé envoye gesendet datum verzonden enviado fecha inviato data wysłano wyslano "
+    "date": "sent date envoyé envoye envoyé_le envoye_le gesendet datum verzonden enviado fecha inviato data "
+            "wysłano wyslano "
             "отправлено дата sendt skickat lähetetty datum/uhrzeit",
     "to": "to à a an aan para til till do кому vastaanottaja destinataire destinataires empfänger",
     "cc": "cc cci bcc kopie copie kopia копия kopio",
@@ -86,6 +92,7 @@ _DATED_VERBS = (" schrieb am ", " hat am ", " wrote on ", " a écrit le ", " esc
 _MID_VERBS = (" schrieb ", " skrev ", " schreef ", " escribió ", " scrisse ", " écrivait ")
 _DATE_HINT = re.compile(r"\d{1,2}[:.h]\d{2}|\d{4}")
 _ZOHO = re.compile(r"-{2,}\s*(on|le|am)\s.*\s(wrote|a écrit|schrieb)\s*-{2,}")
+_RULE_ENDS = "-\u2013\u2014 \t"
 # Gmail's older forms, with no colon: "2013/7/20 Name <a@b>", "2016-03-03 17:21 GMT+01:00 Name"
 _GMAIL_DATED = re.compile(r"\d{4}/\d{1,2}/\d{1,2} [^<>]{1,120}<[^<>\s@]{1,200}@[^<>\s]{1,200}>"
                           r"|\d{4}-\d{2}-\d{2} \d{1,2}:\d{2} GMT[+-]\d{1,2}:\d{2} \S.{0,120}")
@@ -214,6 +221,18 @@ def _looks_like_attribution(text: str) -> bool:
     return False
 
 
+def _is_notes_attribution(line: str) -> bool:
+    """HCL Notes / Verse: ``-----"Name" <address> wrote: -----`` (``schrieb: -----``, ``a écrit : -----``)."""
+    if not (line.startswith("--") and line.rstrip().endswith("--")):
+        return False
+    inner = line.strip(_RULE_ENDS)
+    if not inner.endswith((":", "：")) or len(inner) < 8:
+        return False
+    low = inner.lower()
+    verb = _VERB_END.search(low[-40:])
+    return verb is not None and bool(low[:max(0, len(low) - 40) + verb.start()].strip())  # a name before it
+
+
 def _attribution_start(line: str) -> bool:
     """Whether a line can begin an attribution wrapped over several lines."""
     low = line.strip().lower()
@@ -228,7 +247,7 @@ def is_attribution(lines: list[str], index: int) -> int:
         return 0
     if first.endswith((":", "：")):
         return 1 if _looks_like_attribution(first) else 0
-    if first.startswith("-") and _ZOHO.fullmatch(first.lower()):
+    if first.startswith("-") and (_ZOHO.fullmatch(first.lower()) or _is_notes_attribution(first)):
         return 1
     if first[:1].isdigit() and _GMAIL_DATED.fullmatch(first):
         return 1

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from email.utils import getaddresses
 
 from transferbot.addresses import AddressBook, header_address
-from transferbot.reader.autoreply import auto_reply_reason
+from transferbot.reader.autoreply import MACHINE_TEXT_CHARS, auto_reply_reason, machine_text_reason
 from transferbot.reader.bounce import Bounce, read_bounce
 from transferbot.reader.decision import DecisionWord, read_decision
 from transferbot.reader.fresh import Fresh, split_fresh
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _REF = re.compile(r"\[ref:([a-z2-7]{24})\]", re.IGNORECASE)
 _MSGID = re.compile(r"<[^<>\s@]{1,250}@[^<>\s]{1,250}>")
 _ID_SPLIT = re.compile(r"(?<=>)|\s+|,")
+_ADDRESS = re.compile(r"[^\s<>\"'(),;:\[\]]{1,200}@[^\s<>\"'(),;:\[\]]{1,200}")
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,26 @@ def _read_body(kind: str, text: str, caps: Caps) -> tuple[Fresh, str]:
 def fresh_from_body(kind: str, text: str, caps: Caps = DEFAULT_CAPS) -> str:
     """Fresh text of a body: HTML through its structure, then the text rules."""
     return _read_body(kind, text, caps)[0].text
+
+
+def _without_ours(word: DecisionWord, book: AddressBook) -> DecisionWord:
+    """A decline's reason up to the first line that names one of our addresses or carries our
+    reference: should the cutting ever miss a quote, the reason that goes to every party still
+    carries no party's token."""
+    if not word.reason:
+        return word
+    kept: list[str] = []
+    for line in word.reason.splitlines():
+        if _REF.search(line) or any(book.is_ours(a.rstrip(".")) for a in _ADDRESS.findall(line)):
+            return replace(word, reason="\n".join(kept).strip())
+        kept.append(line)
+    return word
+
+
+def _unquoted(text: str) -> str:
+    """The beginning of a body without its ``>`` lines: what a machine wrote when no fresh text was
+    found above a marker (Zendesk's ``##- … -##`` looks like ours)."""
+    return "\n".join(line for line in text[:MACHINE_TEXT_CHARS].splitlines() if not line.lstrip().startswith(">"))
 
 
 def _message_ids(value: str) -> list[str]:
@@ -161,6 +182,9 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
         defects.add("BounceCheckFailed")
         # a null envelope sender is a bounce by definition (RFC 5321 4.5.5), checks or not
         bounce = Bounce(why="null envelope sender") if mail_from.strip() in ("", "<>") else None
+    decision = _without_ours(read_decision(fresh.text), book)
+    if auto_reply is None and decision.kind not in ("approve", "decline", "status"):
+        auto_reply = machine_text_reason(fresh.text or _unquoted(full))
     return Reading(
         digest=digest_of(raw),
         message_id=message_id,
@@ -177,7 +201,7 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
         auth_headers=tuple(headers(msg, "Authentication-Results")),
         body_kind=content.kind,
         fresh_text=fresh.text,
-        decision=read_decision(fresh.text),
+        decision=decision,
         defects=tuple(sorted(defects)),
         fresh_cut=fresh.cut or "",
         from_addresses=from_addresses,

@@ -16,6 +16,7 @@ from transferbot.rules import Refusal
 from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, facts_of, find_transfer, lock_transfer, parties_of
+from transferbot.service.transfers import check_note
 
 log = logging.getLogger(__name__)
 REASON_LIMIT = 1000
@@ -48,9 +49,7 @@ def _party(parties: list[Party], role: Role, t: Transfer) -> Party:
 def cancel_transfer(app: App, transfer_id: str, reason: str, at: datetime | None = None,
                     by: str = "operator") -> str:
     """The ISV withdraws the request: everyone is told, with the reason; its tokens stop counting."""
-    reason = reason.strip().replace("\r\n", "\n")
-    if len(reason) > REASON_LIMIT:
-        raise Refusal(f"--reason is longer than {REASON_LIMIT} characters")
+    reason = check_note(reason, "--reason", REASON_LIMIT)
     now = at or clock_now()
 
     def work(session: Session) -> str:

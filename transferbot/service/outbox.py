@@ -28,6 +28,7 @@ from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, facts_of, lock_transfer, parties_of
 from transferbot.service.mail import alert_operator
+from transferbot.service.views import Page, page_of, parse_cursor
 
 log = logging.getLogger(__name__)
 
@@ -234,12 +235,29 @@ def _alert_facts(row: OutboundMessage, refused: dict[str, str], session: Session
     return tuple(facts)
 
 
-def list_outbox(app: App, status: str | None = None, limit: int = 500) -> list[OutboundMessage]:
+def outbox_summary(r: OutboundMessage) -> dict[str, Any]:
+    """One outgoing message for `outbox`."""
+    return {"id": r.id, "created_at": r.created_at.isoformat(), "kind": r.kind, "transfer": r.transfer_id,
+            "to": r.recipients, "subject": r.subject, "message_id": r.message_id, "status": r.status,
+            "attempts": r.attempts, "next_attempt_at": r.next_attempt_at.isoformat(),
+            "last_attempt_at": r.last_attempt_at.isoformat() if r.last_attempt_at else None,
+            "last_error": r.last_error or None, "sent_at": r.sent_at.isoformat() if r.sent_at else None}
+
+
+def outbox_page(app: App, status: str | None = None, limit: int = 500, cursor: str | None = None) -> Page:
+    """Outgoing messages, newest first, ``limit`` at a time before ``cursor``."""
+    before = parse_cursor(cursor)
     with app.store.read() as session:
-        query = select(OutboundMessage).order_by(col(OutboundMessage.id).desc()).limit(limit)
+        query = select(OutboundMessage).order_by(col(OutboundMessage.id).desc())
+        count = select(sa.func.count()).select_from(OutboundMessage)
         if status:
             query = query.where(OutboundMessage.status == status)
-        return list(session.exec(query))
+            count = count.where(OutboundMessage.status == status)
+        if before is not None:
+            query = query.where(col(OutboundMessage.id) < before)
+        rows = list(session.exec(query.limit(limit)))
+        more = session.exec(count.where(col(OutboundMessage.id) < rows[-1].id)).one() if rows else 0
+        return page_of([outbox_summary(r) for r in rows], int(more))
 
 
 def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime) -> list[int]:

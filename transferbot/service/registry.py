@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,7 +18,34 @@ from transferbot.rules import Refusal
 from transferbot.service.app import App
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Bidirectional embeddings, overrides and isolates: text that reads other than it is stored.
+_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
+
+
+def unsafe_character(value: str, allow: str = "") -> str | None:
+    """The first character a human text must not hold, named ("U+2028 LINE SEPARATOR"), or None.
+
+    Control characters (Cc), line and paragraph separators (Zl, Zp) would start a line of their own
+    in a header or the text part (a fake "Bcc:" line); bidirectional controls make a name read
+    other than it is. ``allow`` lists controls a multi-line text may keep (a note's line breaks)."""
+    for char in value:
+        if char in allow:
+            continue
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or ord(char) in _BIDI:
+            return f"U+{ord(char):04X} {unicodedata.name(char, 'control character')}"
+    return None
+
+
+def refuse_unsafe(value: str, what: str, allow: str = "") -> None:
+    """Refuse, naming the field and the character (never printing it: the error stays one line)."""
+    found = unsafe_character(value, allow)
+    if found is None:
+        return
+    if allow:
+        raise Refusal(f"{what} must not contain control characters (other than line breaks and tabs), line or "
+                      f"paragraph separators or bidirectional controls (found {found})")
+    raise Refusal(f"{what} must be one line without control characters, line or paragraph separators or "
+                  f"bidirectional controls (found {found})")
 
 
 def check_id(value: str, what: str) -> str:
@@ -31,8 +59,7 @@ def check_text(value: str, what: str, limit: int = 200) -> str:
     value = value.strip()
     if not value:
         raise Refusal(f"{what} must not be empty")
-    if _CONTROL.search(value):
-        raise Refusal(f"{what} must be one line without control characters")
+    refuse_unsafe(value, what)
     if len(value) > limit:
         raise Refusal(f"{what} is longer than {limit} characters")
     return value

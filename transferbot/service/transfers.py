@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,21 +18,21 @@ from transferbot.rules import Change, Notice, Refusal
 from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.facts import entitlement_facts
-from transferbot.service.registry import account_emails
+from transferbot.service.registry import account_emails, refuse_unsafe
 from transferbot.tokens import new_token, new_transfer_id
 
 log = logging.getLogger(__name__)
 
-_NOTE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 NOTE_LIMIT = 2000
 
 
-def check_note(note: str) -> str:
+def check_note(note: str, what: str = "--note", limit: int = NOTE_LIMIT) -> str:
+    """A text shown to every party in the body of its mail: it may have several lines (and tabs), but
+    no other control character, no line or paragraph separator and no bidirectional control."""
     note = note.replace("\r\n", "\n").strip()
-    if _NOTE_CONTROL.search(note):
-        raise Refusal("--note must not contain control characters")
-    if len(note) > NOTE_LIMIT:
-        raise Refusal(f"--note is longer than {NOTE_LIMIT} characters")
+    refuse_unsafe(note, what, allow="\n\t")
+    if len(note) > limit:
+        raise Refusal(f"{what} is longer than {limit} characters")
     return note
 
 

@@ -1,10 +1,12 @@
-"""Read-only views for the CLI: transfer summaries, the full record, the inbox."""
+"""Read-only views for the CLI: transfer summaries, the full record, the inbox in pages."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from transferbot.audit import events_of
@@ -109,14 +111,50 @@ def transfer_detail(app: App, transfer_id: str) -> dict[str, Any]:
         }
 
 
-def list_inbox(app: App, transfer_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing, with how to ask for the next and how many rows come after it."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    more: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"items": self.items, "next_cursor": self.next_cursor, "more": self.more}
+
+
+def parse_cursor(cursor: str | None) -> int | None:
+    """A cursor is the id of the last row of the page before (what ``next_cursor`` said)."""
+    if cursor is None:
+        return None
+    if not cursor.isdigit() or len(cursor) > 18:
+        raise Refusal(f"--cursor {cursor!r} is not a cursor this listing gave (use its next_cursor)")
+    return int(cursor)
+
+
+def page_of(items: list[dict[str, Any]], more: int) -> Page:
+    return Page(items, str(items[-1]["id"]) if items and more else None, more)
+
+
+def inbox_page(app: App, transfer_id: str | None = None, limit: int = 1000, cursor: str | None = None) -> Page:
+    """Inbound messages, oldest first, ``limit`` at a time after ``cursor``."""
+    after = parse_cursor(cursor)
     with app.store.read() as session:
         query = select(InboundMessage).order_by(col(InboundMessage.id))
+        count = select(sa.func.count()).select_from(InboundMessage)
         if transfer_id:
             t = find_transfer(session, transfer_id)
             if t is None:
                 raise Refusal(f"unknown transfer {transfer_id!r}")
             query = query.where(InboundMessage.transfer_id == t.id)
+            count = count.where(InboundMessage.transfer_id == t.id)
+        if after is not None:
+            query = query.where(col(InboundMessage.id) > after)
         rows = list(session.exec(query.limit(limit)))
+        more = session.exec(count.where(col(InboundMessage.id) > rows[-1].id)).one() if rows else 0
         roles = _roles(session, rows)
-        return [inbound_summary(r, roles) for r in rows]
+        return page_of([inbound_summary(r, roles) for r in rows], int(more))
+
+
+def list_inbox(app: App, transfer_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    return inbox_page(app, transfer_id, limit).items

@@ -7,9 +7,9 @@ from sqlalchemy.exc import ArgumentError
 
 from transferbot import models  # noqa: F401  (registers the tables)
 from transferbot.config import DatabaseConfig
-from transferbot.store.base import Store, StoreError
+from transferbot.store.base import DatabaseTrouble, Store, StoreError
 
-__all__ = ["Store", "StoreError", "open_store"]
+__all__ = ["DatabaseTrouble", "Store", "StoreError", "open_store"]
 
 
 def open_store(config: DatabaseConfig) -> Store:

@@ -23,7 +23,12 @@ T = TypeVar("T")
 
 
 class StoreError(Exception):
-    """The database cannot be used; the text says which and why (one line for the operator)."""
+    """The database is configured wrongly (a bad URL, a missing folder); the text names the key."""
+
+
+class DatabaseTrouble(Exception):
+    """The database is there but cannot be used as it is: not a database, unreachable, missing its schema,
+    or behind this release's. The text says which, and what fixes it."""
 
 
 class Store(ABC):

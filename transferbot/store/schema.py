@@ -17,7 +17,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from transferbot.store.base import Store, StoreError
+from transferbot.store.base import DatabaseTrouble, Store
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +82,21 @@ def upgrade(store: Store) -> tuple[str | None, str]:
 def check(store: Store) -> None:
     """Refuse a database that is missing or behind (one line naming the command that fixes it)."""
     if not store.exists():
-        raise StoreError(f"database {store.where} does not exist; create it with `transferbot db upgrade`")
+        raise DatabaseTrouble(f"database {store.where} does not exist; create it with `transferbot db upgrade`")
     try:
         revision = current(store)
     except sa.exc.DatabaseError as exc:
-        raise StoreError(f"cannot open database {store.where}: {exc.orig}") from None
+        raise DatabaseTrouble(f"cannot open database {store.where}: {exc.orig}") from None
     expected = head()
     if revision is None:
-        raise StoreError(f"database {store.where} has no transferbot schema; create it with `transferbot db upgrade`")
+        raise DatabaseTrouble(f"database {store.where} has no transferbot schema; create it with `transferbot db upgrade`")
     if revision != expected:
         try:
             known = ScriptDirectory.from_config(_alembic()).get_revision(revision)
         except Exception:  # noqa: BLE001 - alembic raises its own errors for an unknown id
             known = None
         if known is None:
-            raise StoreError(f"database {store.where} is at revision {revision}, which this release does not know "
+            raise DatabaseTrouble(f"database {store.where} is at revision {revision}, which this release does not know "
                              f"(a newer transferbot made it?)")
-        raise StoreError(f"database {store.where} is at revision {revision}, behind {expected}; "
+        raise DatabaseTrouble(f"database {store.where} is at revision {revision}, behind {expected}; "
                          f"run `transferbot db upgrade`")

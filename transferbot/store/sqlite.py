@@ -33,17 +33,26 @@ T = TypeVar("T")
 SWITCH_INTERVAL = 0.0001  # seconds; CPython's default 0.005 made each writer-thread handoff wait that long
 
 
+def database_path(url: URL) -> str:
+    """The file a SQLite URL names, also in its URI form (sqlite:///file:PATH?mode=ro&uri=true)."""
+    database = url.database or ""
+    if str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:"):
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return database
+
+
 class SqliteStore(Store):
     dialect = "sqlite"
     serialises_writes = True
 
     def __init__(self, config: DatabaseConfig, url: URL) -> None:
-        if url.database and url.database != ":memory:":
-            parent = Path(url.database).expanduser().resolve().parent
+        file = database_path(url)
+        if file and file != ":memory:":
+            parent = Path(file).expanduser().resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"database.url: folder {parent} does not exist")
         self.url = url
-        self.path = Path(url.database).expanduser() if url.database and url.database != ":memory:" else None
+        self.path = Path(file).expanduser() if file and file != ":memory:" else None
         synchronous = config.synchronous.upper()
         busy = config.busy_timeout_ms
         self.engine = sa.create_engine(
