@@ -9,11 +9,11 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
-from transferbot.service.arrivals import store_inbound
-from transferbot.service.replies import read_inbound
 
 from transferbot.cli import build_parser, main
 from transferbot.service.app import App
+from transferbot.service.arrivals import store_inbound
+from transferbot.service.replies import read_inbound
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import transfer_detail
 
