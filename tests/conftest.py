@@ -28,6 +28,7 @@ def make_config(tmp_path: Path, sink_port: int | None = None, **sections: dict[s
                       "retry_min_seconds": 1, "retry_max_seconds": 4}
                      if sink_port else {"transport": "maildir", "maildir": str(tmp_path / "outbox")}),
         "workflow": {"secret": "test-secret", "operator_address": "ops@marketplace.example.com"},
+        "http": {"host": "127.0.0.1", "port": 0},
     }
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}

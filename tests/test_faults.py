@@ -77,7 +77,7 @@ def test_sigkill_three_times_loses_no_reply_and_acts_on_each_once(tmp_path: Path
         f'[database]\nurl = "{config.database.url}"\nlease_seconds = 5\npoll_seconds = 0.5\n'
         f'[inbound]\nhost = "127.0.0.1"\nport = {port}\ndomain = "{DOMAIN}"\nmessages_per_minute_per_sender = 0\n{dns_toml()}'
         f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\npoll_seconds = 0.2\n'
-        '[workflow]\nsecret = "test-secret"\n'
+        '[workflow]\nsecret = "test-secret"\n[http]\nport = 0\n'
     )
     acknowledged: set[str] = set()
     lock = threading.Lock()

@@ -68,7 +68,7 @@ def cfg(tmp_path: Path, sink: MailSink) -> Iterator[Path]:
         f'[database]\nurl = "sqlite:///{tmp_path / "tb.db"}"\n'
         f'[inbound]\nhost = "127.0.0.1"\nport = 0\ndomain = "{DOMAIN}"\n{dns_toml()}'
         f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
-        '[workflow]\nsecret = "serve-test"\n'
+        '[workflow]\nsecret = "serve-test"\n[http]\nport = 0\n'
     )
     for args in (["db", "upgrade"],
                  ["account", "add", "acme", "--kind", "customer", "--name", "Acme", "--email", "alice@acme.example.com"],

@@ -268,6 +268,22 @@ class WebhooksConfig(_Section):
     concurrency: int = Field(default=4, ge=1, le=64)
 
 
+class HttpConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Behind a TLS-terminating proxy: the URL people and systems use (links, Secure cookies); empty: none.
+    public_url: str = ""
+    max_body_bytes: int = Field(default=65536, ge=1024, le=10 * 1024 * 1024)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("give the URL as https://HOST[:PORT][/PATH]")
+        return value.rstrip("/")
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -278,6 +294,7 @@ class Config(_Section):
     outbound: OutboundConfig = OutboundConfig()
     workflow: WorkflowConfig = WorkflowConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    http: HttpConfig = HttpConfig()
     logging: LoggingConfig = LoggingConfig()
     source: str = Field(default="built-in defaults", exclude=True)
 

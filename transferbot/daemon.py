@@ -28,6 +28,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from transferbot.authenticator import Authenticator
 from transferbot.dispatcher import Dispatcher
 from transferbot.edge import Edge, InboundHandler
+from transferbot.http.health import Readiness
+from transferbot.http.server import HttpServer
 from transferbot.intake import GroupCommit
 from transferbot.readloop import ReadLoop
 from transferbot.service import arrivals
@@ -63,6 +65,8 @@ class Daemon:
         self.edge = Edge(app, self.handler, tls)
         self.scheduler: AsyncIOScheduler | None = None
         self.sweeps = SweepStats()
+        self.readiness = Readiness(smtp_bound=lambda: self.edge.server is not None and self.edge.server.is_serving())
+        self.http: HttpServer | None = None
         self._stopping = False
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -90,6 +94,13 @@ class Daemon:
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
         schedule_sweep(self.scheduler, self.app, self.dispatcher.poke, self.sweeps)
         self.scheduler.start()
+        http = self.app.config.http
+        if http.enabled:
+            from transferbot.http import app as http_app
+
+            self.http = HttpServer(http_app.create(self.app, self.readiness), http.host, http.port)
+            await self.http.start()
+            log.info("HTTP (API, dashboard, metrics) on http://%s:%d/", http.host, self.http.port)
         log.info("transferbot %s listening on %s:%d for %s; outbound via %s; database %s; sender authentication %s",
                  self.owner, cfg.host, self.port, cfg.domain, self.app.config.outbound.transport, self.app.store.where,
                  cfg.sender_auth)
@@ -102,6 +113,7 @@ class Daemon:
         if self._stopping:
             return
         self._stopping = True
+        self.readiness.stopping = True  # /readyz answers 503 from now on
         log.info("transferbot stopping: finishing SMTP transactions and deliveries under way")
         await self.edge.stop(grace)
         if self.scheduler is not None:
@@ -113,6 +125,8 @@ class Daemon:
                 task.cancel()
             with suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, timeout=grace)
+        if self.http is not None:
+            await self.http.stop()
         await asyncio.to_thread(self.app.store.drain)  # every write under way is finished
         log.info("transferbot stopped")
 

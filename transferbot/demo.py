@@ -171,6 +171,7 @@ async def run_demo(keep: Path | None = None) -> int:
             "inbound": {"host": "127.0.0.1", "port": 0, "domain": DOMAIN},
             "outbound": {"transport": "smtp", "host": "127.0.0.1", "port": sink.port, "poll_seconds": 0.2},
             "workflow": {"secret": "demo-secret-not-for-production", "operator_address": "ops@marketplace.example"},
+            "http": {"port": 0},
         }, "demo")
         app = await asyncio.to_thread(open_app, config, True)
         await asyncio.to_thread(_setup, app)

@@ -47,6 +47,11 @@ def _current(connection: sa.Connection) -> str | None:
     return revision
 
 
+def current_in(connection: sa.Connection) -> str | None:
+    """Where the database stands, on a connection the caller holds."""
+    return _current(connection)
+
+
 def current(store: Store) -> str | None:
     """Where the database stands (None: no schema at all)."""
     if not store.exists():

@@ -1,0 +1,50 @@
+"""The HTTP server on the daemon's loop: health, readiness through a graceful stop, problem documents."""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+
+import httpx
+
+from tests.helpers import RunningDaemon, wait_until
+
+
+def base(d: RunningDaemon) -> str:
+    assert d.daemon is not None and d.daemon.http is not None
+    return f"http://127.0.0.1:{d.daemon.http.port}"
+
+
+def test_health_and_readiness(daemon: RunningDaemon) -> None:
+    assert httpx.get(base(daemon) + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(base(daemon) + "/readyz")
+    assert ready.status_code == 200 and ready.json()["problems"] == []
+
+
+def test_an_unknown_path_is_a_problem_document(daemon: RunningDaemon) -> None:
+    got = httpx.get(base(daemon) + "/no/such/thing")
+    assert got.status_code == 404 and got.headers["content-type"].startswith("application/problem+json")
+    body = got.json()
+    assert body["status"] == 404 and body["title"] == "Not found" and body["type"].startswith("https://")
+
+
+def test_readyz_turns_503_first_thing_in_a_graceful_stop(world: object) -> None:
+    from transferbot.service.app import App
+
+    assert isinstance(world, App)
+    d = RunningDaemon(world).start()
+    url = base(d) + "/readyz"
+    assert httpx.get(url).status_code == 200
+    client = smtplib.SMTP("127.0.0.1", d.port, timeout=10)
+    client.ehlo()
+    client.mail("alice@acme.example.com")  # a mail transaction under way holds the stop open
+    stopper = threading.Thread(target=d.stop)
+    stopper.start()
+    try:
+        seen = wait_until(lambda: (r := httpx.get(url)).status_code == 503 and r, what="readyz 503")
+        assert "stopping" in seen.json()["problems"]
+        assert stopper.is_alive(), "still serving the transaction under way"
+    finally:
+        client.close()
+        stopper.join(30)
+    assert not stopper.is_alive()

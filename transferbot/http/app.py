@@ -1,0 +1,18 @@
+"""The ASGI application the daemon serves: health now; the API (/v1) and dashboard (/ui) mount here."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from transferbot import __version__
+from transferbot.http import health, problems
+from transferbot.service.app import App
+
+
+def create(app: App, readiness: health.Readiness) -> FastAPI:
+    api = FastAPI(title="transferbot", version=__version__, docs_url=None, redoc_url=None,
+                  description="Email-driven approval of marketplace entitlement transfers: the API for ISVs and "
+                              "the marketplace's systems.")
+    problems.install(api)
+    api.include_router(health.router(app, readiness))
+    return api
