@@ -6,10 +6,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pydantic.v1  # noqa: F401 - FastAPI imports it lazily; it must not first load under freezegun's date
 import pytest
 
 from tests.dnsserver import DnsServer
 from tests.helpers import RunningDaemon, dns_toml, internet_dns
+from tests.postgres import DATABASES
 from transferbot.config import Config, parse_config
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
@@ -50,9 +52,39 @@ def sink() -> Iterator[MailSink]:
     s.stop_thread()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module that sets BOTH_BACKENDS = True runs its database tests on SQLite and on PostgreSQL."""
+    if "backend" in metafunc.fixturenames:
+        both = getattr(metafunc.module, "BOTH_BACKENDS", False)
+        metafunc.parametrize("backend", ["sqlite", "postgresql"] if both else ["sqlite"], scope="module")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    DATABASES.drop_all()
+
+
 @pytest.fixture
-def config(tmp_path: Path, sink: MailSink) -> Config:
-    return make_config(tmp_path, sink.port)
+def database_url(tmp_path: Path, backend: str) -> Iterator[str]:
+    """The database a test's app uses: a file in its folder, or a fresh PostgreSQL database (dropped after)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tb.db'}"
+        return
+    url = DATABASES.new()
+    yield url
+    DATABASES.drop(url)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, for tests of what only PostgreSQL does (several daemons)."""
+    url = DATABASES.new()
+    yield url
+    DATABASES.drop(url)
+
+
+@pytest.fixture
+def config(tmp_path: Path, sink: MailSink, database_url: str) -> Config:
+    return make_config(tmp_path, sink.port, database={"url": database_url})
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import smtplib
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from tests.conftest import DOMAIN, make_config
@@ -25,12 +25,20 @@ from transferbot.rules import Refusal
 from transferbot.service import registry
 from transferbot.service.app import App, open_app
 from transferbot.service.arrivals import store_inbound
+from transferbot.service.certificate import verify
 from transferbot.service.outbox import raw_of
 from transferbot.service.transfers import request_transfer
 from transferbot.service.views import list_inbox, transfer_detail
 from transferbot.sink import MailSink, Received
 
-TRANSFERS = 80  # three parties each: 240 replies
+TRANSFERS = 50  # three parties each: 150 replies
+BOTH_BACKENDS = True  # tests/conftest.py runs these on SQLite and on PostgreSQL
+
+
+def query(app: App, sql: str) -> list[tuple[object, ...]]:
+    """Rows of one SQL query, whichever database the app is on."""
+    with app.store.read() as session:
+        return [tuple(r) for r in session.connection().execute(sa.text(sql))]
 
 
 def free_port() -> int:
@@ -62,11 +70,13 @@ def _replies(app: App) -> list[tuple[str, str, bytes]]:
 
 
 @pytest.mark.slow
-def test_sigkill_three_times_loses_no_reply_and_acts_on_each_once(tmp_path: Path, sink: MailSink) -> None:
+def test_sigkill_three_times_loses_no_reply_and_acts_on_each_once(tmp_path: Path, sink: MailSink,
+                                                                  database_url: str) -> None:
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     port = free_port()
-    config = make_config(tmp_path, sink.port, inbound={"port": port, "messages_per_minute_per_sender": 0})
+    config = make_config(tmp_path, sink.port, inbound={"port": port, "messages_per_minute_per_sender": 0},
+                         database={"url": database_url})
     app = open_app(config, upgrade=True)
     _world(app, TRANSFERS)
     tids = [request_transfer(app, f"e{n}", "r2") for n in range(TRANSFERS)]
@@ -77,6 +87,7 @@ def test_sigkill_three_times_loses_no_reply_and_acts_on_each_once(tmp_path: Path
         f'[database]\nurl = "{config.database.url}"\nlease_seconds = 5\npoll_seconds = 0.5\n'
         f'[inbound]\nhost = "127.0.0.1"\nport = {port}\ndomain = "{DOMAIN}"\nmessages_per_minute_per_sender = 0\n{dns_toml()}'
         f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\npoll_seconds = 0.2\n'
+        'timeout_seconds = 3\n[webhooks]\ntimeout_seconds = 3\n'
         '[workflow]\nsecret = "test-secret"\n[http]\nport = 0\n'
     )
     acknowledged: set[str] = set()
@@ -112,18 +123,16 @@ def test_sigkill_three_times_loses_no_reply_and_acts_on_each_once(tmp_path: Path
     for t in threads:
         t.join(120)
     try:
-        wait_until(lambda: all(transfer_detail(app, tid)["status"] == "completed" for tid in tids),
-                   timeout=90, what=f"all transfers completed (seed {seed})")
+        wait_until(lambda: _completed(app) == len(tids), timeout=90, what=f"all transfers completed (seed {seed})")
         wait_until(lambda: _outbox_drained(app), timeout=60, what="outbox drained")
     finally:
         assert serve.stop() == 0
     assert len(acknowledged) == len(replies)
-    with sqlite3.connect(tmp_path / "tb.db") as db:
-        stored = {row[0] for row in db.execute("select message_id from inboundmessage")}
-        outcomes = dict(db.execute("select outcome, count(*) from inboundmessage group by outcome").fetchall())
-        approvals = db.execute("select count(*) from event where kind = 'approved'").fetchone()[0]
-        moved = db.execute("select count(*) from event where kind = 'entitlement-moved'").fetchone()[0]
-        on_r2 = db.execute("select count(*) from entitlement where reseller_id = 'r2'").fetchone()[0]
+    stored = {row[0] for row in query(app, "select message_id from inboundmessage")}
+    outcomes = dict(query(app, "select outcome, count(*) from inboundmessage group by outcome"))
+    [(approvals,)] = query(app, "select count(*) from event where kind = 'approved'")
+    [(moved,)] = query(app, "select count(*) from event where kind = 'entitlement-moved'")
+    [(on_r2,)] = query(app, "select count(*) from entitlement where reseller_id = 'r2'")
     assert acknowledged <= stored, f"a reply answered 250 is missing (seed {seed})"
     assert outcomes["approved"] == len(replies) and set(outcomes) <= {"approved", "duplicate"}, outcomes
     assert approvals == len(replies) and moved == TRANSFERS and on_r2 == TRANSFERS
@@ -135,9 +144,13 @@ def test_sigkill_three_times_loses_no_reply_and_acts_on_each_once(tmp_path: Path
     assert len(completions) == TRANSFERS * 3 and set(completions.values()) == {1}
 
 
+def _completed(app: App) -> int:
+    """How many transfers are completed (one query: the daemons are busy)."""
+    return int(query(app, "select count(*) from transfer where status = 'completed'")[0][0])  # type: ignore[call-overload]
+
+
 def _outbox_drained(app: App) -> bool:
-    with app.store.read() as session:
-        return all(r.status == "sent" for r in session.exec(select(OutboundMessage)))
+    return query(app, "select count(*) from outboundmessage where status != 'sent'") == [(0,)]
 
 
 def test_every_party_approving_at_the_same_instant_completes_once(daemon: RunningDaemon, sink: MailSink) -> None:
@@ -193,8 +206,7 @@ def test_concurrent_requests_for_one_entitlement_make_exactly_one_transfer(world
     finally:
         for a in apps:
             a.store.close()
-    with sqlite3.connect(world.config.database.url.removeprefix("sqlite:///")) as db:
-        assert db.execute("select count(*) from transfer").fetchone()[0] == 3
+    assert query(world, "select count(*) from transfer") == [(3,)]
 
 
 def test_messages_stored_but_not_read_are_read_when_the_daemon_starts(
@@ -212,3 +224,109 @@ def test_messages_stored_but_not_read_are_read_when_the_daemon_starts(
     daemon_factory(world)
     wait_until(lambda: [r["outcome"] for r in list_inbox(world)] == ["approved"], what="read on start")
     assert transfer_detail(world, tid)["parties"][0]["decision"] == "approved"
+
+
+@pytest.mark.slow
+def test_three_daemons_on_one_postgresql_database_survive_sigkill_and_act_on_each_reply_once(
+        tmp_path: Path, sink: MailSink, postgres_url: str) -> None:
+    """Three `serve` processes (three MX hosts of one domain) share a database; replies are spread over
+    their ports, and one of them, chosen at random, is SIGKILLed and restarted five times."""
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    transfers = 40
+    config = make_config(tmp_path, sink.port, inbound={"messages_per_minute_per_sender": 0},
+                         database={"url": postgres_url})
+    app = open_app(config, upgrade=True)
+    _world(app, transfers)
+    tids = [request_transfer(app, f"e{n}", "r2") for n in range(transfers)]
+    replies = _replies(app)
+    rng.shuffle(replies)
+    ports = [free_port() for _ in range(3)]
+    configs = []
+    for n, port in enumerate(ports):
+        cfg = tmp_path / f"daemon{n}.toml"
+        cfg.write_text(
+            f'[database]\nurl = "{postgres_url}"\nlease_seconds = 4.5\npoll_seconds = 0.5\npool_size = 4\n'
+            f'[inbound]\nhost = "127.0.0.1"\nport = {port}\ndomain = "{DOMAIN}"\n'
+            f'messages_per_minute_per_sender = 0\n{dns_toml()}'
+            f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\npoll_seconds = 0.2\n'
+            'timeout_seconds = 3\n[webhooks]\ntimeout_seconds = 3\n'
+            '[workflow]\nsecret = "test-secret"\nsweep_seconds = 2\n[http]\nport = 0\n')
+        configs.append(cfg)
+    daemons = [Serve(cfg) for cfg in configs]
+    acknowledged: set[str] = set()
+    lock = threading.Lock()
+    work = list(replies)
+
+    def client(first: int) -> None:
+        turn = first
+        while True:
+            with lock:
+                if not work:
+                    return
+                rcpt, message_id, raw = work.pop()
+            while True:  # as an MTA does with several MX hosts: the next one when one does not answer
+                port = ports[turn % 3]
+                turn += 1
+                try:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                        smtp.sendmail(raw.split(b"From: ", 1)[1].split(b"\r\n", 1)[0].decode(), [rcpt], raw)
+                    with lock:
+                        acknowledged.add(message_id)
+                    break
+                except (OSError, smtplib.SMTPException):
+                    time.sleep(0.02)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    victims = []
+    for fraction in sorted(rng.uniform(0.05, 0.9) for _ in range(5)):
+        wait_until(lambda f=fraction: len(acknowledged) >= f * len(replies), timeout=90, what=f"{fraction:.0%} sent")
+        victim = rng.randrange(3)
+        victims.append(victim)
+        daemons[victim].proc.kill()  # SIGKILL: its leases are left to run out
+        daemons[victim].proc.wait(10)
+        daemons[victim] = Serve(configs[victim])
+    for t in threads:
+        t.join(120)
+    try:
+        try:
+            wait_until(lambda: _completed(app) == len(tids), timeout=120,
+                       what=f"all transfers completed (seed {seed}, killed {victims})")
+            wait_until(lambda: _outbox_drained(app), timeout=90, what="outbox drained")
+        except AssertionError as exc:
+            states = query(app, "select state, outcome, count(*) from inboundmessage group by state, outcome")
+            states += query(app, "select id, reason from inboundmessage where state = 'failed'")
+            errors = [line for d in daemons for line in d.lines if "ERROR" in line or "Traceback" in line]
+            raise AssertionError(f"{exc}; inbound {states}; daemon errors: {errors[-10:]}") from None
+    finally:
+        codes = [d.stop() for d in daemons]
+    assert codes == [0, 0, 0]
+    assert len(acknowledged) == len(replies)
+    stored = {row[0] for row in query(app, "select message_id from inboundmessage")}
+    assert acknowledged <= stored, f"a reply answered 250 is missing (seed {seed})"
+    outcomes = dict(query(app, "select outcome, count(*) from inboundmessage group by outcome"))
+    assert outcomes.get("approved") == len(replies) and set(outcomes) <= {"approved", "duplicate"}, outcomes
+    assert query(app, "select count(*) from event where kind = 'approved'") == [(len(replies),)]
+    assert query(app, "select count(*) from event where kind = 'entitlement-moved'") == [(transfers,)]
+    assert query(app, "select count(*) from event where kind = 'completed'") == [(transfers,)]
+    assert query(app, "select count(*) from entitlement where reseller_id = 'r2'") == [(transfers,)]
+    # Every mail queued once; delivered at least once. A daemon killed between handing a mail to the relay
+    # and recording it leaves the lease to run out, and another daemon sends the same message (same
+    # Message-ID) again: a duplicate at worst, never a loss, never a second message.
+    completions: dict[tuple[str, str], set[str]] = {}
+    confirmations: dict[tuple[str, str], set[str]] = {}
+    for m in sink.unique():
+        key = (str(m.message["X-Transferbot-Transfer"]), m.rcpt_tos[0])
+        if m.message["X-Transferbot-Kind"] == "completed":
+            completions.setdefault(key, set()).add(m.message_id)
+        if m.message["X-Transferbot-Kind"] == "confirmation":
+            confirmations.setdefault(key, set()).add(m.message_id)
+    assert len(completions) == transfers * 3 and all(len(ids) == 1 for ids in completions.values())
+    assert len(confirmations) == transfers * 3 and all(len(ids) == 1 for ids in confirmations.values())
+    resent = len(sink.messages) - len(sink.unique())
+    assert resent <= 5 * 4 * 16, f"{resent} messages were handed to the relay twice"
+    for tid in tids:
+        assert verify(app, tid)[0], tid
+    app.store.close()

@@ -14,6 +14,8 @@ from transferbot.service.transfers import request_transfer
 from transferbot.service.views import list_inbox, transfer_detail
 from transferbot.sink import MailSink, Received
 
+BOTH_BACKENDS = True  # tests/conftest.py runs these on SQLite and on PostgreSQL
+
 ADDRESSES = {"customer": "alice@acme.example.com", "isv": "deals@vendor.example.com",
              "current-reseller": "ops@r1.example.com", "new-reseller": "ops@r2.example.com"}
 

@@ -36,6 +36,7 @@ from sqlmodel import col, select
 
 from tests.conftest import DOMAIN, make_config
 from tests.helpers import RunningDaemon, mark_all_sent, send, wait_until
+from tests.postgres import DATABASES
 from transferbot.clock import now
 from transferbot.domain import OutboxStatus
 from transferbot.models import InboundMessage, OutboundMessage, Party, PartyAddress, Transfer
@@ -242,23 +243,33 @@ def prepare(app: App, case: Case, index: int) -> Prepared:
     return Prepared(case, target, raw, sender, [rcpt], setup_messages(app, case, transfer, target))
 
 
-def open_copy(world: Path, tmp: Path, sink_port: int | None, auth: bool) -> App:
+def open_copy(world: str, tmp: Path, sink_port: int | None, auth: bool) -> App:
     """An app on a copy of the world database (making ninety transfers takes seconds; copying them does not)."""
-    for suffix in ("", "-wal", "-shm"):
-        if Path(f"{world}{suffix}").exists():
-            shutil.copyfile(f"{world}{suffix}", tmp / f"tb.db{suffix}")
+    if world.startswith("sqlite:///"):
+        path = world.removeprefix("sqlite:///")
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{path}{suffix}").exists():
+                shutil.copyfile(f"{path}{suffix}", tmp / f"tb.db{suffix}")
+        url = f"sqlite:///{tmp / 'tb.db'}"
+    else:
+        url = DATABASES.clone(world)
     # The corpus sends dozens of messages from the same few senders at once: no per-sender rate limit here.
     inbound: dict[str, Any] = {"messages_per_minute_per_sender": 0}
     if auth:  # transferbot behind an MX on loopback that writes Authentication-Results
         inbound.update(sender_auth="trusted-relay", trusted_relays=["127.0.0.0/8"], trusted_authserv_id=AUTHSERV)
-    return open_app(make_config(tmp, sink_port, inbound=inbound, database={"synchronous": "normal"}), upgrade=True)
+    return open_app(make_config(tmp, sink_port, inbound=inbound, database={"synchronous": "normal", "url": url}),
+                    upgrade=True)
+
+
+BOTH_BACKENDS = True  # tests/conftest.py runs these on SQLite and on PostgreSQL
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def world(tmp_path_factory: pytest.TempPathFactory, backend: str) -> str:
     """A database with the accounts and one transfer per case, its confirmations sent (as the dispatcher would)."""
     tmp = tmp_path_factory.mktemp("world")
-    app = open_app(make_config(tmp, None, database={"synchronous": "normal"}), upgrade=True)
+    url = f"sqlite:///{tmp / 'tb.db'}" if backend == "sqlite" else DATABASES.new()
+    app = open_app(make_config(tmp, None, database={"synchronous": "normal", "url": url}), upgrade=True)
     try:
         populate(app)
         for index, case in enumerate(CASES):
@@ -266,7 +277,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mark_all_sent(app)
     finally:
         app.store.close()
-    return tmp / "tb.db"
+    return url
 
 
 # -- the corpus itself ----------------------------------------------------------------------------
@@ -295,7 +306,7 @@ def test_the_corpus_is_complete_and_consistent() -> None:
 # -- (a) through the reader -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def reader_apps(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[bool, App]]:
+def reader_apps(world: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[bool, App]]:
     apps = {auth: open_copy(world, tmp_path_factory.mktemp("auth" if auth else "plain"), None, auth)
             for auth in (False, True)}
     yield apps
@@ -383,7 +394,7 @@ def feed(d: RunningDaemon, prepared: list[Prepared]) -> None:
 
 
 @pytest.fixture(scope="module")
-def daemon_run(world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRun]:
+def daemon_run(world: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRun]:
     """Both daemons (with and without trusted_authserv_id) fed their cases over SMTP, everything read and sent."""
     sink = MailSink().start_in_thread()
     apps = {auth: open_copy(world, tmp_path_factory.mktemp("smtp-auth" if auth else "smtp"), sink.port, auth)

@@ -75,9 +75,12 @@ def _world(app: App) -> None:
     registry.add_entitlement(app, "ent-1", "Analytics", "acme", "vendor")
 
 
+BOTH_BACKENDS = True  # tests/conftest.py runs the database tests on SQLite and on PostgreSQL
+
+
 @pytest.fixture
-def quiet_app(tmp_path: Path):  # type: ignore[no-untyped-def]
-    app = open_app(make_config(tmp_path, None), upgrade=True)
+def quiet_app(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
+    app = open_app(make_config(tmp_path, None, database={"url": database_url}), upgrade=True)
     _world(app)
     yield app
     app.store.close()
@@ -152,8 +155,10 @@ def test_reminders_last_call_and_expiry_over_fourteen_days(quiet_app: App) -> No
         assert request_transfer(app, "ent-1", "r2") != tid
 
 
-def test_with_a_shorter_warning_the_day_twelve_reminder_and_the_warning_are_separate(tmp_path: Path) -> None:
-    app = open_app(make_config(tmp_path, None, workflow={"warn_before_days": 1}), upgrade=True)
+def test_with_a_shorter_warning_the_day_twelve_reminder_and_the_warning_are_separate(tmp_path: Path,
+                                                                                    database_url: str) -> None:
+    app = open_app(make_config(tmp_path, None, workflow={"warn_before_days": 1}, database={"url": database_url}),
+                   upgrade=True)
     _world(app)
     with freeze_time(T0) as clock:
         request_transfer(app, "ent-1", "r2")
@@ -202,9 +207,9 @@ def test_reminders_show_the_deadline_in_the_partys_time_zone(quiet_app: App) -> 
 
 
 def test_a_daemon_down_from_day_two_to_day_nine_sends_one_reminder_per_pending_party(
-    tmp_path: Path, sink: MailSink,
+    tmp_path: Path, sink: MailSink, database_url: str,
 ) -> None:
-    app = open_app(make_config(tmp_path, sink.port), upgrade=True)
+    app = open_app(make_config(tmp_path, sink.port, database={"url": database_url}), upgrade=True)
     _world(app)
     with freeze_time(T0, tick=True, real_asyncio=True) as clock:
         tid = request_transfer(app, "ent-1", "r2")

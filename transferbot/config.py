@@ -52,7 +52,7 @@ class DatabaseConfig(_Section):
     synchronous: Literal["full", "normal"] = "full"
     busy_timeout_ms: int = Field(default=5000, ge=0)
     pool_size: int = Field(default=8, ge=1, le=200)
-    lease_seconds: float = Field(default=60.0, ge=5, le=3600)
+    lease_seconds: float = Field(default=60.0, ge=2, le=3600)
     poll_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("url")
@@ -317,6 +317,17 @@ class Config(_Section):
             return {**data, "outbound": outbound.model_copy(update={"helo_name": domain})}
         return {**data, "outbound": {**outbound, "helo_name": domain}}
 
+    @model_validator(mode="after")
+    def _leases_outlast_the_work(self) -> Config:
+        """A daemon holds claimed work for lease_seconds; should one attempt take longer (a slow relay, slow
+        DNS), another daemon would take the work while it is still under way and do it twice."""
+        longest = max(self.outbound.timeout_seconds, self.webhooks.timeout_seconds, 2 * self.inbound.dns_timeout_seconds)
+        if self.database.lease_seconds <= longest:
+            raise ValueError(f"database.lease_seconds ({self.database.lease_seconds:g}) must exceed the longest "
+                             f"single attempt ({longest:g} s: outbound.timeout_seconds, webhooks.timeout_seconds, "
+                             "twice inbound.dns_timeout_seconds)")
+        return self
+
     @property
     def from_address(self) -> str:
         """The address our mail comes from: the bare reply address unless set."""
@@ -333,7 +344,7 @@ def _describe(error: Any) -> str:
     named = re.match(r"([a-z_]+): ", message)
     if named and len(error["loc"]) == 1 and named.group(1) in _section_keys(str(error["loc"][0])):
         return f"{key}.{named.group(1)}: {message[named.end():]}"
-    return f"{key}: {message}"
+    return f"{key}: {message}" if key else message
 
 
 def _section_keys(section: str) -> set[str]:

@@ -28,11 +28,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from transferbot.authenticator import Authenticator
 from transferbot.dispatcher import Dispatcher
 from transferbot.edge import Edge, InboundHandler
+from transferbot.http import app as http_app
 from transferbot.http.health import Readiness
 from transferbot.http.server import HttpServer
 from transferbot.intake import GroupCommit
 from transferbot.readloop import ReadLoop
-from transferbot.service import arrivals
+from transferbot.service import arrivals, leases
 from transferbot.service.app import App
 from transferbot.service.arrivals import Arrival
 from transferbot.service.mail import OUTBOX_CHANNEL
@@ -84,6 +85,10 @@ class Daemon:
     async def start(self) -> None:
         cfg = self.app.config.inbound
         loop = asyncio.get_running_loop()
+        if self.app.store.single_daemon():
+            taken = await self.app.store.transact(leases.release_all)
+            if taken:
+                log.info("took back %d leases left by a previous run of the daemon", taken)
         await self.edge.start()
         self._tasks = [
             asyncio.create_task(self.reader.run(), name="reader"),
@@ -96,8 +101,6 @@ class Daemon:
         self.scheduler.start()
         http = self.app.config.http
         if http.enabled:
-            from transferbot.http import app as http_app
-
             self.http = HttpServer(http_app.create(self.app, self.readiness), http.host, http.port)
             await self.http.start()
             log.info("HTTP (API, dashboard, metrics) on http://%s:%d/", http.host, self.http.port)

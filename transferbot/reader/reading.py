@@ -23,6 +23,7 @@ from transferbot.reader.decision import DecisionWord, read_decision
 from transferbot.reader.fresh import Fresh, split_fresh
 from transferbot.reader.html import read_html
 from transferbot.reader.message import DEFAULT_CAPS, Body, Caps, body, header, headers, parse
+from transferbot.wire import message_id_of
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
                  caps: Caps = DEFAULT_CAPS) -> Reading:
     """Read one message; never raises on any bytes."""
     msg = parse(raw, caps)
-    message_id = (header(msg, "Message-ID") or "").strip()[:500]
+    message_id = message_id_of(raw)  # what the edge stored: the duplicate check compares the two
     defects = {type(d).__name__ for d in getattr(msg, "defects", [])}
     if "UnparseableStructureDefect" in defects:
         log.warning("%s: MIME structure unparseable; read the headers only", message_id or "-")

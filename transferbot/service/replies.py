@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlmodel import Session, select
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from transferbot import rules
 from transferbot.audit import forget_heads
 from transferbot.authenticator import Authenticator
 from transferbot.clock import now as clock_now
 from transferbot.domain import Decision, MailKind, Outcome, Role
-from transferbot.models import Entitlement, InboundMessage, Party, RevokedToken
+from transferbot.models import Entitlement, InboundMessage, OutboundMessage, Party, RevokedToken, Transfer
 from transferbot.reader.chain import Policy, Verdict, run_chain
 from transferbot.reader.reading import Reading, read_message
 from transferbot.service import transition
@@ -31,6 +32,7 @@ from transferbot.service.arrivals import Stored, load_raw
 from transferbot.service.facts import addresses_of, entitlement_facts, facts_of, lock_transfer, parties_of
 from transferbot.service.lookup import DbLookup
 from transferbot.service.mail import alert_operator
+from transferbot.store.base import transient
 from transferbot.wire import storable
 
 if TYPE_CHECKING:
@@ -67,7 +69,14 @@ def explain(app: App, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | Non
 
 
 def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
-    """Act on read messages in this transaction, each in a savepoint; returns the outcomes, in order."""
+    """Act on read messages in this transaction, each in a savepoint; returns the outcomes, in order.
+
+    Where several daemons write at once, the transfers the batch concerns are locked first, in one
+    order (by id), so two batches never wait for each other in a cycle; should a lock be taken later
+    all the same and a deadlock follow, the whole transaction is run again (never a message marked
+    failed for it)."""
+    if not app.store.serialises_writes:
+        lock_in_order(session, [r for _i, r, _a in batch if not isinstance(r, str)])
     outcomes: list[str] = []
     for inbound_id, reading, auth in batch:
         if isinstance(reading, str):
@@ -78,9 +87,32 @@ def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
                 outcomes.append(act(session, app, inbound_id, reading, auth))
         except Exception as exc:  # noqa: BLE001 - kept, marked failed, can be read again
             forget_heads(session)
+            if transient(exc):
+                raise  # a deadlock or a lost race: the whole batch runs again
             log.exception("inbound #%s: acting on it raised; marked failed", inbound_id)
             outcomes.append(_fail(session, inbound_id, f"{type(exc).__name__}: {exc}"))
     return outcomes
+
+
+def lock_in_order(session: Session, readings: Sequence[Reading]) -> None:
+    """Lock the transfers these messages concern, ordered by id (what the chain's token lookup finds:
+    envelope tokens, threading, body references, bounce keys)."""
+    table = Transfer.__table__  # type: ignore[attr-defined]
+    ids: set[str] = set()
+    for reading in readings:
+        tokens = [t.lower() for t in (*reading.envelope_tokens, *reading.body_tokens)]
+        if tokens:
+            ids.update(session.exec(select(Party.transfer_id).where(col(Party.token).in_(tokens))))
+            ids.update(session.exec(select(Party.transfer_id).join(RevokedToken, col(RevokedToken.party_id) == Party.id)
+                                    .where(col(RevokedToken.token).in_(tokens))))
+        keys = [k.lower() for k in reading.bounce_keys]
+        if reading.thread_ids or keys:
+            found = session.exec(select(OutboundMessage.transfer_id).where(sa.or_(
+                col(OutboundMessage.message_id).in_(list(reading.thread_ids)), col(OutboundMessage.key).in_(keys))))
+            ids.update(t for t in found if t)
+    if ids:
+        session.connection().execute(sa.select(table.c.id).where(table.c.id.in_(sorted(ids)))
+                                     .order_by(table.c.id).with_for_update())
 
 
 def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: AuthOutcome | None = None) -> str:

@@ -31,6 +31,14 @@ class DatabaseTrouble(Exception):
     or behind this release's. The text says which, and what fixes it."""
 
 
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure that running the whole transaction again cures (a lost serialisation race, a deadlock)."""
+    return isinstance(exc, sa.exc.DBAPIError) and getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+
+
 class Store(ABC):
     """One database: transactions, and the wake-ups daemons send each other."""
 
@@ -76,6 +84,11 @@ class Store(ABC):
     async def listen(self, channels: dict[str, Callable[[], None]]) -> None:
         """Call back when another daemon notifies a channel, until cancelled (never, where one runs)."""
         await asyncio.Event().wait()
+
+    def single_daemon(self) -> bool:
+        """Make sure this process is the only daemon where only one may run (SQLite); False when it is not.
+        Where several may run, the work of one that died is taken over when its leases run out."""
+        return False
 
     def drain(self) -> None:  # noqa: B027 - a no-op unless overridden
         """Finish every write under way or queued (a daemon stopping)."""

@@ -21,12 +21,11 @@ from sqlalchemy.engine import URL
 from sqlmodel import Session
 
 from transferbot.config import DatabaseConfig
-from transferbot.store.base import Store
+from transferbot.store.base import Store, transient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 RETRIES = 5
 
 
@@ -49,12 +48,11 @@ class PostgresStore(Store):
             try:
                 with self.write() as session:
                     return fn(session, *args)
-            except sa.exc.OperationalError as exc:
-                code = getattr(exc.orig, "sqlstate", None)
-                if code not in RETRY_SQLSTATES or attempt == RETRIES:
+            except sa.exc.DBAPIError as exc:
+                if not transient(exc) or attempt == RETRIES:
                     raise
                 self.retries += 1
-                log.info("transaction hit %s (%s); running it again (attempt %d)", code,
+                log.info("transaction hit %s (%s); running it again (attempt %d)", getattr(exc.orig, "sqlstate", ""),
                          type(exc.orig).__name__, attempt + 1)
                 time.sleep(0.005 * attempt)
         raise AssertionError("unreachable")

@@ -66,6 +66,11 @@ def upgrade(store: Store) -> tuple[str | None, str]:
         if store.dialect == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK})
             connection.commit()
+        else:
+            # SQLite alters a table by copying it (Alembic's batch mode): foreign keys are checked at the end
+            # instead (PRAGMA foreign_key_check), since a table being copied is briefly missing. The pragma is
+            # set before any transaction begins, on the driver's connection (inside one it does nothing).
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         try:
             before = _current(connection)
             if before == "0001" and MigrationContext.configure(connection).get_current_revision() is None:
@@ -73,11 +78,20 @@ def upgrade(store: Store) -> tuple[str | None, str]:
                 connection.commit()
             command.upgrade(_alembic(connection), "head")
             connection.commit()
+            if store.dialect == "sqlite":
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                connection.commit()
+                if broken:
+                    raise DatabaseTrouble(f"database {store.where}: the upgrade left {len(broken)} broken references "
+                                          f"(first: {tuple(broken[0])})")
             after = _current(connection)
         finally:
             if store.dialect == "postgresql":
                 connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK})
                 connection.commit()
+            else:
+                connection.rollback()
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
     if before != after:
         log.info("database %s upgraded from %s to %s", store.where, before or "nothing", after)
     assert after is not None

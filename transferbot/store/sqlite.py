@@ -11,8 +11,10 @@ database is free (``inline``): two thread handoffs would cost more than the work
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
 import logging
+import os
 import queue
 import sys
 import threading
@@ -66,6 +68,7 @@ class SqliteStore(Store):
         _configure(self._nowait, synchronous, 0, begin_default="IMMEDIATE", wal=False)
         self._writer: _WriterThread | None = None
         self._writer_guard = threading.Lock()
+        self._daemon_lock: int | None = None
 
     def exists(self) -> bool:
         return self.path is None or self.path.is_file()
@@ -111,7 +114,28 @@ class SqliteStore(Store):
                 writer.lock.release()
         return await writer.submit(self.run, (fn, *args), urgent)
 
+    def single_daemon(self) -> bool:
+        """One daemon per SQLite database: an exclusive lock on a file beside it, held while the daemon runs
+        (the kernel drops it when the process dies, however it dies). Holding it, the daemon knows any
+        lease left in the database is a previous run's, and takes the work back at once."""
+        if self.path is None:
+            return True
+        if self._daemon_lock is not None:
+            return True
+        fd = os.open(f"{self.path}.daemon-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(f"another `transferbot serve` runs on {self.path}; SQLite takes one daemon "
+                             "(several daemons need PostgreSQL)") from None
+        self._daemon_lock = fd
+        return True
+
     def drain(self) -> None:
+        if self._daemon_lock is not None:
+            os.close(self._daemon_lock)  # releases the lock
+            self._daemon_lock = None
         with self._writer_guard:
             writer, self._writer = self._writer, None
         if writer is not None:

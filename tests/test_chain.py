@@ -1,0 +1,132 @@
+"""The reader's chain on its own, with a lookup of the test's own (no database), and the Message-ID the
+edge stores being the one the reader reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.policy import SMTP
+
+import pytest
+
+from tests.helpers import reply, reply_address, send, wait_until
+from tests.test_lifecycle import ADDRESSES, mail
+from transferbot.addresses import AddressBook
+from transferbot.domain import Decision, Outcome, TransferStatus
+from transferbot.reader.chain import CHAIN, OutboundInfo, PartyInfo, Policy, run_chain
+from transferbot.reader.reading import read_message
+from transferbot.senderauth import AuthOutcome, unauthenticated
+from transferbot.service.transfers import request_transfer
+from transferbot.service.views import list_inbox
+from transferbot.wire import message_id_of
+
+BOOK = AddressBook("transfers.example.com")
+TOKEN = "a" * 24
+ALICE = "alice@acme.example"
+PASS = AuthOutcome("pass", from_domain="acme.example", why="DKIM signature by acme.example passes")
+
+
+@dataclass
+class FakeLookup:
+    """A lookup answering from the test's own facts."""
+
+    party: PartyInfo | None = None
+    copies: dict[str, int] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
+
+    def earlier_copy(self, message_id: str, digest: str) -> int | None:
+        self.asked.append("earlier_copy")
+        return self.copies.get(message_id)
+
+    def party_by_token(self, token: str) -> PartyInfo | None:
+        self.asked.append("party_by_token")
+        return self.party if token == TOKEN else None
+
+    def party_by_thread(self, message_ids: Sequence[str]) -> PartyInfo | None:
+        return None
+
+    def outbound(self, keys: Sequence[str], message_ids: Sequence[str]) -> OutboundInfo | None:
+        return None
+
+    def token_is_ours(self, token: str) -> bool:
+        return token == TOKEN
+
+    def is_own_address(self, address: str) -> bool:
+        return address.endswith("@transfers.example.com")
+
+
+def customer(decision: Decision = Decision.PENDING, status: TransferStatus = TransferStatus.PENDING) -> PartyInfo:
+    return PartyInfo(1, "TR-1", "customer", (ALICE,), decision, status)
+
+
+def raw(first_line: str, *, sender: str = ALICE, message_id: str = "<r1@acme.example>", extra: str = "") -> bytes:
+    return (f"From: {sender}\r\nTo: transfer+{TOKEN}@transfers.example.com\r\nSubject: Re: transfer\r\n"
+            f"Message-ID: {message_id}\r\n{extra}\r\n{first_line}\r\n\r\n> quoted\r\n").encode()
+
+
+def verdict(data: bytes, lookup: FakeLookup, auth: AuthOutcome | None = PASS, policy: str = "verify"):  # type: ignore[no-untyped-def]
+    reading = read_message(data, ALICE, [f"transfer+{TOKEN}@transfers.example.com"], BOOK)
+    return run_chain(reading, lookup, Policy(sender_auth=policy), auth)
+
+
+def test_the_chain_is_declared_in_order_and_every_check_is_named() -> None:
+    assert [name for name, _ in CHAIN] == ["duplicate", "bounce", "loop", "token", "auto-reply", "party", "closed",
+                                           "sender", "authentication", "decision", "already-decided", "record"]
+
+
+@pytest.mark.parametrize(("line", "outcome"), [("APPROVE", Outcome.APPROVED), ("Declined - too expensive",
+                                                                               Outcome.DECLINED),
+                                               ("STATUS", Outcome.STATUS), ("maybe later", Outcome.UNCLEAR)])
+def test_a_registered_authenticated_party_decides(line: str, outcome: Outcome) -> None:
+    v = verdict(raw(line), FakeLookup(customer()))
+    assert v.outcome is outcome and v.party is not None and v.party.party_id == 1
+    assert v.checks[3] == "token=envelope" and v.checks[7] == "sender=registered"
+
+
+def test_each_check_decides_what_it_is_named_for() -> None:
+    assert verdict(raw("APPROVE"), FakeLookup(customer(), copies={"<r1@acme.example>": 7})).decided_by == "duplicate"
+    assert verdict(raw("APPROVE"), FakeLookup(None)).outcome is Outcome.NO_TRANSFER
+    closed = verdict(raw("APPROVE"), FakeLookup(customer(status=TransferStatus.EXPIRED)))
+    assert closed.outcome is Outcome.CLOSED
+    other = verdict(raw("APPROVE", sender="mallory@evil.example"), FakeLookup(customer()))
+    assert (other.outcome, other.decided_by, other.notify) == (Outcome.NOT_A_PARTY, "sender", "ignored-sender")
+    twice = verdict(raw("APPROVE", sender=f"{ALICE}, mallory@evil.example"), FakeLookup(customer()))
+    assert (twice.outcome, twice.decided_by) == (Outcome.NOT_A_PARTY, "sender")
+    again = verdict(raw("APPROVE"), FakeLookup(customer(Decision.APPROVED)))
+    assert again.outcome is Outcome.ALREADY_DECIDED
+    ooo = verdict(raw("APPROVE", extra="Auto-Submitted: auto-replied\r\n"), FakeLookup(customer()))
+    assert ooo.outcome is Outcome.AUTO_REPLY and ooo.party is not None  # filed under its transfer all the same
+
+
+def test_authentication_decides_after_the_sender_and_before_the_words() -> None:
+    failed = AuthOutcome("fail", from_domain="acme.example", why="DMARC fails for acme.example (p=reject)")
+    v = verdict(raw("APPROVE"), FakeLookup(customer()), auth=failed)
+    assert (v.outcome, v.decided_by, v.problem) == (Outcome.NOT_A_PARTY, "authentication", "authentication")
+    assert "DMARC fails" in v.reason
+    unchecked = verdict(raw("APPROVE"), FakeLookup(customer()), auth=None)
+    assert unchecked.outcome is Outcome.NOT_A_PARTY, "no outcome is never a pass"
+    off = verdict(raw("APPROVE"), FakeLookup(customer()), auth=unauthenticated(), policy="off")
+    assert off.outcome is Outcome.APPROVED and "authentication=off (inbound.allow_unauthenticated)" in off.checks
+
+
+def test_the_edge_and_the_reader_read_the_same_message_id_from_8_bit_bytes() -> None:
+    data = raw("STATUS", message_id="<caf\xe9-\xff\x00@acme.example>".encode("latin-1").decode("latin-1"))
+    data = data.replace(b"caf\xc3\xa9-\xc3\xbf\x00", b"caf\xe9-\xff\x00")  # the bytes as a broken client sends them
+    assert b"\xff" in data
+    assert read_message(data, ALICE, [], BOOK).message_id == message_id_of(data) != ""
+
+
+def test_a_status_reply_with_an_8_bit_message_id_delivered_twice_is_answered_once(daemon, sink) -> None:  # type: ignore[no-untyped-def]
+    tid = request_transfer(daemon.app, "ent-direct", "r2")
+    conf = mail(sink, ADDRESSES["customer"], "confirmation", tid)[0]
+    msg = reply(conf, ADDRESSES["customer"], "STATUS")
+    data = msg.as_bytes(policy=SMTP)
+    old_id = str(msg["Message-ID"]).encode()
+    data = data.replace(old_id, b"<st\xe4tus-\xfe@acme.example.com>")
+    for _ in range(2):
+        send(daemon.port, data, reply_address(conf), mail_from=ADDRESSES["customer"])
+    rows = wait_until(lambda: [r for r in list_inbox(daemon.app, tid) if r["state"] == "done"][1:] and
+                      list_inbox(daemon.app, tid), what="both copies read")
+    assert [r["outcome"] for r in rows] == ["status", "duplicate"]
+    answered = wait_until(lambda: mail(sink, ADDRESSES["customer"], "status", tid), what="the status mail")
+    assert len(answered) == 1

@@ -1,0 +1,177 @@
+"""The one path for every change (service.transition) and the mail it queues, without SMTP.
+
+DESIGN.md's invariants, held on transition.apply itself:
+1. a transfer's state never changes without the event that explains it;
+4. the entitlement moves exactly when the last approval is recorded, in the same transaction, and
+   only if it still is where the transfer said;
+5. every state change mails every party it concerns, in their locale, through the outbox.
+And the outbox's promise: a row renders to the same bytes at any time, on any daemon.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from transferbot import rules
+from transferbot.clock import now
+from transferbot.domain import Decision, Role
+from transferbot.models import Account, Entitlement, Event, MailSnapshot, OutboundMessage, Party, Transfer
+from transferbot.rendering import Outgoing, Renderer
+from transferbot.service import transition
+from transferbot.service.app import App
+from transferbot.service.facts import entitlement_facts, facts_of, parties_of
+from transferbot.service.operator import cancel_transfer
+from transferbot.service.transfers import request_transfer
+
+STATUS_EVENTS = {"completed": "completed", "declined": "transfer-declined", "expired": "expired",
+                 "cancelled": "cancelled"}
+
+
+def decide(app: App, tid: str, role: Role, decision: Decision = Decision.APPROVED) -> rules.Change:
+    def work(session: Session) -> rules.Change:
+        t = session.get(Transfer, tid)
+        assert t is not None
+        parties = parties_of(session, tid)
+        ent = session.get(Entitlement, t.entitlement_id)
+        assert ent is not None
+        change = rules.record_decision(facts_of(session, t, parties), role, decision, entitlement_facts(ent),
+                                       "not now" if decision is Decision.DECLINED else "")
+        transition.apply(app, session, t, change, now(), parties=parties)
+        return change
+    return app.store.run(work)
+
+
+def rows(app: App, tid: str) -> list[OutboundMessage]:
+    with app.store.read() as session:
+        return list(session.exec(select(OutboundMessage).where(OutboundMessage.transfer_id == tid)
+                                 .order_by(col(OutboundMessage.id))))
+
+
+def events(app: App, tid: str) -> list[str]:
+    with app.store.read() as session:
+        return [e.kind for e in session.exec(select(Event).where(Event.transfer_id == tid).order_by(col(Event.seq)))]
+
+
+def test_the_last_approval_moves_the_entitlement_in_the_same_change_with_its_events(world: App) -> None:
+    tid = request_transfer(world, "ent-r1", "r2")
+    for role in (Role.CUSTOMER, Role.ISV, Role.CURRENT_RESELLER):
+        decide(world, tid, role)
+        with world.store.read() as session:
+            assert session.get(Entitlement, "ent-r1").reseller_id == "r1"  # type: ignore[union-attr]
+    decide(world, tid, Role.NEW_RESELLER)
+    with world.store.read() as session:
+        t = session.get(Transfer, tid)
+        assert t is not None and t.status == "completed" and t.closed_at is not None and t.next_due_at is None
+        assert session.get(Entitlement, "ent-r1").reseller_id == "r2"  # type: ignore[union-attr]
+    kinds = events(world, tid)
+    assert kinds.index("entitlement-moved") < kinds.index("completed")
+    assert kinds.count("entitlement-moved") == 1 and kinds.count("approved") == 4
+
+
+def test_the_entitlement_moves_only_if_it_is_still_where_the_transfer_said(world: App) -> None:
+    tid = request_transfer(world, "ent-r1", "r2")
+    for role in (Role.CUSTOMER, Role.ISV, Role.CURRENT_RESELLER):
+        decide(world, tid, role)
+
+    def moved_behind_our_back(session: Session) -> None:
+        session.connection().execute(sa.update(Entitlement.__table__)  # type: ignore[attr-defined]
+                                     .where(sa.column("id") == "ent-r1").values(reseller_id="r2"))
+
+    def last_approval_on_stale_facts(session: Session) -> None:
+        t = session.get(Transfer, tid)
+        assert t is not None
+        parties = parties_of(session, tid)
+        stale = rules.EntitlementFacts("ent-r1", "Analytics Pro", "acme", "vendor", "r1",
+                                       entitlement_facts(session.get(Entitlement, "ent-r1")).state)  # type: ignore[arg-type]
+        moved_behind_our_back(session)  # between reading the facts and applying: another writer moved it
+        change = rules.record_decision(facts_of(session, t, parties), Role.NEW_RESELLER, Decision.APPROVED, stale)
+        transition.apply(world, session, t, change, now(), parties=parties)
+
+    with pytest.raises(transition.EntitlementMoved):
+        world.store.run(last_approval_on_stale_facts)
+    with world.store.read() as session:  # nothing of that transaction stands
+        assert session.get(Transfer, tid).status == "pending"  # type: ignore[union-attr]
+        assert session.get(Entitlement, "ent-r1").reseller_id == "r1"  # type: ignore[union-attr]
+    assert "entitlement-moved" not in events(world, tid)
+
+
+@pytest.mark.parametrize("ending", ["completed", "declined", "cancelled"])
+def test_every_status_change_has_its_event_and_mails_every_party_in_its_locale(world: App, ending: str) -> None:
+    with world.store.write() as session:  # the customer reads French, the ISV German
+        for account, locale in (("acme", "fr"), ("vendor", "de")):
+            row = session.get(Account, account)
+            assert row is not None
+            row.locale = locale
+            session.add(row)
+    tid = request_transfer(world, "ent-direct", "r2")
+    before = len(rows(world, tid))
+    if ending == "completed":
+        for role in (Role.CUSTOMER, Role.ISV, Role.NEW_RESELLER):
+            decide(world, tid, role)
+    elif ending == "declined":
+        decide(world, tid, Role.ISV, Decision.DECLINED)
+    else:
+        cancel_transfer(world, tid, "filed by mistake")
+    assert STATUS_EVENTS[ending] in events(world, tid)
+    notices = [r for r in rows(world, tid)[before:] if r.kind == ending]
+    with world.store.read() as session:
+        parties = {p.id: p for p in parties_of(session, tid)}
+    assert sorted(parties[r.party_id].role for r in notices) == ["customer", "isv", "new-reseller"]  # type: ignore[index]
+    assert {parties[r.party_id].role: r.render["locale"] for r in notices} == {  # type: ignore[index]
+        "customer": "fr", "isv": "de", "new-reseller": "en"}
+
+
+def test_a_change_without_a_status_changes_no_status(world: App) -> None:
+    tid = request_transfer(world, "ent-direct", "r2")
+    decide(world, tid, Role.CUSTOMER)
+    with world.store.read() as session:
+        assert session.get(Transfer, tid).status == "pending"  # type: ignore[union-attr]
+    assert events(world, tid).count("approved") == 1
+
+
+def _render(app: App, row_id: int) -> bytes:
+    with app.store.read() as session:
+        row = session.get(OutboundMessage, row_id)
+        assert row is not None and row.snapshot_id is not None
+        shared = session.get(MailSnapshot, row.snapshot_id)
+        assert shared is not None
+        item = Outgoing(row.id or 0, row.kind, row.key, row.message_id, tuple(row.recipients), row.created_at,
+                        row.transfer_id, row.render, row.snapshot_id)
+        return Renderer().render(item, shared.data)[1]
+
+
+def test_a_queued_mail_renders_to_the_same_bytes_whatever_happens_to_the_transfer_after(world: App) -> None:
+    tid = request_transfer(world, "ent-r1", "r2")
+    confirmation = rows(world, tid)[0]
+    first = _render(world, confirmation.id or 0)
+    for role in (Role.CUSTOMER, Role.ISV, Role.CURRENT_RESELLER, Role.NEW_RESELLER):
+        decide(world, tid, role)  # the transfer completes: every decision and its status change
+    with world.store.write() as session:  # the customer is renamed
+        account = session.get(Account, "acme")
+        assert account is not None
+        account.name = "Acme Corporation (renamed)"
+        session.add(account)
+    assert _render(world, confirmation.id or 0) == first
+    completed = [r for r in rows(world, tid) if r.kind == "completed"]
+    assert len({r.snapshot_id for r in completed}) == 1, "one snapshot per change, shared by its mails"
+    assert _render(world, completed[0].id or 0) == _render(world, completed[0].id or 0)
+
+
+def test_a_partys_completion_notice_carries_a_certificate_without_the_other_parties_addresses(world: App) -> None:
+    tid = request_transfer(world, "ent-direct", "r2")
+    for role in (Role.CUSTOMER, Role.ISV, Role.NEW_RESELLER):
+        decide(world, tid, role)
+    completed = [r for r in rows(world, tid) if r.kind == "completed"]
+    with world.store.read() as session:
+        snapshot = session.get(MailSnapshot, completed[0].snapshot_id)
+        assert snapshot is not None
+        cert = snapshot.data["certificate"]
+    assert cert["copy"] == "party" and cert["title"] == "Certificate of completion"
+    flat = repr(cert)
+    for address in ("alice@acme.example.com", "bob@acme.example.com", "deals@vendor.example.com",
+                    "ops@r2.example.com"):
+        assert address not in flat
+    with world.store.read() as session:
+        assert all(p.token not in flat for p in session.exec(select(Party).where(Party.transfer_id == tid)))
