@@ -2,8 +2,7 @@
 
 FastAPI describes error responses as ``application/json`` and adds a 422 of its own shape to every
 operation that takes parameters; here the API's errors become ``application/problem+json`` with
-the Problem schema, and FastAPI's own 422 goes where an operation cannot answer it (a path
-parameter that is any string). The document is committed as ``docs/openapi.json``; a test fails
+the Problem schema (FastAPI's own 422, for a parameter that does not validate, included). The document is committed as ``docs/openapi.json``; a test fails
 when it drifts from what the server serves. To write it again after changing the API::
 
     python -m transferbot.http.openapi > docs/openapi.json
@@ -44,7 +43,8 @@ def tidy(document: dict[str, Any]) -> dict[str, Any]:
             for code, response in list(responses.items()):
                 ref = _ref(response)
                 if code == "422" and ref.endswith("/HTTPValidationError"):
-                    del responses[code]
+                    responses[code] = {"description": "a parameter is not valid (errors lists it)",
+                                       "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
                 elif code.isdigit() and int(code) >= 400 and ref.endswith("/Problem"):
                     response["content"] = {PROBLEM: response["content"]["application/json"]}
     text = json.dumps(document.get("paths", {}))

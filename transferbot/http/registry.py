@@ -21,7 +21,7 @@ from transferbot.http.schemas import (
     EntitlementPage,
     EntitlementRequest,
 )
-from transferbot.http.v1 import Context, problems
+from transferbot.http.v1 import Context, Ident, problems
 from transferbot.service import api_registry
 from transferbot.service.apikeys import Principal
 
@@ -40,8 +40,8 @@ def router(ctx: Context) -> APIRouter:
                        "naming it). An open transfer keeps the addresses it was filed with. Admin keys only.",
            responses={200: {"model": Account, "description": "replaced"},
                       201: {"model": Account, "description": "created"},
-                      **problems(401, 403, 409, 413, 422, 429)})
-    async def put_account(account_id: str, body: AccountRequest, principal: Principal = who) -> JSONResponse:
+                      **problems(400, 401, 403, 409, 413, 422, 429)})
+    async def put_account(account_id: Ident, body: AccountRequest, principal: Principal = who) -> JSONResponse:
         require_admin(principal)
         document, created = await ctx.write(api_registry.put_account, account_id, body.kind.value, body.name,
                                             body.emails, body.locale, body.timezone, defaults, now())
@@ -49,7 +49,7 @@ def router(ctx: Context) -> APIRouter:
 
     @r.get("/accounts/{account_id}", tags=["registry"], response_model=None, summary="Read an account",
            responses={200: {"model": Account, "description": "the account"}, **problems(401, 403, 404, 429)})
-    async def get_account(account_id: str, principal: Principal = who) -> JSONResponse:
+    async def get_account(account_id: Ident, principal: Principal = who) -> JSONResponse:
         require_admin(principal)
         return JSONResponse(await ctx.read(api_registry.get_account, account_id))
 
@@ -67,8 +67,8 @@ def router(ctx: Context) -> APIRouter:
                        "change while a transfer of it is open (409). Admin keys only.",
            responses={200: {"model": Entitlement, "description": "replaced"},
                       201: {"model": Entitlement, "description": "created"},
-                      **problems(401, 403, 404, 409, 413, 422, 429)})
-    async def put_entitlement(entitlement_id: str, body: EntitlementRequest,
+                      **problems(400, 401, 403, 404, 409, 413, 422, 429)})
+    async def put_entitlement(entitlement_id: Ident, body: EntitlementRequest,
                               principal: Principal = who) -> JSONResponse:
         require_admin(principal)
         document, created = await ctx.write(api_registry.put_entitlement, entitlement_id, body.product, body.customer,
@@ -77,7 +77,7 @@ def router(ctx: Context) -> APIRouter:
 
     @r.get("/entitlements/{entitlement_id}", tags=["registry"], response_model=None, summary="Read an entitlement",
            responses={200: {"model": Entitlement, "description": "the entitlement"}, **problems(401, 404, 429)})
-    async def get_entitlement(entitlement_id: str, principal: Principal = who) -> JSONResponse:
+    async def get_entitlement(entitlement_id: Ident, principal: Principal = who) -> JSONResponse:
         return JSONResponse(await ctx.read(api_registry.get_entitlement, principal, entitlement_id))
 
     @r.get("/entitlements", tags=["registry"], response_model=None, summary="List entitlements",

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from transferbot.domain import AccountKind, Decision, EntitlementState, Role, TransferKind, TransferStatus
 
+NOTE_LIMIT, REASON_LIMIT, TEXT_LIMIT = 2000, 1000, 200  # as service.transfers, service.operator, service.registry
+NO_CONTROLS = r"^[^\x00-\x1f\x7f]+$"  # an id: no control character (PostgreSQL cannot even store NUL)
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -43,13 +46,14 @@ class Problem(BaseModel):
 # -- transfers ----------------------------------------------------------------------------------------------
 
 class TransferRequest(_In):
-    entitlement: str = Field(min_length=1, max_length=256, description="the entitlement to move")
-    to_reseller: str | None = Field(max_length=256, description="the reseller account it goes to; null: direct")
-    note: str = Field(default="", max_length=100_000, description="shown to every party (may have several lines)")
+    entitlement: str = Field(min_length=1, max_length=256, pattern=NO_CONTROLS, description="the entitlement to move")
+    to_reseller: str | None = Field(min_length=1, max_length=256, pattern=NO_CONTROLS,
+                                    description="the reseller account it goes to; null: direct")
+    note: str = Field(default="", max_length=NOTE_LIMIT, description="shown to every party (may have several lines)")
 
 
 class CancelRequest(_In):
-    reason: str = Field(max_length=100_000, description="why, shown to every party")
+    reason: str = Field(max_length=REASON_LIMIT, description="why, shown to every party")
 
 
 class ResendRequest(_In):
@@ -136,7 +140,7 @@ class Resent(BaseModel):
 
 class AccountRequest(_In):
     kind: AccountKind
-    name: str = Field(max_length=10_000, description="as every party sees it (one line)")
+    name: str = Field(max_length=TEXT_LIMIT, description="as every party sees it (one line)")
     emails: list[str] = Field(min_length=1, max_length=100, description="any of them may answer for the account")
     locale: Literal["en", "fr", "de"] | None = Field(
         default=None, description="the language of its mail; omitted: the default (new) or unchanged")
@@ -159,10 +163,12 @@ class AccountPage(BaseModel):
 
 
 class EntitlementRequest(_In):
-    product: str = Field(max_length=10_000)
-    customer: str = Field(max_length=256, description="the customer account that bought it")
-    isv: str = Field(max_length=256, description="the ISV account that sells it")
-    reseller: str | None = Field(max_length=256, description="the reseller it is bought through; null: direct")
+    product: str = Field(max_length=TEXT_LIMIT)
+    customer: str = Field(min_length=1, max_length=256, pattern=NO_CONTROLS,
+                          description="the customer account that bought it")
+    isv: str = Field(min_length=1, max_length=256, pattern=NO_CONTROLS, description="the ISV account that sells it")
+    reseller: str | None = Field(min_length=1, max_length=256, pattern=NO_CONTROLS,
+                                 description="the reseller it is bought through; null: direct")
     state: EntitlementState = EntitlementState.ACTIVE
 
 

@@ -12,7 +12,7 @@ from transferbot.clock import now
 from transferbot.domain import TransferStatus
 from transferbot.http.problems import Problem
 from transferbot.http.schemas import CancelRequest, ResendRequest, Resent, Transfer, TransferPage, TransferRequest
-from transferbot.http.v1 import Context, problems, refused
+from transferbot.http.v1 import Context, Ident, problems, refused
 from transferbot.rules import Conflict, Refusal
 from transferbot.service import api_transfers, idempotency
 from transferbot.service.apikeys import Principal
@@ -63,7 +63,7 @@ def router(ctx: Context) -> APIRouter:
                         "Every party is mailed at once. Answers the transfer as `transferbot show --json` prints it.",
             responses={201: {"model": Transfer, "description": "filed (or filed before, with this Idempotency-Key "
                                                                 "and body: the first response again)"},
-                       **problems(401, 404, 409, 413, 422, 429)})
+                       **problems(400, 401, 404, 409, 413, 422, 429)})
     async def file_transfer(body: TransferRequest, principal: Principal = who,
                             idempotency_key: IdempotencyKey = None) -> JSONResponse:
         idem = None
@@ -107,22 +107,22 @@ def router(ctx: Context) -> APIRouter:
            responses={200: {"model": Transfer, "description": "the transfer as `transferbot show --json` prints "
                                                               "it, without reply tokens"},
                       **problems(401, 404, 429)})
-    async def get_transfer(transfer_id: str, principal: Principal = who) -> JSONResponse:
+    async def get_transfer(transfer_id: Ident, principal: Principal = who) -> JSONResponse:
         return JSONResponse(await ctx.read(api_transfers.get_transfer, principal, transfer_id))
 
     @r.post("/{transfer_id}/cancel", response_model=None, summary="Cancel a pending transfer",
             description="The ISV withdraws the request; every party is told why.",
             responses={200: {"model": Transfer, "description": "cancelled"},
-                       **problems(401, 404, 409, 413, 422, 429)})
-    async def cancel_transfer(transfer_id: str, body: CancelRequest, principal: Principal = who) -> JSONResponse:
+                       **problems(400, 401, 404, 409, 413, 422, 429)})
+    async def cancel_transfer(transfer_id: Ident, body: CancelRequest, principal: Principal = who) -> JSONResponse:
         reason = _checked(check_note, body.reason, "reason", REASON_LIMIT)
         return JSONResponse(await ctx.write(api_transfers.cancel, ctx.app, principal, transfer_id, reason, now()))
 
     @r.post("/{transfer_id}/resend", response_model=None, summary="Mail the confirmation again",
             description="The confirmation again (same reply address, same thread) to the parties still to answer, "
                         "or to one.",
-            responses={200: {"model": Resent, "description": "queued"}, **problems(401, 404, 409, 413, 422, 429)})
-    async def resend(transfer_id: str, body: ResendRequest | None = None, principal: Principal = who) -> JSONResponse:
+            responses={200: {"model": Resent, "description": "queued"}, **problems(400, 401, 404, 409, 413, 422, 429)})
+    async def resend(transfer_id: Ident, body: ResendRequest | None = None, principal: Principal = who) -> JSONResponse:
         role = body.role.value if body is not None and body.role is not None else None
         return JSONResponse(await ctx.write(api_transfers.resend, ctx.app, principal, transfer_id, role, now()))
 
@@ -133,7 +133,7 @@ def router(ctx: Context) -> APIRouter:
                             "content": {"application/json": {"schema": {"type": "object"}},
                                         "text/html": {"schema": {"type": "string"}}}},
                       **problems(401, 404, 406, 429)})
-    async def certificate(transfer_id: str, principal: Principal = who,
+    async def certificate(transfer_id: Ident, principal: Principal = who,
                           accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Response:
         fmt = negotiate(accept)
         if fmt is None:

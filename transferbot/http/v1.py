@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Security
+from fastapi import APIRouter, Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
 from transferbot.http import auth
 from transferbot.http.problems import Problem
 from transferbot.http.ratelimit import RateLimiter
+from transferbot.http.schemas import NO_CONTROLS
 from transferbot.http.schemas import Problem as ProblemModel
 from transferbot.rules import Refusal
 from transferbot.service.apikeys import Principal
@@ -25,9 +26,12 @@ from transferbot.service.app import App
 
 T = TypeVar("T")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(auth.bearer)]
+Ident = Annotated[str, Path(min_length=1, max_length=256, pattern=NO_CONTROLS,
+                            description="an id (no control characters)")]
 STATUS = {"unknown": 404, "conflict": 409}
 KINDS = {404: "not-found", 409: "conflict", 422: "refused"}
 DESCRIPTIONS = {
+    400: "the body could not be read (not JSON, or not in the encoding it declares)",
     401: "no API key, or one that is not valid (unknown or revoked)",
     403: "the key may not do this (an ISV key, where an admin key is needed)",
     404: "no such resource, or one the key may not see",
@@ -78,11 +82,32 @@ class Context:
         return result
 
 
+async def known_query(request: Request) -> None:
+    """A query parameter the operation does not take is refused (a misspelt filter would silently filter
+    nothing)."""
+    route = request.scope.get("route")
+    if route is None or not request.query_params:
+        return
+    allowed = _query_names(route.dependant)
+    unknown = [name for name in request.query_params if name not in allowed]
+    if unknown:
+        raise Problem(422, f"unknown query parameter {unknown[0]!r}", kind="invalid-request",
+                      errors=[{"field": f"query.{name}", "message": "not a parameter of this operation"}
+                              for name in unknown])
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 def router(app: App, on_change: Callable[[], None] | None = None) -> APIRouter:
     from transferbot.http import registry, transfers
 
     ctx = Context(app, on_change or (lambda: None))
-    r = APIRouter()
+    r = APIRouter(dependencies=[Depends(known_query)])
     r.include_router(transfers.router(ctx))
     r.include_router(registry.router(ctx))
     return r

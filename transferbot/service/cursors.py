@@ -33,6 +33,7 @@ def decode(cursor: str | None, arity: int) -> list[str] | None:
         values = json.loads(raw.decode("ascii"))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise problem from None
-    if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
+    if not isinstance(values, list) or len(values) != arity or \
+            not all(isinstance(v, str) and "\x00" not in v for v in values):
         raise problem
     return values
