@@ -145,3 +145,23 @@ def test_webhook_commands(cli_config: Path, capsys: pytest.CaptureFixture[str], 
         with pytest.raises(SystemExit) as done:
             main([*run, *command])
         assert done.value.code == 0
+
+
+def test_keep_alive_responses_are_not_held_back(daemon: RunningDaemon) -> None:
+    """Each response on a kept-alive connection goes out at once: with Nagle on (TCP_NODELAY unset), the body
+    waited for the client's delayed ACK, about 40 ms every time."""
+    import socket
+    import statistics
+    import time
+
+    assert daemon.daemon is not None and daemon.daemon.http is not None
+    with socket.create_connection(("127.0.0.1", daemon.daemon.http.port), timeout=5) as client:
+        took = []
+        for _ in range(15):
+            started = time.perf_counter()
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            data = b""
+            while not data.endswith(b'{"status":"ok"}'):
+                data += client.recv(65536)
+            took.append(time.perf_counter() - started)
+    assert statistics.median(took) < 0.025, f"median {statistics.median(took) * 1000:.1f} ms"
