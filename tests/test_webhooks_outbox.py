@@ -276,3 +276,16 @@ def test_removing_an_endpoint_drops_its_queue(world: App) -> None:
         webhooks.remove_endpoint(world, endpoint.id or 0)
     with world.store.read() as session:
         assert session.get(WebhookEndpoint, endpoint.id).removed_at is not None  # type: ignore[union-attr]
+
+
+def test_the_dispatcher_sleeps_until_a_delivery_can_be_claimed(world: App) -> None:
+    """A delivery under way (leased) is not due before its lease ends: no polling while it is in flight."""
+    webhooks.add_endpoint(world, "https://billing.example.com/hooks")
+    request_transfer(world, "ent-r1", "r2")
+    with world.store.read() as session:
+        due = webhooks.next_due(session)
+    assert due is not None and due <= now()
+    world.store.run(webhooks.claim_due, "me", now(), 60.0, 10)
+    with world.store.read() as session:
+        leased = webhooks.next_due(session)
+    assert leased is not None and timedelta(seconds=55) < leased - now() <= timedelta(seconds=60)

@@ -230,10 +230,15 @@ def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float,
 
 
 def next_due(session: Session) -> datetime | None:
-    """When the soonest queued delivery is due (the dispatcher sleeps no longer than that)."""
+    """When the soonest queued delivery can next be claimed: its next attempt, or the end of the lease
+    someone holds on it (the dispatcher sleeps no longer than that, and does not spin while a delivery
+    is under way)."""
     d = WebhookDelivery.__table__  # type: ignore[attr-defined]
-    value = session.connection().execute(sa.select(sa.func.min(d.c.next_attempt_at)).where(
-        d.c.status == QUEUED)).scalar()
+    e = WebhookEndpoint.__table__  # type: ignore[attr-defined]
+    active = sa.select(e.c.id).where(e.c.removed_at.is_(None), e.c.disabled_at.is_(None))
+    claimable = sa.case((d.c.lease_until > d.c.next_attempt_at, d.c.lease_until), else_=d.c.next_attempt_at)
+    value = session.connection().execute(sa.select(sa.func.min(claimable)).where(
+        d.c.status == QUEUED, d.c.endpoint_id.in_(active))).scalar()
     if value is None:
         return None
     if isinstance(value, str):  # SQLite's min() hands back the stored text
