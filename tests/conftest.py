@@ -97,6 +97,11 @@ def app(config: Config) -> Iterator[App]:
 @pytest.fixture
 def world(app: App) -> App:
     """A small marketplace: a customer with two addresses, an ISV, two resellers, three entitlements."""
+    return populate(app)
+
+
+def populate(app: App) -> App:
+    """The `world` fixture's marketplace, for a test that opens an app of its own."""
     registry.add_account(app, "acme", "customer", "Acme Corp", ["alice@acme.example.com", "bob@acme.example.com"])
     registry.add_account(app, "vendor", "isv", "Vendor Inc", ["deals@vendor.example.com"])
     registry.add_account(app, "r1", "reseller", "Reseller One", ["ops@r1.example.com"])

@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "does not match.")
     ve.add_argument("transfer", help="the transfer's id (TR-…)")
 
+    _api_parsers(sub)
+
     db = sub.add_parser("db", help="create or upgrade the database's schema",
                         description="The database's schema: create it, bring it up to date, or say where it stands.")
     db_sub = db.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -194,6 +196,55 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("current", help="print the schema revision the database is at",
                       description="Print the schema revision the database is at, and whether it is current.")
     return p
+
+
+def _api_parsers(sub: Any) -> None:
+    """`apikey` and `webhook` (issue 11): keys for the HTTP API, and the endpoints events are delivered to."""
+    from transferbot.webhooks import EVENT_TYPES
+
+    ak = sub.add_parser("apikey", help="keys for the HTTP API (ISVs, the marketplace's systems)",
+                        description="Keys for the HTTP API. A key is shown once, when it is made; only its hash is "
+                                    "kept.")
+    ak_sub = ak.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    ak_sub.required = True
+    k = ak_sub.add_parser("create", help="make a key; prints it alone on the last line",
+                          description="Make a key and print it alone on the last line of stdout (shown this once).")
+    scope = k.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--isv", metavar="ACCOUNT", help="a key for this ISV's systems: its own entitlements only")
+    scope.add_argument("--admin", action="store_true", help="a key for the marketplace's own systems: everything")
+    k.add_argument("--name", default="", help="what the key is for (one line), shown by `apikey list`")
+    k = ak_sub.add_parser("list", help="list keys (never the keys themselves)", description="List the API keys.")
+    k.add_argument("--json", action="store_true", help="print a JSON array")
+    k = ak_sub.add_parser("revoke", help="revoke a key: refused from now on", description="Revoke an API key.")
+    k.add_argument("id", type=int, help="the key's number (apikey list ID)")
+
+    wh = sub.add_parser("webhook", help="endpoints that receive signed events, and their deliveries",
+                        description="Endpoints that receive transfer events as signed webhooks (Standard "
+                                    "Webhooks), and what became of each delivery.")
+    wh_sub = wh.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    wh_sub.required = True
+    w = wh_sub.add_parser("add", help="add an endpoint; prints its id and signing secret",
+                          description="Add an endpoint. Prints its id, then its signing secret (whsec_…), each on "
+                                      "a line of its own: the secret is shown this once.")
+    w.add_argument("url", help="http(s) URL the events are POSTed to")
+    w.add_argument("--event", action="append", default=[], metavar="TYPE", choices=list(EVENT_TYPES),
+                   help=f"repeatable: only these event types (default: all): {', '.join(EVENT_TYPES)}")
+    w.add_argument("--isv", metavar="ACCOUNT", help="only the transfers of this ISV")
+    w = wh_sub.add_parser("list", help="list endpoints", description="List the webhook endpoints.")
+    w.add_argument("--json", action="store_true", help="print a JSON array")
+    w = wh_sub.add_parser("remove", help="remove an endpoint (its queued deliveries are dropped)",
+                          description="Remove an endpoint; its deliveries still queued are dropped.")
+    w.add_argument("id", type=int, help="the endpoint's number (webhook list ID)")
+    w = wh_sub.add_parser("deliveries", help="deliveries with their attempts, newest first",
+                          description="Webhook deliveries with every attempt (time, status, error), newest first.")
+    w.add_argument("--endpoint", type=int, metavar="ID", help="only the deliveries to this endpoint")
+    w.add_argument("--limit", type=_positive, default=OUTBOX_LIMIT, metavar="N",
+                   help=f"at most N deliveries (default {OUTBOX_LIMIT})")
+    w.add_argument("--cursor", metavar="C", help="continue after the page whose next_cursor was C")
+    w.add_argument("--json", action="store_true", help='print a page: {"items": [...], "next_cursor", "more"}')
+    w = wh_sub.add_parser("retry", help="queue a failed delivery again (same event id, same body)",
+                          description="Queue a failed delivery again, due now, with three days of retries.")
+    w.add_argument("delivery", type=int, help="the delivery's number (webhook deliveries ID)")
 
 
 # -- output helpers -------------------------------------------------------------
@@ -321,6 +372,13 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
               f"{o['message_id']}")
         if o["last_error"]:
             _print_reason(o["last_error"])
+    print("webhooks:" if d.get("webhooks") else "webhooks: none")
+    for w in d.get("webhooks", []):
+        print(f"  #{w['id']:<5} {w['type']:<23} endpoint #{w['endpoint']:<3} {w['status']:<9} attempts "
+              f"{w['attempts']}  {w['event_id']}")
+        for a in w["history"]:
+            code = a["status_code"] if a["status_code"] is not None else "-"
+            print(f"      {a['at'][:19]}  {a['outcome']:<9} HTTP {code}" + (f"  {a['error']}" if a["error"] else ""))
     return 0
 
 
@@ -513,12 +571,78 @@ def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     return 0 if ok else EXIT_REFUSED
 
 
+# -- the HTTP API's keys and webhooks (issue 11) ----------------------------------
+
+def cmd_apikey(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service import apikeys
+
+    app = _app(config)
+    if args.action == "create":
+        row, key = apikeys.create_key(app, None if args.admin else args.isv, args.name)
+        who = "admin" if args.admin else f"isv {args.isv}"
+        print(f"api key #{row.id} ({row.prefix}…) for {who}; it is shown this once: keep it now", file=sys.stderr)
+        print(key)
+    elif args.action == "revoke":
+        row = apikeys.revoke_key(app, args.id)
+        print(f"api key #{row.id} ({row.prefix}…) revoked", file=sys.stderr)
+    else:
+        keys = apikeys.list_keys(app)
+        if args.json:
+            _print_json(keys)
+        else:
+            _table([(k["id"], k["prefix"] + "…", k["scope"], k["isv"] or "-", k["state"], k["created_at"][:19],
+                     k["name"]) for k in keys], ("ID", "KEY", "SCOPE", "ISV", "STATE", "CREATED", "NAME"))
+    return 0
+
+
+def cmd_webhook(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service import webhooks
+
+    app = _app(config)
+    if args.action == "add":
+        row, secret = webhooks.add_endpoint(app, args.url, args.event, args.isv)
+        print(f"webhook endpoint #{row.id} added; its signing secret is shown this once", file=sys.stderr)
+        print(row.id)
+        print(secret)
+    elif args.action == "remove":
+        dropped = webhooks.remove_endpoint(app, args.id)
+        print(f"webhook endpoint #{args.id} removed; {dropped} queued deliveries dropped", file=sys.stderr)
+    elif args.action == "retry":
+        delivery = webhooks.retry_delivery(app, args.delivery)
+        print(f"webhook delivery #{delivery.id} queued again", file=sys.stderr)
+    elif args.action == "deliveries":
+        page = webhooks.deliveries_page(app, args.endpoint, args.limit, args.cursor)
+        if args.json:
+            _print_json(page.as_json())
+            return 0
+        if not page.items:
+            print("no webhook deliveries", file=sys.stderr)
+        for d in page.items:
+            print(f"#{d['id']:<5} {d['type']:<23} endpoint #{d['endpoint']:<3} {d['transfer'] or '-':<10} "
+                  f"{d['status']:<9} attempts {d['attempts']}  {d['event_id']}")
+            for a in d["history"]:
+                code = a["status_code"] if a["status_code"] is not None else "-"
+                print(f"      {a['at'][:23]}  {a['outcome']:<9} HTTP {code:<4} {a['elapsed_ms']} ms"
+                      + (f"  {a['error']}" if a["error"] else ""))
+        _say_more(page)
+    else:
+        endpoints = webhooks.list_endpoints(app)
+        if args.json:
+            _print_json(endpoints)
+        else:
+            _table([(e["id"], e["state"], e["url"], ",".join(e["events"]) if isinstance(e["events"], list) else "all",
+                     e["isv"] or "-", e["disabled_reason"] or "") for e in endpoints],
+                   ("ID", "STATE", "URL", "EVENTS", "ISV", "WHY DISABLED"))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "cancel": cmd_cancel, "resend": cmd_resend, "replace-contact": cmd_replace_contact,
     "certificate": cmd_certificate, "verify": cmd_verify,
     "account": cmd_account, "entitlement": cmd_entitlement, "request": cmd_request, "list": cmd_list,
     "show": cmd_show, "serve": cmd_serve, "demo": cmd_demo, "read": cmd_read, "inbox": cmd_inbox,
     "outbox": cmd_outbox, "db": cmd_db,
+    "apikey": cmd_apikey, "webhook": cmd_webhook,
 }
 
 

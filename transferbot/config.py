@@ -266,6 +266,14 @@ class WebhooksConfig(_Section):
     max_response_bytes: int = Field(default=65536, ge=0, le=16 * 1024 * 1024)
     max_age_hours: float = Field(default=72.0, gt=0)
     concurrency: int = Field(default=4, ge=1, le=64)
+    retry_first_seconds: float = Field(default=5.0, ge=0.1, le=3600)
+
+
+class ApiConfig(_Section):
+    """The HTTP API (/v1): how many requests one key may make (a token bucket per key, per daemon)."""
+
+    rate_limit_per_minute: int = Field(default=600, ge=0)  # 0: no limit
+    rate_limit_burst: int = Field(default=60, ge=1)
 
 
 class HttpConfig(_Section):
@@ -295,6 +303,7 @@ class Config(_Section):
     workflow: WorkflowConfig = WorkflowConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     http: HttpConfig = HttpConfig()
+    api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
     source: str = Field(default="built-in defaults", exclude=True)
 

@@ -1,4 +1,4 @@
-"""`transferbot serve`: inbound server, reader, dispatcher and scheduler on one event loop.
+"""`transferbot serve`: inbound server, reader, dispatchers (mail, webhooks), scheduler and HTTP on one event loop.
 
 They start together and stop together. Blocking database work runs off the loop (store.transact),
 so the loop keeps serving sessions. Work is claimed in the database under this daemon's name
@@ -37,8 +37,10 @@ from transferbot.service import arrivals, leases
 from transferbot.service.app import App
 from transferbot.service.arrivals import Arrival
 from transferbot.service.mail import OUTBOX_CHANNEL
+from transferbot.service.webhooks import WEBHOOK_CHANNEL
 from transferbot.sweeper import SweepStats, schedule_sweep
 from transferbot.transports import Connection, connections_for
+from transferbot.webhooks.dispatcher import WebhookDispatcher
 
 if TYPE_CHECKING:
     from transferbot.senderauth import Resolver
@@ -58,7 +60,8 @@ class Daemon:
         self.dispatcher = Dispatcher(app, connections if connections is not None else connections_for(app.config.outbound),
                                      self.owner)
         self.authenticator = Authenticator(app.config.inbound, resolver)
-        self.reader = ReadLoop(app, self.owner, on_applied=self.dispatcher.poke, authenticator=self.authenticator)
+        self.webhooks = WebhookDispatcher(app, self.owner)  # issue 11: signed webhooks, an outbox for HTTP
+        self.reader = ReadLoop(app, self.owner, on_applied=self.wake_dispatchers, authenticator=self.authenticator)
         self.group = GroupCommit(self._commit)
         self.handler = InboundHandler(app, self.group.store, on_stored=lambda _id: self.reader.poke())
         cfg = app.config.inbound
@@ -81,6 +84,11 @@ class Daemon:
     def port(self) -> int:
         return self.edge.port
 
+    def wake_dispatchers(self) -> None:
+        """A change was committed here: the mail and webhook events it caused are due now."""
+        self.dispatcher.poke()
+        self.webhooks.poke()
+
     # -- start ------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.app.config.inbound
@@ -93,15 +101,18 @@ class Daemon:
         self._tasks = [
             asyncio.create_task(self.reader.run(), name="reader"),
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(self.webhooks.run(), name="webhooks"),
             asyncio.create_task(self.app.store.listen({arrivals.INBOUND_CHANNEL: self.reader.poke,
-                                                       OUTBOX_CHANNEL: self.dispatcher.poke}), name="listen"),
+                                                       OUTBOX_CHANNEL: self.dispatcher.poke,
+                                                       WEBHOOK_CHANNEL: self.webhooks.poke}), name="listen"),
         ]
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
-        schedule_sweep(self.scheduler, self.app, self.dispatcher.poke, self.sweeps)
+        schedule_sweep(self.scheduler, self.app, self.wake_dispatchers, self.sweeps)
         self.scheduler.start()
         http = self.app.config.http
         if http.enabled:
-            self.http = HttpServer(http_app.create(self.app, self.readiness), http.host, http.port)
+            self.http = HttpServer(http_app.create(self.app, self.readiness, on_change=self.wake_dispatchers),
+                                   http.host, http.port)
             await self.http.start()
             log.info("HTTP (API, dashboard, metrics) on http://%s:%d/", http.host, self.http.port)
         log.info("transferbot %s listening on %s:%d for %s; outbound via %s; database %s; sender authentication %s",
@@ -123,6 +134,7 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         self.reader.stop()
         await self.dispatcher.stop()
+        await self.webhooks.stop()
         for task in self._tasks:
             if task.get_name() == "listen":
                 task.cancel()

@@ -229,3 +229,86 @@ class Event(SQLModel, table=True):
     data: dict[str, Any] = _json({})
     prev_hash: str
     hash: str
+
+
+# -- The HTTP API and webhooks (issue 11) ------------------------------------------------------------------------
+
+class ApiKey(SQLModel, table=True):
+    """A key the marketplace's systems or an ISV call the API with. Only its SHA-256 is kept; ``prefix``
+    (its first characters, not secret enough to use) names it in listings and logs."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(index=True)
+    hash: str = Field(unique=True)
+    scope: str  # admin | isv
+    isv_id: str | None = Field(default=None, foreign_key="account.id")
+    name: str = ""
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The response a request with an Idempotency-Key got, replayed for the same key and body for 24 hours."""
+
+    __table_args__ = (sa.UniqueConstraint("api_key_id", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_id: int = Field(foreign_key="apikey.id")
+    key: str
+    request_hash: str
+    status_code: int
+    response: dict[str, Any] = _json({})
+    created_at: datetime = _ts(index=True)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """Where events are delivered: the URL, its signing secret, the event types it wants (empty: all)
+    and, when scoped, the one ISV whose transfers it hears about."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str
+    secret: str
+    event_types: list[str] = _json([])
+    isv_id: str | None = Field(default=None, foreign_key="account.id")
+    created_at: datetime = _ts()
+    disabled_at: datetime | None = _ts(nullable=True)  # the receiver answered 410 Gone
+    disabled_reason: str = ""
+    removed_at: datetime | None = _ts(nullable=True)  # `webhook remove`: kept for the deliveries' history
+
+
+class WebhookEvent(SQLModel, table=True):
+    """One event as it was queued: its ``webhook-id`` and the payload bytes every delivery of it sends."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    type: str
+    transfer_id: str | None = Field(default=None, index=True)
+    created_at: datetime = _ts()
+    payload: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """The outbox row for HTTP: one event to one endpoint, its attempts, and who holds it (a lease)."""
+
+    __table_args__ = (
+        sa.Index("webhook_due", "next_attempt_at", sqlite_where=sa.text("status = 'queued'"),
+                 postgresql_where=sa.text("status = 'queued'")),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="webhookevent.id", index=True)
+    endpoint_id: int = Field(foreign_key="webhookendpoint.id", index=True)
+    transfer_id: str | None = Field(default=None, index=True)
+    type: str
+    created_at: datetime = _ts()
+    status: str = "queued"  # queued | delivered | failed
+    attempts: int = 0
+    queued_at: datetime = _ts()  # when this round of attempts began: created, or `webhook retry`
+    round_attempts: int = 0  # attempts since queued_at (the backoff and the giving up count from there)
+    next_attempt_at: datetime = _ts()
+    last_attempt_at: datetime | None = _ts(nullable=True)
+    delivered_at: datetime | None = _ts(nullable=True)
+    last_status_code: int | None = None
+    last_error: str = ""
+    last_response: str = ""  # the start of the last response body
+    history: list[dict[str, Any]] = _json([])  # every attempt: at, daemon, outcome, status_code, error, elapsed_ms
+    lease_owner: str = ""
+    lease_until: datetime | None = _ts(nullable=True)

@@ -24,7 +24,25 @@ from transferbot.domain import (
 
 
 class Refusal(Exception):
-    """A request or command that the rules refuse; the text is for the user."""
+    """A request or command that the rules refuse; the text is for the user.
+
+    ``kind`` says what sort of refusal it is, so the HTTP API answers the right status without
+    reading the words: "invalid" (422), "unknown" (404: no such entitlement, account or transfer),
+    "conflict" (409: the state forbids it, e.g. an open transfer exists). The CLI prints the words alone."""
+
+    kind: str = "invalid"
+
+
+class Unknown(Refusal):
+    """Something named does not exist (an entitlement, an account, a transfer)."""
+
+    kind = "unknown"
+
+
+class Conflict(Refusal):
+    """The request is valid but the current state forbids it (an open transfer exists, a transfer is closed)."""
+
+    kind = "conflict"
 
 
 @dataclass(frozen=True)
@@ -83,19 +101,19 @@ def plan_request(
 ) -> Plan:
     """Check a request against the registry; refuse with a one-line reason."""
     if ent is None:
-        raise Refusal(f"unknown entitlement {entitlement_id!r}")
+        raise Unknown(f"unknown entitlement {entitlement_id!r}")
     if ent.state is not EntitlementState.ACTIVE:
         raise Refusal(f"entitlement {ent.id} is {ent.state}, not active")
     if target_id is not None:
         if target is None:
-            raise Refusal(f"unknown account {target_id!r}")
+            raise Unknown(f"unknown account {target_id!r}")
         if target.kind is not AccountKind.RESELLER:
             raise Refusal(f"account {target.id} is a {target.kind}, not a reseller")
     if target_id == ent.reseller_id:
         where = f"through reseller {target_id}" if target_id else "a direct order"
         raise Refusal(f"entitlement {ent.id} is already {where}")
     if has_open_transfer:
-        raise Refusal(f"entitlement {ent.id} already has an open transfer")
+        raise Conflict(f"entitlement {ent.id} already has an open transfer")
     kind = transfer_kind(ent.reseller_id, target_id)
     return Plan(kind, ent.reseller_id, target_id, derive_parties(ent, target_id))
 
@@ -284,7 +302,7 @@ def expire(t: TransferFacts) -> Change:
 def cancel(t: TransferFacts, reason: str, by: str) -> Change:
     """The ISV withdraws a pending transfer; every party is told why."""
     if t.status is not TransferStatus.PENDING:
-        raise Refusal(f"transfer {t.id} is {t.status.value}; only a pending transfer can be cancelled")
+        raise Conflict(f"transfer {t.id} is {t.status.value}; only a pending transfer can be cancelled")
     if not reason.strip():
         raise Refusal("--reason must not be empty: every party is told why")
     return Change(
@@ -345,7 +363,7 @@ def reply_notice(t: TransferFacts, role: Role, kind: MailKind, now: datetime,
 def resend(t: TransferFacts, roles: tuple[Role, ...], cleared: dict[Role, list[str]]) -> Change:
     """The confirmation again (same token, same thread) to parties still to answer."""
     if t.status is not TransferStatus.PENDING:
-        raise Refusal(f"transfer {t.id} is {t.status.value}; only a pending transfer can be changed")
+        raise Conflict(f"transfer {t.id} is {t.status.value}; only a pending transfer can be changed")
     return Change(
         updates=tuple(PartyUpdate(r, clear_undeliverable=True) for r in roles if cleared.get(r)),
         events=tuple(("resent", {"role": r.value, "cleared_undeliverable": cleared.get(r, [])}) for r in roles),
@@ -366,7 +384,7 @@ def replace_contact(t: TransferFacts, role: Role, new: tuple[str, ...], current:
     """A party's contact changed. The new address may not be another party's (one party would then answer
     for two); the old contact is told, at its old address, that it no longer answers for the account."""
     if t.status is not TransferStatus.PENDING:
-        raise Refusal(f"transfer {t.id} is {t.status.value}; only a pending transfer can be changed")
+        raise Conflict(f"transfer {t.id} is {t.status.value}; only a pending transfer can be changed")
     old = current.get(role, [])
     if sorted(old) == sorted(new):
         raise Refusal(f"the {role.value} of {t.id} is already reached at {', '.join(new)}")

@@ -20,7 +20,7 @@ from transferbot import certdoc
 from transferbot.audit import events_of, fingerprint, first_broken
 from transferbot.domain import TransferStatus
 from transferbot.models import Account, Entitlement, Event, InboundMessage, OutboundMessage, Party, Transfer
-from transferbot.rules import Refusal
+from transferbot.rules import Unknown
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, find_transfer, parties_of
 from transferbot.service.views import auth_summary
@@ -114,7 +114,7 @@ def certificate(app: App, transfer_id: str, fmt: str = "text", now: datetime | N
     with app.store.read() as session:
         t = find_transfer(session, transfer_id)
         if t is None:
-            raise Refusal(f"unknown transfer {transfer_id!r}")
+            raise Unknown(f"unknown transfer {transfer_id!r}")
         return certdoc.render(full(app, session, t, now or clock_now()), fmt)
 
 
@@ -123,7 +123,7 @@ def verify(app: App, transfer_id: str) -> tuple[bool, str]:
     with app.store.read() as session:
         t = find_transfer(session, transfer_id)
         if t is None:
-            raise Refusal(f"unknown transfer {transfer_id!r}")
+            raise Unknown(f"unknown transfer {transfer_id!r}")
         events = events_of(session, t.id)
         broken = first_broken(events)
         if broken is None:

@@ -12,7 +12,7 @@ from transferbot.addresses import AddressError, normalize_address
 from transferbot.clock import now as clock_now
 from transferbot.domain import Role, TransferStatus
 from transferbot.models import Party, Transfer
-from transferbot.rules import Refusal
+from transferbot.rules import Conflict, Refusal, Unknown
 from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, facts_of, find_transfer, lock_transfer, parties_of
@@ -26,9 +26,9 @@ def _locked(session: Session, transfer_id: str, pending: bool = True) -> Transfe
     found = find_transfer(session, transfer_id)
     t = lock_transfer(session, found.id) if found else None
     if t is None:
-        raise Refusal(f"unknown transfer {transfer_id!r}")
+        raise Unknown(f"unknown transfer {transfer_id!r}")
     if pending and t.status != TransferStatus.PENDING.value:
-        raise Refusal(f"transfer {t.id} is {t.status}; only a pending transfer can be changed")
+        raise Conflict(f"transfer {t.id} is {t.status}; only a pending transfer can be changed")
     return t
 
 
@@ -50,43 +50,43 @@ def cancel_transfer(app: App, transfer_id: str, reason: str, at: datetime | None
                     by: str = "operator") -> str:
     """The ISV withdraws the request: everyone is told, with the reason; its tokens stop counting."""
     reason = check_note(reason, "--reason", REASON_LIMIT)
-    now = at or clock_now()
+    return app.store.run(cancel_in, app, transfer_id, reason, at or clock_now(), by)
 
-    def work(session: Session) -> str:
-        t = _locked(session, transfer_id, pending=False)
-        parties = parties_of(session, t.id)
-        change = rules.cancel(facts_of(session, t, parties), reason, by)
-        transition.apply(app, session, t, change, now, parties=parties)
-        log.info("%s: cancelled by %s: %s", t.id, by, reason)
-        return t.id
 
-    return app.store.run(work)
+def cancel_in(session: Session, app: App, transfer_id: str, reason: str, now: datetime, by: str) -> str:
+    """cancel_transfer inside the caller's transaction (``reason`` checked already)."""
+    t = _locked(session, transfer_id, pending=False)
+    parties = parties_of(session, t.id)
+    change = rules.cancel(facts_of(session, t, parties), reason, by)
+    transition.apply(app, session, t, change, now, parties=parties)
+    log.info("%s: cancelled by %s: %s", t.id, by, reason)
+    return t.id
 
 
 def resend(app: App, transfer_id: str, role: str | None = None, at: datetime | None = None) -> list[str]:
     """Mail the confirmation again (same token, threaded) to pending parties, or to one.
 
     The operator asks explicitly, so addresses marked undeliverable are tried again too."""
-    now = at or clock_now()
+    return app.store.run(resend_in, app, transfer_id, role, at or clock_now())
 
-    def work(session: Session) -> list[str]:
-        t = _locked(session, transfer_id)
-        parties = parties_of(session, t.id)
-        if role is not None:
-            party = _party(parties, _role(role), t)
-            if party.decision != "pending":
-                raise Refusal(f"the {party.role} of {t.id} has already {party.decision}; nothing to resend")
-            targets = [party]
-        else:
-            targets = [p for p in parties if p.decision == "pending"]
-        cleared = {Role(p.role): [a.address for a in addresses_of(session, p.id or 0) if a.undeliverable_at]
-                   for p in targets}
-        change = rules.resend(facts_of(session, t, parties), tuple(Role(p.role) for p in targets), cleared)
-        queued = transition.apply(app, session, t, change, now, parties=parties)
-        mailed = {row.party_id for row in queued}
-        return [p.role for p in targets if p.id in mailed]
 
-    return app.store.run(work)
+def resend_in(session: Session, app: App, transfer_id: str, role: str | None, now: datetime) -> list[str]:
+    """resend inside the caller's transaction; returns the roles mailed."""
+    t = _locked(session, transfer_id)
+    parties = parties_of(session, t.id)
+    if role is not None:
+        party = _party(parties, _role(role), t)
+        if party.decision != "pending":
+            raise Conflict(f"the {party.role} of {t.id} has already {party.decision}; nothing to resend")
+        targets = [party]
+    else:
+        targets = [p for p in parties if p.decision == "pending"]
+    cleared = {Role(p.role): [a.address for a in addresses_of(session, p.id or 0) if a.undeliverable_at]
+               for p in targets}
+    change = rules.resend(facts_of(session, t, parties), tuple(Role(p.role) for p in targets), cleared)
+    queued = transition.apply(app, session, t, change, now, parties=parties)
+    mailed = {row.party_id for row in queued}
+    return [p.role for p in targets if p.id in mailed]
 
 
 def replace_contact(app: App, transfer_id: str, role: str, email: str, at: datetime | None = None) -> str:

@@ -14,7 +14,7 @@ from transferbot.clock import now
 from transferbot.config import LOCALES
 from transferbot.domain import AccountKind, EntitlementState
 from transferbot.models import Account, AccountAddress, Entitlement
-from transferbot.rules import Refusal
+from transferbot.rules import Refusal, Unknown
 from transferbot.service.app import App
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -159,7 +159,7 @@ def update_account(
     with app.store.write() as session:
         account = session.get(Account, account_id)
         if account is None:
-            raise Refusal(f"unknown account {account_id!r}")
+            raise Unknown(f"unknown account {account_id!r}")
         if name is not None:
             account.name = name
         if locale is not None:
@@ -196,7 +196,7 @@ def add_entitlement(
                 continue
             account = session.get(Account, account_id)
             if account is None:
-                raise Refusal(f"unknown account {account_id!r} ({flag})")
+                raise Unknown(f"unknown account {account_id!r} ({flag})")
             if account.kind != kind.value:
                 raise Refusal(f"account {account_id} is a {account.kind}, not a {kind.value} ({flag})")
         stamp = now()

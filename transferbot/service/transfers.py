@@ -14,7 +14,7 @@ from transferbot.audit import fingerprint
 from transferbot.clock import now as clock_now
 from transferbot.domain import AccountKind, MailKind, TransferStatus
 from transferbot.models import Account, Entitlement, Party, PartyAddress, Transfer
-from transferbot.rules import Change, Notice, Refusal
+from transferbot.rules import Change, Conflict, Notice, Refusal
 from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.facts import entitlement_facts
@@ -54,14 +54,15 @@ def request_transfer(app: App, entitlement_id: str, to_reseller: str | None, not
     """File a transfer as the ISV would; returns its id. Refuses, writing nothing, when invalid."""
     note = check_note(note)
     try:
-        return app.store.run(_request, app, entitlement_id, to_reseller, note, at or clock_now())
+        return app.store.run(request_in, app, entitlement_id, to_reseller, note, at or clock_now())
     except sa.exc.IntegrityError:
         # The partial unique index caught a concurrent request for the same entitlement.
-        raise Refusal(f"entitlement {entitlement_id} already has an open transfer") from None
+        raise Conflict(f"entitlement {entitlement_id} already has an open transfer") from None
 
 
-def _request(session: Session, app: App, entitlement_id: str, to_reseller: str | None, note: str,
-             now: datetime) -> str:
+def request_in(session: Session, app: App, entitlement_id: str, to_reseller: str | None, note: str,
+               now: datetime) -> str:
+    """request_transfer inside the caller's transaction (``note`` checked already)."""
     ent = session.exec(select(Entitlement).where(Entitlement.id == entitlement_id).with_for_update()).first()
     target = session.get(Account, to_reseller) if to_reseller else None
     plan = rules.plan_request(

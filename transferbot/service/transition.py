@@ -2,8 +2,8 @@
 
 Every use case (a request filed, a reply read, a sweep, an operator's action, a bounce or a failed
 delivery) loads the facts, asks the rules for a ``Change`` and hands it here: status, the
-entitlement move, decisions, party bookkeeping, audit events, the next due time, and the mail the
-change causes, all or nothing. The caller has locked the transfer row (facts.lock_transfer).
+entitlement move, decisions, party bookkeeping, audit events, the next due time, and the mail and
+webhook events the change causes, all or nothing. The caller has locked the transfer row (facts.lock_transfer).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from transferbot.audit import append_event
 from transferbot.domain import Decision, Role, TransferStatus
 from transferbot.models import Entitlement, InboundMessage, OutboundMessage, Party, PartyAddress, RevokedToken, Transfer
 from transferbot.rules import Change, PartyUpdate
-from transferbot.service import schedule
+from transferbot.service import schedule, webhooks
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, parties_of
 from transferbot.service.mail import Mailer
@@ -34,8 +34,9 @@ class EntitlementMoved(Exception):
 
 def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, *,
           parties: list[Party] | None = None, cause: InboundMessage | None = None) -> list[OutboundMessage]:
-    """Write ``change`` to ``t`` and queue the mail it causes; returns the mail queued."""
+    """Write ``change`` to ``t`` and queue the mail and webhook events it causes; returns the mail queued."""
     parties = parties if parties is not None else parties_of(session, t.id)
+    before = t.status
     by_role = {Role(p.role): p for p in parties}
     if change.move_entitlement:
         _move_entitlement(session, t, now)
@@ -66,6 +67,8 @@ def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime
                 mailer.to_party(by_role[role], notice.kind, notice.extra, notice.addresses)
     for alert in change.alerts:
         mailer.to_operator(alert.name, alert.facts)
+    # Last, so that the payload's snapshot holds everything this change wrote (its mail included).
+    webhooks.queue_events(app, session, t, change, before, parties, now)
     return mailer.done()
 
 

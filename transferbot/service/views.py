@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,8 +12,16 @@ from sqlmodel import Session, col, select
 
 from transferbot.audit import events_of
 from transferbot.domain import TransferStatus
-from transferbot.models import Account, Entitlement, InboundMessage, OutboundMessage, Party, Transfer
-from transferbot.rules import Refusal
+from transferbot.models import (
+    Account,
+    Entitlement,
+    InboundMessage,
+    OutboundMessage,
+    Party,
+    RevokedToken,
+    Transfer,
+)
+from transferbot.rules import Refusal, Unknown
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, find_transfer, parties_of
 
@@ -70,45 +79,88 @@ def _roles(session: Session, rows: list[InboundMessage]) -> dict[int, str]:
 
 
 def transfer_detail(app: App, transfer_id: str) -> dict[str, Any]:
+    """`show --json`: the record, with the webhook deliveries of the transfer's events."""
     with app.store.read() as session:
         t = find_transfer(session, transfer_id)
         if t is None:
-            raise Refusal(f"unknown transfer {transfer_id!r}")
-        ent = session.get(Entitlement, t.entitlement_id)
-        assert ent is not None
-        parties = []
-        for p in parties_of(session, t.id):
-            account = session.get(Account, p.account_id)
-            addresses = addresses_of(session, p.id or 0)
-            decided_by = session.get(InboundMessage, p.decided_by) if p.decided_by else None
-            parties.append({
-                "role": p.role, "account": p.account_id, "name": account.name if account else p.account_id,
-                "email": addresses[0].address if addresses else None,
-                "emails": [a.address for a in addresses],
-                "undeliverable": [{"address": a.address, "since": iso(a.undeliverable_at),
-                                   "reason": a.undeliverable_reason} for a in addresses if a.undeliverable_at],
-                "decision": p.decision, "decided_at": iso(p.decided_at), "reason": p.reason or None,
-                "reply": ({"inbound": decided_by.id, "message_id": decided_by.message_id,
-                           "from": decided_by.from_address} if decided_by else None),
-                "locale": p.locale, "timezone": p.timezone,
-            })
-        events = [{**e.data, "seq": e.seq, "at": iso(e.at), "kind": e.kind} for e in events_of(session, t.id)]
-        received = list(session.exec(
-            select(InboundMessage).where(InboundMessage.transfer_id == t.id).order_by(col(InboundMessage.id))))
-        roles = _roles(session, received)
-        inbound = [inbound_summary(r, roles) for r in received]
-        outbound = [{"id": o.id, "kind": o.kind, "to": o.recipients, "status": o.status, "attempts": o.attempts,
-                     "message_id": o.message_id, "last_error": o.last_error or None}
-                    for o in session.exec(select(OutboundMessage).where(OutboundMessage.transfer_id == t.id)
-                                          .order_by(col(OutboundMessage.id)))]
-        return {
-            "id": t.id, "kind": t.kind, "status": t.status, "note": t.note, "fingerprint": t.fingerprint,
-            "created_at": iso(t.created_at), "expires_at": iso(t.expires_at), "closed_at": iso(t.closed_at),
-            "from_reseller": t.from_reseller_id, "to_reseller": t.to_reseller_id,
-            "entitlement": {"id": ent.id, "product": ent.product, "customer": ent.customer_id, "isv": ent.isv_id,
-                            "reseller": ent.reseller_id, "state": ent.state},
-            "parties": parties, "events": events, "inbound": inbound, "outbound": outbound,
-        }
+            raise Unknown(f"unknown transfer {transfer_id!r}")
+        from transferbot.service.webhooks import deliveries_of_transfer
+
+        return {**detail_of(session, t), "webhooks": deliveries_of_transfer(session, t.id)}
+
+
+def detail_of(session: Session, t: Transfer) -> dict[str, Any]:
+    """A transfer's whole record as it stands in this transaction (what `show --json` prints)."""
+    ent = session.get(Entitlement, t.entitlement_id)
+    assert ent is not None
+    parties = []
+    for p in parties_of(session, t.id):
+        account = session.get(Account, p.account_id)
+        addresses = addresses_of(session, p.id or 0)
+        decided_by = session.get(InboundMessage, p.decided_by) if p.decided_by else None
+        parties.append({
+            "role": p.role, "account": p.account_id, "name": account.name if account else p.account_id,
+            "email": addresses[0].address if addresses else None,
+            "emails": [a.address for a in addresses],
+            "undeliverable": [{"address": a.address, "since": iso(a.undeliverable_at),
+                               "reason": a.undeliverable_reason} for a in addresses if a.undeliverable_at],
+            "decision": p.decision, "decided_at": iso(p.decided_at), "reason": p.reason or None,
+            "reply": ({"inbound": decided_by.id, "message_id": decided_by.message_id,
+                       "from": decided_by.from_address} if decided_by else None),
+            "locale": p.locale, "timezone": p.timezone,
+        })
+    events = [{**e.data, "seq": e.seq, "at": iso(e.at), "kind": e.kind} for e in events_of(session, t.id)]
+    received = list(session.exec(
+        select(InboundMessage).where(InboundMessage.transfer_id == t.id).order_by(col(InboundMessage.id))))
+    roles = _roles(session, received)
+    inbound = [inbound_summary(r, roles) for r in received]
+    outbound = [{"id": o.id, "kind": o.kind, "to": o.recipients, "status": o.status, "attempts": o.attempts,
+                 "message_id": o.message_id, "last_error": o.last_error or None}
+                for o in session.exec(select(OutboundMessage).where(OutboundMessage.transfer_id == t.id)
+                                      .order_by(col(OutboundMessage.id)))]
+    return {
+        "id": t.id, "kind": t.kind, "status": t.status, "note": t.note, "fingerprint": t.fingerprint,
+        "created_at": iso(t.created_at), "expires_at": iso(t.expires_at), "closed_at": iso(t.closed_at),
+        "from_reseller": t.from_reseller_id, "to_reseller": t.to_reseller_id,
+        "entitlement": {"id": ent.id, "product": ent.product, "customer": ent.customer_id, "isv": ent.isv_id,
+                        "reseller": ent.reseller_id, "state": ent.state},
+        "parties": parties, "events": events, "inbound": inbound, "outbound": outbound,
+    }
+
+
+REDACTED = "…"
+
+
+def public_detail(session: Session, t: Transfer) -> dict[str, Any]:
+    """The record as the API answers it and webhooks carry it: `show --json` without any reply token.
+
+    A token (live, or revoked when a contact was replaced) is what a reply must carry to count, so it
+    never leaves transferbot but in the mail to its own party: the envelope recipients of inbound mail
+    (``transfer+TOKEN@domain``) and any text quoting one show ``transfer+…@domain`` instead."""
+    parties = parties_of(session, t.id)
+    tokens = [p.token for p in parties]
+    party_ids = [p.id for p in parties]
+    tokens += list(session.exec(select(RevokedToken.token).where(col(RevokedToken.party_id).in_(party_ids))))
+    wanted = sorted({tok for tok in tokens if tok}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(tok) for tok in wanted), re.IGNORECASE) if wanted else None
+    return _scrub(detail_of(session, t), pattern)
+
+
+def _scrub(value: Any, pattern: re.Pattern[str] | None) -> Any:
+    if pattern is None:
+        return value
+    if isinstance(value, str):
+        return pattern.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {k: _scrub(v, pattern) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, pattern) for v in value]
+    return value
+
+
+def summary_of(session: Session, t: Transfer) -> dict[str, Any]:
+    """One transfer as `list --json` prints it."""
+    return _summary(session, t)
 
 
 @dataclass(frozen=True)
@@ -145,7 +197,7 @@ def inbox_page(app: App, transfer_id: str | None = None, limit: int = 1000, curs
         if transfer_id:
             t = find_transfer(session, transfer_id)
             if t is None:
-                raise Refusal(f"unknown transfer {transfer_id!r}")
+                raise Unknown(f"unknown transfer {transfer_id!r}")
             query = query.where(InboundMessage.transfer_id == t.id)
             count = count.where(InboundMessage.transfer_id == t.id)
         if after is not None:
