@@ -98,7 +98,7 @@ class Daemon:
         if http.enabled:
             from transferbot.http import app as http_app
 
-            self.http = HttpServer(http_app.create(self.app, self.readiness), http.host, http.port)
+            self.http = HttpServer(http_app.create(self.app, self.readiness, daemon=self), http.host, http.port)
             await self.http.start()
             log.info("HTTP (API, dashboard, metrics) on http://%s:%d/", http.host, self.http.port)
         log.info("transferbot %s listening on %s:%d for %s; outbound via %s; database %s; sender authentication %s",
