@@ -179,10 +179,16 @@ def registered(session: Session, name: str) -> bool:
 
 
 def ui_secret(session: Session) -> bytes:
-    """The dashboard's key, generated once and kept in ``meta`` so that every daemon shares it."""
+    """The dashboard's key, kept in ``meta`` so that every daemon shares it (migration 0005 makes it; should
+    the row be gone, it is made again here)."""
     row = session.get(Meta, UI_SECRET_KEY)
     if row is None:
         row = Meta(key=UI_SECRET_KEY, value=secrets.token_hex(32))
         session.add(row)
         session.flush()
     return row.value.encode("utf-8")
+
+
+def stored_ui_secret(session: Session) -> bytes | None:
+    row = session.get(Meta, UI_SECRET_KEY)
+    return row.value.encode("utf-8") if row is not None else None

@@ -1,4 +1,7 @@
-"""The dashboard's operators (argon2 password hashes) and their sign-in sessions.
+"""The dashboard's operators (argon2 password hashes), their sign-in sessions, and the dashboard's own key.
+
+The key (``meta`` row ``ui-secret``, for CSRF tokens) is made here, once, so that daemons starting together
+share it and no page view ever has to write it.
 
 Revision ID: 0005
 Revises: 0003 (the lead rewires it onto 0004, the API's keys and webhooks, when both are merged)
@@ -7,6 +10,7 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -42,9 +46,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_operatorsession_operator_id", "operatorsession", ["operator_id"])
     op.create_index("ix_operatorsession_expires_at", "operatorsession", ["expires_at"])
+    meta = sa.table("meta", sa.column("key", sa.String()), sa.column("value", sa.String()))
+    op.execute(meta.delete().where(meta.c.key == "ui-secret"))
+    op.execute(meta.insert().values(key="ui-secret", value=secrets.token_hex(32)))
 
 
 def downgrade() -> None:
+    meta = sa.table("meta", sa.column("key", sa.String()))
+    op.execute(meta.delete().where(meta.c.key == "ui-secret"))
     op.drop_index("ix_operatorsession_expires_at", table_name="operatorsession")
     op.drop_index("ix_operatorsession_operator_id", table_name="operatorsession")
     op.drop_table("operatorsession")
