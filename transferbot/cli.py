@@ -306,6 +306,7 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.explain import explain_inbound
     from transferbot.service.views import transfer_detail
 
     d = transfer_detail(_app(config), args.transfer)
@@ -334,9 +335,11 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         if reason:
             _print_reason(str(reason))
     print("mail in:" if d["inbound"] else "mail in: none")
+    names = {p["role"]: p["name"] for p in d["parties"]}
     for m in d["inbound"]:
         print(f"  #{m['id']:<5} {(m['received_at'] or '')[:19]}  {m['from'] or m['mail_from'] or '<>'}  "
               f"{m['party'] or '-'}  {m['outcome']}  {m['decided_by'] or '-'}  {m['message_id'] or '(no Message-ID)'}")
+        _print_reason(explain_inbound(m, names.get(m["party"] or ""), d["status"]).headline)
         if m["reason"]:
             _print_reason(m["reason"])
     print("mail out:" if d["outbound"] else "mail out: none")
