@@ -20,9 +20,11 @@ def create(app: App, readiness: health.Readiness, daemon: Daemon | None = None) 
                               "the marketplace's systems.")
     problems.install(api)
     api.include_router(health.router(app, readiness))
-    # -- metrics (issue 12) --
+    # -- metrics and the operators' dashboard (issue 12) --
     from transferbot.http import metrics
+    from transferbot.http.ui import dashboard
 
     api.include_router(metrics.router(metrics.Metrics(app, daemon)))
+    api.mount("/ui", dashboard(app, poke=daemon.dispatcher.poke if daemon is not None else None), name="ui")
     # -- end of issue 12 --
     return api
