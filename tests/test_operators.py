@@ -105,21 +105,28 @@ def test_the_migration_makes_the_tables_the_models_describe(app: App) -> None:
         assert any(about_mine(op) for op in compare_metadata(bare, SQLModel.metadata))  # the check can see them
 
 
-def test_the_throttle_counts_failures_per_name_and_attempts_per_client() -> None:
+def test_the_throttle_counts_failures_per_name_and_per_client() -> None:
     now = [1000.0]
     t = SignInThrottle(per_name=3, per_client=5, window=60, clock=lambda: now[0])
     for _ in range(3):
         assert t.retry_after("Alice", "10.0.0.1") == 0
-        t.failed("Alice")
+        t.failed("Alice", "10.0.0.1")
     assert t.retry_after("alice", "10.0.0.2") == 60  # the name, from anywhere
     assert t.retry_after("bob", "10.0.0.1") == 0
-    assert t.retry_after("carol", "10.0.0.1") == 0
-    assert t.retry_after("dave", "10.0.0.1") > 0  # five attempts from one client
+    for name in ("bob", "carol"):
+        t.failed(name, "10.0.0.1")
+    assert t.retry_after("dave", "10.0.0.1") == 60  # five failures from one client, whatever the names
+    assert t.retry_after("dave", "10.0.0.3") == 0
     now[0] += 61
     assert t.retry_after("alice", "10.0.0.1") == 0
-    t.failed("alice")
+    for _ in range(2):
+        t.failed("alice", "10.0.0.1")
     t.succeeded("alice")
-    assert "alice" not in t._failures
+    for _ in range(2):
+        t.failed("alice", "10.0.0.1")
+    assert t.retry_after("alice", "10.0.0.9") == 0  # the failures before the success no longer count
+    t.failed("alice", "10.0.0.1")
+    assert t.retry_after("alice", "10.0.0.9") > 0
 
 
 def test_the_session_cookie_is_secure_behind_https(tmp_path: Path) -> None:

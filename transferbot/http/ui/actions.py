@@ -69,7 +69,7 @@ def router(site: Site) -> APIRouter:
                          {"Retry-After": str(int(wait) + 1)})
         session_token = await auth.sign_in(name, password) if name and password else None
         if session_token is None:
-            auth.throttle.failed(name)
+            auth.throttle.failed(name, client_of(request))
             log.warning("dashboard: sign-in for %r from %s refused: wrong name or password", name[:64],
                         client_of(request))
             return again(401, "Wrong username or password.")
