@@ -23,10 +23,13 @@ from transferbot.service.app import App
 from transferbot.service.views import transfer_detail
 from transferbot.sink import MailSink
 
+BOTH_BACKENDS = True  # tests/conftest.py runs this on SQLite and on PostgreSQL
+
 
 @pytest.fixture
-def config(tmp_path: Path, sink: MailSink) -> Config:
-    return make_config(tmp_path, sink.port, webhooks={"allow_private_networks": True, "retry_first_seconds": 0.3})
+def config(tmp_path: Path, sink: MailSink, database_url: str) -> Config:
+    return make_config(tmp_path, sink.port, webhooks={"allow_private_networks": True, "retry_first_seconds": 0.3},
+                       database={"url": database_url})
 
 
 @pytest.fixture

@@ -16,5 +16,8 @@ def test_the_installed_distribution_ships_templates_and_catalogs() -> None:
         pytest.skip("an editable install: the source tree is used directly")
     for needed in ("transferbot/templates/mail/confirmation.j2", "transferbot/templates/mail/_layout_html.j2",
                    "transferbot/templates/certificate/certificate.html.j2",
-                   "transferbot/locale/fr/LC_MESSAGES/messages.po", "transferbot/locale/de/LC_MESSAGES/messages.po"):
+                   "transferbot/locale/fr/LC_MESSAGES/messages.po", "transferbot/locale/de/LC_MESSAGES/messages.po",
+                   # the dashboard (issue 12)
+                   "transferbot/templates/ui/board.html", "transferbot/templates/ui/transfer.html",
+                   "transferbot/http/ui/static/htmx.min.js", "transferbot/http/ui/static/ui.css"):
         assert needed in files, needed

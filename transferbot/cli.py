@@ -186,6 +186,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     _api_parsers(sub)
 
+    # -- the dashboard's operators (issue 12) --
+    op_ = sub.add_parser("operator", help="who may sign in to the web dashboard (/ui/)",
+                         description="The people who may sign in to the web dashboard; their actions are recorded "
+                                     "in the audit trail under their name.")
+    op_sub = op_.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    op_sub.required = True
+    o = op_sub.add_parser("add", help="register an operator; the password is read from stdin",
+                          description="Register an operator. The password (at least 10 characters) is read from "
+                                      "the first line of standard input, never from the command line.")
+    o.add_argument("name", help="the operator's name, as the sign-in form and the audit trail show it")
+    o.add_argument("--password-stdin", action="store_true", required=True,
+                   help="read the password from the first line of standard input (required)")
+    o = op_sub.add_parser("password", help="change an operator's password (read from stdin); ends its sessions",
+                          description="Change an operator's password, read from the first line of standard input; "
+                                      "every session it has is ended.")
+    o.add_argument("name", help="the operator's name")
+    o.add_argument("--password-stdin", action="store_true", required=True,
+                   help="read the password from the first line of standard input (required)")
+    o = op_sub.add_parser("list", help="list operators", description="List the dashboard's operators.")
+    o.add_argument("--json", action="store_true", help="print a JSON array")
+    o = op_sub.add_parser("remove", help="remove an operator and end its sessions",
+                          description="Remove an operator; its sessions end at once, on every daemon.")
+    o.add_argument("name", help="the operator's name")
+
     db = sub.add_parser("db", help="create or upgrade the database's schema",
                         description="The database's schema: create it, bring it up to date, or say where it stands.")
     db_sub = db.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -333,6 +357,7 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_show(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.explain import explain_inbound
     from transferbot.service.views import transfer_detail
 
     d = transfer_detail(_app(config), args.transfer)
@@ -361,9 +386,11 @@ def cmd_show(args: argparse.Namespace, config: Config) -> int:
         if reason:
             _print_reason(str(reason))
     print("mail in:" if d["inbound"] else "mail in: none")
+    names = {p["role"]: p["name"] for p in d["parties"]}
     for m in d["inbound"]:
         print(f"  #{m['id']:<5} {(m['received_at'] or '')[:19]}  {m['from'] or m['mail_from'] or '<>'}  "
               f"{m['party'] or '-'}  {m['outcome']}  {m['decided_by'] or '-'}  {m['message_id'] or '(no Message-ID)'}")
+        _print_reason(explain_inbound(m, names.get(m["party"] or ""), d["status"]).headline)
         if m["reason"]:
             _print_reason(m["reason"])
     print("mail out:" if d["outbound"] else "mail out: none")
@@ -563,6 +590,41 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _password_from_stdin() -> str:
+    """The first line of standard input, without its line end (a password is never an argument)."""
+    line = sys.stdin.readline()
+    password = line.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise CliError("no password on standard input (e.g. printf '%s\\n' \"$PASSWORD\" | transferbot operator "
+                       "add NAME --password-stdin)")
+    return password
+
+
+def cmd_operator(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.service import operators
+
+    app = _app(config)
+    if args.action == "add":
+        view = operators.add_operator(app, args.name, _password_from_stdin())
+        print(f"operator {view.name} added", file=sys.stderr)
+    elif args.action == "password":
+        operators.set_password(app, args.name, _password_from_stdin())
+        print(f"operator {args.name}: password changed; its sessions are ended", file=sys.stderr)
+    elif args.action == "remove":
+        operators.remove_operator(app, args.name)
+        print(f"operator {args.name} removed; its sessions are ended", file=sys.stderr)
+    else:
+        views = operators.list_operators(app)
+        if args.json:
+            _print_json([v.as_json() for v in views])
+        elif not views:
+            print("no operators (add one with: transferbot operator add NAME --password-stdin)", file=sys.stderr)
+        else:
+            _table([(v.name, v.created_at.isoformat()[:19], "disabled" if v.disabled else "enabled") for v in views],
+                   ("NAME", "CREATED", "STATE"))
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, config: Config) -> int:
     from transferbot.service.certificate import verify
 
@@ -643,6 +705,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "show": cmd_show, "serve": cmd_serve, "demo": cmd_demo, "read": cmd_read, "inbox": cmd_inbox,
     "outbox": cmd_outbox, "db": cmd_db,
     "apikey": cmd_apikey, "webhook": cmd_webhook,
+    "operator": cmd_operator,
 }
 
 

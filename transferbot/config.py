@@ -283,6 +283,20 @@ class HttpConfig(_Section):
     # Behind a TLS-terminating proxy: the URL people and systems use (links, Secure cookies); empty: none.
     public_url: str = ""
     max_body_bytes: int = Field(default=65536, ge=1024, le=10 * 1024 * 1024)
+    # -- the dashboard (issue 12) --
+    # Behind an authenticating proxy: the request header naming the signed-in user (a registered operator).
+    trusted_user_header: str = ""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
+    @field_validator("trusted_user_header")
+    @classmethod
+    def _user_header(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", value):
+            raise ValueError("give a header name such as X-Forwarded-User (letters, digits and '-')")
+        if value.lower() in ("cookie", "authorization", "host", "content-type", "content-length"):
+            raise ValueError(f"{value} is not a header an authenticating proxy sets for the user")
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -30,6 +30,7 @@ from transferbot.dispatcher import Dispatcher
 from transferbot.edge import Edge, InboundHandler
 from transferbot.http import app as http_app
 from transferbot.http.health import Readiness
+from transferbot.http.metrics import DaemonCounters, Metrics
 from transferbot.http.server import HttpServer
 from transferbot.intake import GroupCommit
 from transferbot.readloop import ReadLoop
@@ -69,6 +70,9 @@ class Daemon:
         self.edge = Edge(app, self.handler, tls)
         self.scheduler: AsyncIOScheduler | None = None
         self.sweeps = SweepStats()
+        self.metrics = Metrics(app, counters=self.counters)
+        self.dispatcher.on_sent = self.metrics.delivery_latency.observe
+        self.sweeps.on_sweep = self.metrics.sweep
         self.readiness = Readiness(smtp_bound=lambda: self.edge.server is not None and self.edge.server.is_serving())
         self.http: HttpServer | None = None
         self._stopping = False
@@ -84,6 +88,12 @@ class Daemon:
     def port(self) -> int:
         return self.edge.port
 
+    def counters(self) -> DaemonCounters:
+        """What this daemon counted itself, for /metrics."""
+        return DaemonCounters(taken_over={"outbox": self.dispatcher.taken_over, "inbound": self.reader.taken_over,
+                                          "webhooks": self.webhooks.taken_over},
+                              delivered=self.dispatcher.delivered, read=self.reader.read)
+
     def wake_dispatchers(self) -> None:
         """A change was committed here: the mail and webhook events it caused are due now."""
         self.dispatcher.poke()
@@ -95,8 +105,12 @@ class Daemon:
         loop = asyncio.get_running_loop()
         if self.app.store.single_daemon():
             taken = await self.app.store.transact(leases.release_all)
-            if taken:
-                log.info("took back %d leases left by a previous run of the daemon", taken)
+            self.reader.taken_over += taken["inbound"]
+            self.dispatcher.taken_over += taken["outbox"]
+            self.webhooks.taken_over += taken["webhooks"]
+            if any(taken.values()):
+                log.info("took back the work a previous run of the daemon had claimed: %d inbound messages, "
+                         "%d mails, %d webhook deliveries", taken["inbound"], taken["outbox"], taken["webhooks"])
         await self.edge.start()
         self._tasks = [
             asyncio.create_task(self.reader.run(), name="reader"),
@@ -111,8 +125,8 @@ class Daemon:
         self.scheduler.start()
         http = self.app.config.http
         if http.enabled:
-            self.http = HttpServer(http_app.create(self.app, self.readiness, on_change=self.wake_dispatchers),
-                                   http.host, http.port)
+            self.http = HttpServer(http_app.create(self.app, self.readiness, on_change=self.wake_dispatchers,
+                                                   metrics=self.metrics), http.host, http.port)
             await self.http.start()
             log.info("HTTP (API, dashboard, metrics) on http://%s:%d/", http.host, self.http.port)
         log.info("transferbot %s listening on %s:%d for %s; outbound via %s; database %s; sender authentication %s",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
@@ -47,6 +48,7 @@ class Dispatcher:
         self._record_lock = asyncio.Lock()
         self.taken_over = 0  # rows whose lease another daemon had let run out
         self.delivered = 0
+        self.on_sent: Callable[[float], None] | None = None  # seconds from queued to accepted (metrics)
 
     def poke(self) -> None:
         """New mail may be due: look now rather than at the next poll."""
@@ -101,6 +103,8 @@ class Dispatcher:
                                 tuple(delivery.remaining), subject)
                 if delivery.status == "sent":
                     self.delivered += 1
+                    if self.on_sent is not None:
+                        self.on_sent(max(0.0, (result.at - row.created_at).total_seconds()))
                     log.info("outbox #%s %s: sent to %s", row.id, row.message_id, ", ".join(row.recipients))
             except Exception as exc:  # noqa: BLE001 - one bad row never stops the pool
                 log.exception("outbox #%s %s: rendering or delivery raised", row.id, row.message_id)

@@ -312,3 +312,25 @@ class WebhookDelivery(SQLModel, table=True):
     history: list[dict[str, Any]] = _json([])  # every attempt: at, daemon, outcome, status_code, error, elapsed_ms
     lease_owner: str = ""
     lease_until: datetime | None = _ts(nullable=True)
+
+
+# -- the dashboard's operators and their sessions (issue 12) ------------------------------------------------------
+
+class Operator(SQLModel, table=True):
+    """A person who signs in to the dashboard (`transferbot operator add`); the password only as an argon2 hash."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    password_hash: str
+    created_at: datetime = _ts()
+    disabled: bool = False
+
+
+class OperatorSession(SQLModel, table=True):
+    """A dashboard sign-in, shared by every daemon on the database. Only the SHA-256 of the cookie's token is
+    kept, so a copy of the database signs nobody in; removing the operator or signing out deletes the row."""
+
+    token_hash: str = Field(primary_key=True)
+    operator_id: int = Field(foreign_key="operator.id", index=True)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)

@@ -360,13 +360,14 @@ def reply_notice(t: TransferFacts, role: Role, kind: MailKind, now: datetime,
     return Change(updates=(stamp,), notices=(Notice(kind, (role,), extra=dict(extra or {})),))
 
 
-def resend(t: TransferFacts, roles: tuple[Role, ...], cleared: dict[Role, list[str]]) -> Change:
-    """The confirmation again (same token, same thread) to parties still to answer."""
+def resend(t: TransferFacts, roles: tuple[Role, ...], cleared: dict[Role, list[str]], by: str = "operator") -> Change:
+    """The confirmation again (same token, same thread) to parties still to answer; ``by`` names who asked."""
     if t.status is not TransferStatus.PENDING:
         raise Conflict(f"transfer {t.id} is {t.status.value}; only a pending transfer can be changed")
     return Change(
         updates=tuple(PartyUpdate(r, clear_undeliverable=True) for r in roles if cleared.get(r)),
-        events=tuple(("resent", {"role": r.value, "cleared_undeliverable": cleared.get(r, [])}) for r in roles),
+        events=tuple(("resent", {"role": r.value, "cleared_undeliverable": cleared.get(r, []), "by": by})
+                     for r in roles),
         notices=(Notice(MailKind.CONFIRMATION, roles),) if roles else (),
     )
 
@@ -380,9 +381,11 @@ def undeliverable(t: TransferFacts, role: Role, refused: dict[str, str], source:
     )
 
 
-def replace_contact(t: TransferFacts, role: Role, new: tuple[str, ...], current: dict[Role, list[str]]) -> Change:
+def replace_contact(t: TransferFacts, role: Role, new: tuple[str, ...], current: dict[Role, list[str]],
+                    by: str = "operator") -> Change:
     """A party's contact changed. The new address may not be another party's (one party would then answer
-    for two); the old contact is told, at its old address, that it no longer answers for the account."""
+    for two); the old contact is told, at its old address, that it no longer answers for the account.
+    ``by`` names who changed it."""
     if t.status is not TransferStatus.PENDING:
         raise Conflict(f"transfer {t.id} is {t.status.value}; only a pending transfer can be changed")
     old = current.get(role, [])
@@ -401,6 +404,12 @@ def replace_contact(t: TransferFacts, role: Role, new: tuple[str, ...], current:
     return Change(
         updates=(PartyUpdate(role, contact=new),),
         events=(("contact-replaced", {"role": role.value, "old": old, "new": list(new),
-                                      "decision_kept": party.decision.value}),),
+                                      "decision_kept": party.decision.value, "by": by}),),
         notices=tuple(notices),
     )
+
+
+def retried(kind: str, data: dict[str, Any], by: str) -> Change:
+    """An operator put a message of the transfer back to work (a failed mail queued again, a reply read again):
+    nothing about the transfer changes, but its audit trail says who did it."""
+    return Change(events=((kind, {**data, "by": by}),))

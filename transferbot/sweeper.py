@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SweepStats:
     recent: list[tuple[float, int]] = field(default_factory=list)  # (seconds, transfers acted on)
+    on_sweep: Callable[[float, int], None] | None = None  # told of each sweep (metrics)
 
 
 async def run_sweep(app: App, on_acted: Callable[[], None], stats: SweepStats) -> int:
@@ -48,6 +49,8 @@ async def run_sweep(app: App, on_acted: Callable[[], None], stats: SweepStats) -
     elapsed = time.perf_counter() - started
     stats.recent.append((elapsed, done))
     del stats.recent[:-100]
+    if stats.on_sweep is not None:
+        stats.on_sweep(elapsed, done)
     if done:
         log.info("sweep at %s: %d transfers acted on in %.3f s", moment.isoformat(), done, elapsed)
     return done

@@ -1,4 +1,4 @@
-"""The ASGI application the daemon serves: health now; the API (/v1) and dashboard (/ui) mount here."""
+"""The ASGI application the daemon serves: health, the API (/v1), metrics and the operators' dashboard (/ui)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,27 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from transferbot import __version__
-from transferbot.http import health, problems
+from transferbot.http import health, limits, openapi, problems, v1
+from transferbot.http.metrics import Metrics
+from transferbot.http.metrics import router as metrics_router
+from transferbot.http.ui import dashboard
 from transferbot.service.app import App
 
 
-def create(app: App, readiness: health.Readiness, on_change: Callable[[], None] | None = None) -> FastAPI:
-    """``on_change`` is called after the API changed something (the daemon wakes its dispatchers)."""
+def create(app: App, readiness: health.Readiness, on_change: Callable[[], None] | None = None,
+           metrics: Metrics | None = None) -> FastAPI:
+    """``on_change`` is called after the API or the dashboard changed something (the daemon wakes its
+    dispatchers); ``metrics`` is the daemon's registry (a fresh one without a daemon)."""
     api = FastAPI(title="transferbot", version=__version__, docs_url=None, redoc_url=None,
                   description="Email-driven approval of marketplace entitlement transfers: the API for ISVs and "
                               "the marketplace's systems.")
     problems.install(api)
     api.include_router(health.router(app, readiness))
-    # -- the API for ISVs and the marketplace's systems (issue 11) --
-    from transferbot.http import limits, openapi, v1
-
+    # -- the API for ISVs and the marketplace's systems --
     api.include_router(v1.router(app, on_change))
     api.add_middleware(limits.BodyLimit, max_bytes=app.config.http.max_body_bytes)
     openapi.install(api)
-    # -- end of the API --
+    # -- metrics and the operators' dashboard --
+    api.include_router(metrics_router(metrics if metrics is not None else Metrics(app)))
+    api.mount("/ui", dashboard(app, poke=on_change), name="ui")
     return api

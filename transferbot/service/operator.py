@@ -63,14 +63,17 @@ def cancel_in(session: Session, app: App, transfer_id: str, reason: str, now: da
     return t.id
 
 
-def resend(app: App, transfer_id: str, role: str | None = None, at: datetime | None = None) -> list[str]:
+def resend(app: App, transfer_id: str, role: str | None = None, at: datetime | None = None,
+           by: str = "operator") -> list[str]:
     """Mail the confirmation again (same token, threaded) to pending parties, or to one.
 
-    The operator asks explicitly, so addresses marked undeliverable are tried again too."""
-    return app.store.run(resend_in, app, transfer_id, role, at or clock_now())
+    The operator asks explicitly, so addresses marked undeliverable are tried again too. ``by`` (e.g.
+    ``operator:alice`` from the dashboard) is recorded in the audit trail."""
+    return app.store.run(resend_in, app, transfer_id, role, at or clock_now(), by)
 
 
-def resend_in(session: Session, app: App, transfer_id: str, role: str | None, now: datetime) -> list[str]:
+def resend_in(session: Session, app: App, transfer_id: str, role: str | None, now: datetime,
+              by: str = "operator") -> list[str]:
     """resend inside the caller's transaction; returns the roles mailed."""
     t = _locked(session, transfer_id)
     parties = parties_of(session, t.id)
@@ -83,15 +86,17 @@ def resend_in(session: Session, app: App, transfer_id: str, role: str | None, no
         targets = [p for p in parties if p.decision == "pending"]
     cleared = {Role(p.role): [a.address for a in addresses_of(session, p.id or 0) if a.undeliverable_at]
                for p in targets}
-    change = rules.resend(facts_of(session, t, parties), tuple(Role(p.role) for p in targets), cleared)
+    change = rules.resend(facts_of(session, t, parties), tuple(Role(p.role) for p in targets), cleared, by)
     queued = transition.apply(app, session, t, change, now, parties=parties)
     mailed = {row.party_id for row in queued}
+    log.info("%s: confirmation resent by %s to %s", t.id, by, ", ".join(p.role for p in targets) or "nobody")
     return [p.role for p in targets if p.id in mailed]
 
 
-def replace_contact(app: App, transfer_id: str, role: str, email: str, at: datetime | None = None) -> str:
+def replace_contact(app: App, transfer_id: str, role: str, email: str, at: datetime | None = None,
+                    by: str = "operator") -> str:
     """A party's contact changed: the old token stops working, the new address gets a fresh confirmation,
-    and the old contact is told that it no longer answers for the account."""
+    and the old contact is told that it no longer answers for the account. ``by`` is recorded."""
     try:
         address = normalize_address(email)
     except AddressError as exc:
@@ -103,10 +108,10 @@ def replace_contact(app: App, transfer_id: str, role: str, email: str, at: datet
         parties = parties_of(session, t.id)
         party = _party(parties, _role(role), t)
         current = {Role(p.role): [a.address for a in addresses_of(session, p.id or 0)] for p in parties}
-        change = rules.replace_contact(facts_of(session, t, parties), Role(party.role), (address,), current)
+        change = rules.replace_contact(facts_of(session, t, parties), Role(party.role), (address,), current, by)
         transition.apply(app, session, t, change, now, parties=parties)
-        log.info("%s: %s contact replaced: %s -> %s", t.id, party.role, ", ".join(current[Role(party.role)]),
-                 address)
+        log.info("%s: %s contact replaced by %s: %s -> %s", t.id, party.role, by,
+                 ", ".join(current[Role(party.role)]), address)
         return party.role
 
     return app.store.run(work)

@@ -260,8 +260,8 @@ def outbox_page(app: App, status: str | None = None, limit: int = 500, cursor: s
         return page_of([outbox_summary(r) for r in rows], int(more))
 
 
-def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime) -> list[int]:
-    """Put failed rows back in the queue, due now."""
+def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime, by: str = "operator") -> list[int]:
+    """Put failed rows back in the queue, due now; each transfer's audit trail says who did (``by``)."""
     def work(session: Session) -> list[int]:
         if all_failed:
             rows = list(session.exec(select(OutboundMessage).where(
@@ -277,6 +277,14 @@ def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime)
             row.status, row.next_attempt_at, row.lease_owner, row.lease_until = OutboxStatus.QUEUED.value, now, "", None
             row.give_up_at = now + timedelta(hours=app.config.outbound.give_up_after_hours)
             session.add(row)
+            t = lock_transfer(session, row.transfer_id) if row.transfer_id else None
+            if t is not None:
+                change = rules.retried("mail-retried", {"outbound": row.id, "message_id": row.message_id,
+                                                        "mail": row.kind}, by)
+                transition.apply(app, session, t, change, now)
+        if rows:
+            log.info("outbox: %d failed message(s) queued again by %s: %s", len(rows), by,
+                     ", ".join(f"#{r.id}" for r in rows))
         return [r.id or 0 for r in rows]
 
     return app.store.run(work)

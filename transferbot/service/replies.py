@@ -203,8 +203,9 @@ def read_inbound(app: App, inbound_id: int, authenticator: Authenticator | None 
         return row
 
 
-def retry_inbound(app: App, inbound_id: int) -> InboundMessage:
-    """Read a failed (or unread) message again now."""
+def retry_inbound(app: App, inbound_id: int, by: str = "operator") -> InboundMessage:
+    """Read a failed (or unread) message again now. Once it is filed under a transfer, that transfer's audit
+    trail says who had it read again (``by``) and what came of it."""
     def reopen(session: Session) -> None:
         row = session.get(InboundMessage, inbound_id)
         if row is None:
@@ -215,11 +216,23 @@ def retry_inbound(app: App, inbound_id: int) -> InboundMessage:
         session.add(row)
 
     app.store.run(reopen)
+    log.info("inbound #%s: read again at the request of %s", inbound_id, by)
     try:
-        return read_inbound(app, inbound_id)
+        row = read_inbound(app, inbound_id)
     except Exception as exc:
         app.store.run(_fail, inbound_id, f"{type(exc).__name__}: {exc}")
         raise
+    if row.transfer_id:
+        app.store.run(_record_retry, app, row.transfer_id, row, by)
+    return row
+
+
+def _record_retry(session: Session, app: App, transfer_id: str, row: InboundMessage, by: str) -> None:
+    t = lock_transfer(session, transfer_id)
+    if t is not None:
+        change = rules.retried("reply-read-again", {"inbound": row.id, "message_id": row.message_id,
+                                                    "outcome": row.outcome}, by)
+        transition.apply(app, session, t, change, clock_now())
 
 
 # -- from a verdict to a change ---------------------------------------------------------------------
