@@ -296,3 +296,32 @@ def test_a_cancelled_transfer_is_cancelled_for_the_cli_too(market: Market, clien
     shown = capsys.readouterr().out
     assert "Not counted: from mallory@evil.example, which is not an address of Acme GmbH." in shown
     assert "Counted: the approval of Vendor Inc (the ISV) was recorded." in shown
+
+
+def test_webhooks_page_lists_endpoints_and_deliveries_and_retries_a_failed_one_under_the_operators_name(
+        market: Market, client: httpx.Client) -> None:
+    from transferbot.models import WebhookDelivery
+    from transferbot.service import webhooks
+
+    endpoint, secret = webhooks.add_endpoint(market.app, "https://billing.example/hooks/transferbot")
+    tid = market.fresh_transfer()
+    with market.app.store.read() as session:
+        delivery = session.exec(select(WebhookDelivery).where(WebhookDelivery.transfer_id == tid)).first()
+        assert delivery is not None
+        delivery_id = delivery.id
+    table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+    market.app.store.run(lambda s: s.connection().execute(sa.update(table).where(table.c.id == delivery_id).values(
+        status="failed", last_status_code=500, last_error="HTTP 500 Internal Server Error")))
+    page = client.get("/ui/webhooks", params={"status": "failed"}).text
+    assert "https://billing.example/hooks/transferbot" in page and secret not in page
+    assert "HTTP 500" in page and f'action="/ui/webhooks/deliveries/{delivery_id}/retry"' in page
+    got = client.post(f"/ui/webhooks/deliveries/{delivery_id}/retry", data={"csrf": csrf_of(page),
+                                                                          "next": "/ui/webhooks"})
+    assert got.status_code == 303 and got.headers["location"] == "/ui/webhooks?done=webhook-retried"
+    assert "queued again" in client.get(got.headers["location"]).text
+    [event] = [e for e in market.events(tid) if e["kind"] == "webhook-retried"]
+    assert event["by"] == f"operator:{OPERATOR}" and event["delivery"] == delivery_id
+    again = client.post(f"/ui/webhooks/deliveries/{delivery_id}/retry", data={"csrf": csrf_of(page)})
+    assert again.status_code == 409 and "not failed" in again.text
+    assert client.post(f"/ui/webhooks/deliveries/{delivery_id}/retry", data={"next": "/ui/webhooks"}).status_code == 403
+    webhooks.remove_endpoint(market.app, endpoint.id or 0)

@@ -68,6 +68,8 @@ def test_metrics_report_the_database_and_the_daemon(app: App, sink: MailSink,
     assert samples[("transferbot_outbox_messages", (("status", "sent"),))] == 4
     assert samples[("transferbot_outbox_messages", (("status", "queued"),))] == 0
     assert samples[("transferbot_outbox_messages", (("status", "failed"),))] == 0
+    assert samples[("transferbot_webhook_deliveries", (("status", "failed"),))] == 0  # no endpoint, no delivery
+    assert samples[("transferbot_webhook_attempts_total", (("result", "delivered"),))] == 0
     assert samples[("transferbot_delivery_latency_seconds_bucket", (("le", "+Inf"),))] == 4
     assert samples[("transferbot_sweep_duration_seconds_count", ())] >= 1
     assert samples[("transferbot_leases_taken_over_total", (("work", "outbox"),))] == 3  # the three confirmations

@@ -204,7 +204,7 @@ def test_retries_back_off_and_give_up_after_the_events_age(tmp_path: Path, sink:
         assert alert
         # `webhook retry` queues it again: same event id, same bytes.
         receiver.hooks.answer("/down")
-        webhooks.retry_delivery(app, row.id or 0)
+        operator.retry_webhook(app, row.id or 0)
         done = wait_until(lambda: (rows := deliveries(app)) and rows[0].status == "delivered" and rows[0],
                           what="the retried delivery")
         assert done.round_attempts == 1 and done.attempts == row.attempts + 1
@@ -226,7 +226,7 @@ def test_a_410_disables_the_endpoint_and_drops_its_queue(daemon: RunningDaemon, 
     assert all(d.status == "failed" for d in deliveries(app)) and len(deliveries(app)) == 1
     assert len(receiver.hooks.hits) == 1
     with pytest.raises(Refusal, match="disabled"):
-        webhooks.retry_delivery(app, deliveries(app)[0].id or 0)
+        operator.retry_webhook(app, deliveries(app)[0].id or 0)
     assert endpoint.id is not None
 
 

@@ -658,7 +658,7 @@ def cmd_apikey(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_webhook(args: argparse.Namespace, config: Config) -> int:
-    from transferbot.service import webhooks
+    from transferbot.service import operator, webhooks
 
     app = _app(config)
     if args.action == "add":
@@ -670,7 +670,7 @@ def cmd_webhook(args: argparse.Namespace, config: Config) -> int:
         dropped = webhooks.remove_endpoint(app, args.id)
         print(f"webhook endpoint #{args.id} removed; {dropped} queued deliveries dropped", file=sys.stderr)
     elif args.action == "retry":
-        delivery = webhooks.retry_delivery(app, args.delivery)
+        delivery = operator.retry_webhook(app, args.delivery)
         print(f"webhook delivery #{delivery.id} queued again", file=sys.stderr)
     elif args.action == "deliveries":
         page = webhooks.deliveries_page(app, args.endpoint, args.limit, args.cursor)

@@ -92,7 +92,8 @@ class Daemon:
         """What this daemon counted itself, for /metrics."""
         return DaemonCounters(taken_over={"outbox": self.dispatcher.taken_over, "inbound": self.reader.taken_over,
                                           "webhooks": self.webhooks.taken_over},
-                              delivered=self.dispatcher.delivered, read=self.reader.read)
+                              delivered=self.dispatcher.delivered, read=self.reader.read,
+                              webhook_results=dict(self.webhooks.results))
 
     def wake_dispatchers(self) -> None:
         """A change was committed here: the mail and webhook events it caused are due now."""

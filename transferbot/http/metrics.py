@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from transferbot import __version__
 from transferbot.domain import OutboxStatus, Outcome, TransferStatus
-from transferbot.models import InboundMessage, OutboundMessage, Transfer
+from transferbot.models import InboundMessage, OutboundMessage, Transfer, WebhookDelivery
 from transferbot.service.app import App
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class Counts:
     transfers: dict[str, int]
     inbound: dict[str, int]
     outbox: dict[str, int]
+    webhooks: dict[str, int]
 
 
 def counts_of(session: Session) -> Counts:
@@ -48,7 +49,8 @@ def counts_of(session: Session) -> Counts:
         return {str(key): int(n) for key, n in session.exec(
             sa.select(column, sa.func.count()).group_by(column))}  # type: ignore[call-overload]
 
-    return Counts(grouped(Transfer.status), grouped(InboundMessage.outcome), grouped(OutboundMessage.status))
+    return Counts(grouped(Transfer.status), grouped(InboundMessage.outcome), grouped(OutboundMessage.status),
+                  grouped(WebhookDelivery.status))
 
 
 class _Collector(Collector):
@@ -76,6 +78,9 @@ class _Collector(Collector):
             yield _gauge("transferbot_outbox_messages", "Outgoing mail in the database, by status (queued: waiting "
                          "to be delivered; failed: given up on)", "status", counts.outbox,
                          [s.value for s in OutboxStatus])
+            yield _gauge("transferbot_webhook_deliveries", "Webhook deliveries in the database, by status (queued: "
+                         "waiting or retrying; failed: given up on)", "status", counts.webhooks,
+                         ["queued", "delivered", "failed"])
         own = self.metrics.counters()
         if own is not None:
             taken = CounterMetricFamily("transferbot_leases_taken_over",
@@ -90,6 +95,11 @@ class _Collector(Collector):
             read = CounterMetricFamily("transferbot_inbound_read", "Inbound messages this daemon read and acted on")
             read.add_metric([], own.read)
             yield read
+            hooks = CounterMetricFamily("transferbot_webhook_attempts", "Webhook delivery attempts this daemon made, "
+                                        "by result", labels=["result"])
+            for result in ("delivered", "retry", "disable", "failed"):
+                hooks.add_metric([result], own.webhook_results.get(result, 0))
+            yield hooks
 
 
 def _gauge(name: str, doc: str, label: str, values: dict[str, int], known: list[str]) -> GaugeMetricFamily:
@@ -107,6 +117,7 @@ class DaemonCounters:
     taken_over: dict[str, int]  # work this daemon took over after another's lease ran out: outbox, inbound, …
     delivered: int  # mail it delivered
     read: int  # inbound messages it read and acted on
+    webhook_results: dict[str, int]  # webhook attempts by result: delivered, retry, disable, failed
 
 
 class Metrics:

@@ -238,3 +238,24 @@ def transfer_exists(session: Session, transfer_id: str) -> str | None:
     t = find_transfer(session, transfer_id)
     return t.id if t is not None else None
 
+
+
+def webhooks(session: Session, status: str | None = None, before: int | None = None,
+             limit: int = PAGE) -> tuple[list[dict[str, Any]], Listing]:
+    """The webhook endpoints (never their secrets) and their deliveries, newest first."""
+    from transferbot.models import WebhookDelivery, WebhookEndpoint
+    from transferbot.service import webhooks as hooks
+
+    endpoints = [hooks.endpoint_summary(e) for e in session.exec(
+        select(WebhookEndpoint).order_by(col(WebhookEndpoint.id)))]
+    query = hooks.joined_deliveries().order_by(col(WebhookDelivery.id).desc())
+    count = select(sa.func.count()).select_from(WebhookDelivery)
+    if status:
+        query = query.where(WebhookDelivery.status == status)
+        count = count.where(WebhookDelivery.status == status)
+    if before is not None:
+        query = query.where(col(WebhookDelivery.id) < before)
+    rows = list(session.exec(query.limit(limit + 1)))
+    more, rows = len(rows) > limit, rows[:limit]
+    items = [hooks.delivery_summary(row, event_id, url) for row, event_id, url in rows]
+    return endpoints, Listing(items, items[-1]["id"] if more and items else None, int(session.exec(count).one()))

@@ -11,9 +11,9 @@ from transferbot import rules
 from transferbot.addresses import AddressError, normalize_address
 from transferbot.clock import now as clock_now
 from transferbot.domain import Role, TransferStatus
-from transferbot.models import Party, Transfer
+from transferbot.models import Party, Transfer, WebhookDelivery
 from transferbot.rules import Conflict, Refusal, Unknown
-from transferbot.service import transition
+from transferbot.service import transition, webhooks
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, facts_of, find_transfer, lock_transfer, parties_of
 from transferbot.service.transfers import check_note
@@ -113,5 +113,22 @@ def replace_contact(app: App, transfer_id: str, role: str, email: str, at: datet
         log.info("%s: %s contact replaced by %s: %s -> %s", t.id, party.role, by,
                  ", ".join(current[Role(party.role)]), address)
         return party.role
+
+    return app.store.run(work)
+
+
+def retry_webhook(app: App, delivery_id: int, at: datetime | None = None, by: str = "operator") -> WebhookDelivery:
+    """A failed webhook delivery queued again (same event id, same bytes), recorded in its transfer's audit
+    trail with who asked."""
+    now = at or clock_now()
+
+    def work(session: Session) -> WebhookDelivery:
+        row = webhooks.requeue_delivery(session, app, delivery_id, now)
+        t = lock_transfer(session, row.transfer_id) if row.transfer_id else None
+        if t is not None:
+            transition.apply(app, session, t, rules.Change(events=(("webhook-retried", {
+                "delivery": row.id, "type": row.type, "endpoint": row.endpoint_id, "by": by}),)), now)
+        log.info("webhook delivery #%s queued again by %s", delivery_id, by)
+        return row
 
     return app.store.run(work)

@@ -326,7 +326,7 @@ def delivery_summary(row: WebhookDelivery, event_id: str, url: str) -> dict[str,
             "last_response": row.last_response or None, "history": list(row.history)}
 
 
-def _joined() -> Any:
+def joined_deliveries() -> Any:
     return (select(WebhookDelivery, WebhookEvent.event_id, WebhookEndpoint.url)
             .join(WebhookEvent, col(WebhookEvent.id) == col(WebhookDelivery.event_id))
             .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id)))
@@ -334,7 +334,7 @@ def _joined() -> Any:
 
 def deliveries_of_transfer(session: Session, transfer_id: str) -> list[dict[str, Any]]:
     """The deliveries of a transfer's events, oldest first (for `show`)."""
-    rows = session.exec(_joined().where(WebhookDelivery.transfer_id == transfer_id)
+    rows = session.exec(joined_deliveries().where(WebhookDelivery.transfer_id == transfer_id)
                         .order_by(col(WebhookDelivery.id)))
     return [delivery_summary(row, event_id, url) for row, event_id, url in rows]
 
@@ -345,7 +345,7 @@ def deliveries_page(app: App, endpoint_id: int | None = None, limit: int = 100, 
     with app.store.read() as session:
         if endpoint_id is not None and session.get(WebhookEndpoint, endpoint_id) is None:
             raise Unknown(f"unknown webhook endpoint #{endpoint_id}")
-        query = _joined().order_by(col(WebhookDelivery.id).desc())
+        query = joined_deliveries().order_by(col(WebhookDelivery.id).desc())
         count = select(sa.func.count()).select_from(WebhookDelivery)
         if endpoint_id is not None:
             query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
@@ -358,26 +358,22 @@ def deliveries_page(app: App, endpoint_id: int | None = None, limit: int = 100, 
         return page_of(items, int(more))
 
 
-def retry_delivery(app: App, delivery_id: int, now: datetime | None = None) -> WebhookDelivery:
-    """Queue a failed delivery again, due now, with a fresh three days (same event id, same bytes)."""
-    at = now or datetime.now(UTC)
-
-    def work(session: Session) -> WebhookDelivery:
-        row = session.exec(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()).first()
-        if row is None:
-            raise Unknown(f"unknown webhook delivery #{delivery_id}")
-        if row.status != FAILED:
-            raise Conflict(f"webhook delivery #{delivery_id} is {row.status}, not failed")
-        endpoint = session.get(WebhookEndpoint, row.endpoint_id)
-        if endpoint is None or endpoint.removed_at is not None:
-            raise Conflict(f"webhook endpoint #{row.endpoint_id} was removed; add it again to deliver there")
-        if endpoint.disabled_at is not None:
-            raise Conflict(f"webhook endpoint #{row.endpoint_id} is disabled ({endpoint.disabled_reason}); remove "
-                           f"it and add it again once the receiver wants webhooks")
-        row.status, row.next_attempt_at, row.queued_at, row.round_attempts = QUEUED, at, at, 0
-        row.lease_owner, row.lease_until = "", None
-        session.add(row)
-        app.store.notify(session, WEBHOOK_CHANNEL)
-        return row
-
-    return app.store.run(work)
+def requeue_delivery(session: Session, app: App, delivery_id: int, at: datetime) -> WebhookDelivery:
+    """A failed delivery queued again, due now, with a fresh three days (same event id, same bytes), in the
+    caller's transaction (operator.retry_webhook records who asked)."""
+    row = session.exec(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()).first()
+    if row is None:
+        raise Unknown(f"unknown webhook delivery #{delivery_id}")
+    if row.status != FAILED:
+        raise Conflict(f"webhook delivery #{delivery_id} is {row.status}, not failed")
+    endpoint = session.get(WebhookEndpoint, row.endpoint_id)
+    if endpoint is None or endpoint.removed_at is not None:
+        raise Conflict(f"webhook endpoint #{row.endpoint_id} was removed; add it again to deliver there")
+    if endpoint.disabled_at is not None:
+        raise Conflict(f"webhook endpoint #{row.endpoint_id} is disabled ({endpoint.disabled_reason}); remove "
+                       f"it and add it again once the receiver wants webhooks")
+    row.status, row.next_attempt_at, row.queued_at, row.round_attempts = QUEUED, at, at, 0
+    row.lease_owner, row.lease_until = "", None
+    session.add(row)
+    app.store.notify(session, WEBHOOK_CHANNEL)
+    return row

@@ -45,6 +45,7 @@ class WebhookDispatcher:
         self._write_lock = asyncio.Lock()
         self.delivered = 0
         self.attempted = 0
+        self.results: dict[str, int] = {}  # attempts by outcome: delivered, retry, disable, failed
         self.taken_over = 0  # deliveries whose lease another daemon had let run out
 
     def poke(self) -> None:
@@ -90,6 +91,7 @@ class WebhookDispatcher:
                     attempt = Attempt("retry", error=f"{type(exc).__name__}: {exc}"[:500])
                 self.attempted += 1
                 self.delivered += attempt.outcome == "delivered"
+                self.results[attempt.outcome] = self.results.get(attempt.outcome, 0) + 1
                 await self._record(Result(item.id, attempt, now()))
             finally:
                 self.queue.task_done()  # after the record: a stop waits for it

@@ -142,6 +142,17 @@ def router(site: Site) -> APIRouter:
         poke()
         return _see("/ui/outbox?done=all-retried" if ids else "/ui/outbox")
 
+    @r.post("/webhooks/deliveries/{delivery_id}/retry")
+    async def retry_webhook(request: Request, delivery_id: int) -> Response:
+        who, form = await guarded(request)
+        back = safe_next(form.get("next") or "/ui/webhooks")
+        try:
+            await asyncio.to_thread(operator.retry_webhook, site.app, delivery_id, now(), who.by)
+        except Refusal as exc:
+            return page(request, "refused.html", code=409, who=who, error=str(exc), back=back)
+        poke()
+        return _see(_done(back, "webhook-retried"))
+
     @r.post("/inbox/{inbound_id}/retry")
     async def retry_inbound(request: Request, inbound_id: int) -> Response:
         who, form = await guarded(request)

@@ -26,6 +26,7 @@ NOTICES = {
     "mail-retried": "The message is queued again.",
     "all-retried": "Every failed message is queued again.",
     "read-again": "The message was read again.",
+    "webhook-retried": "The webhook delivery is queued again (same event id, same payload).",
     "signed-out": "You are signed out.",
 }
 
@@ -157,6 +158,17 @@ def router(site: Site) -> APIRouter:
                                                   _int(request.query_params.get("before")))
         return page(request, "outbox.html", who=who, listing=listing, status=status,
                     statuses=[s.value for s in OutboxStatus], notice=notice_of(request), nav="outbox")
+
+    @r.get("/webhooks")
+    async def webhooks_page(request: Request) -> Response:
+        who = await auth.require(request)
+        status = request.query_params.get("status", "")
+        if status not in ("", "queued", "delivered", "failed"):
+            status = ""
+        endpoints, listing = await site.app.store.read_async(dashboard.webhooks, status or None,
+                                                             _int(request.query_params.get("before")))
+        return page(request, "webhooks.html", who=who, endpoints=endpoints, listing=listing, status=status,
+                    statuses=["queued", "delivered", "failed"], notice=notice_of(request), nav="webhooks")
 
     @r.get("/outbox/{outbound_id}/raw")
     async def outbound_raw(request: Request, outbound_id: int) -> Response:
