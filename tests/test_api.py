@@ -149,8 +149,8 @@ def test_cancel_resend_and_certificate(api: httpx.Client, keys: dict[str, str]) 
 
     as_json = api.get(f"/v1/transfers/{tid}/certificate", headers=vendor)
     assert as_json.headers["content-type"].startswith("application/json")
-    assert as_json.json()["copy"] == "party" and as_json.json()["transfer"]["id"] == tid
-    assert api.get(f"/v1/transfers/{tid}/certificate", headers=auth(keys["admin"])).json()["copy"] == "operator"
+    assert as_json.json()["audience"] == "party" and as_json.json()["transfer"]["id"] == tid
+    assert api.get(f"/v1/transfers/{tid}/certificate", headers=auth(keys["admin"])).json()["audience"] == "operator"
     as_html = api.get(f"/v1/transfers/{tid}/certificate", headers={**vendor, "Accept": "text/html"})
     assert as_html.headers["content-type"].startswith("text/html") and tid in as_html.text
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"

@@ -168,10 +168,32 @@ def test_a_partys_completion_notice_carries_a_certificate_without_the_other_part
         snapshot = session.get(MailSnapshot, completed[0].snapshot_id)
         assert snapshot is not None
         cert = snapshot.data["certificate"]
-    assert cert["copy"] == "party" and cert["title"] == "Certificate of completion"
+    assert cert["audience"] == "party" and cert["title"] == "Certificate of completion"
     flat = repr(cert)
     for address in ("alice@acme.example.com", "bob@acme.example.com", "deals@vendor.example.com",
                     "ops@r2.example.com"):
         assert address not in flat
     with world.store.read() as session:
         assert all(p.token not in flat for p in session.exec(select(Party).where(Party.transfer_id == tid)))
+
+
+def test_the_operators_certificate_names_every_address_and_the_partys_copy_none(world: App) -> None:
+    from transferbot import certdoc
+    from transferbot.service.certificate import certificate
+
+    tid = request_transfer(world, "ent-direct", "r2")
+    for role in (Role.CUSTOMER, Role.ISV, Role.NEW_RESELLER):
+        decide(world, tid, role)
+    operators = certificate(world, tid, "text")
+    assert operators.startswith(f"CERTIFICATE OF COMPLETION — {tid}")
+    assert "alice@acme.example.com" in operators and "deals@vendor.example.com" in operators
+    assert "mail         confirmation" in operators
+    completed = [r for r in rows(world, tid) if r.kind == "completed"]
+    with world.store.read() as session:
+        snapshot = session.get(MailSnapshot, completed[0].snapshot_id)
+        assert snapshot is not None
+        cert = snapshot.data["certificate"]
+    for fmt in ("text", "html", "json"):
+        party = certdoc.render(cert, fmt)
+        assert "a party's copy" in party or fmt == "json"
+        assert "@" not in party.replace("transfers.example.com", ""), fmt

@@ -72,7 +72,7 @@ def full(app: App, session: Session, t: Transfer, now: datetime) -> dict[str, An
     """The operator's certificate, from the database as it stands in this transaction."""
     events = events_of(session, t.id)
     cert = _common(app, session, t, events, now)
-    cert["copy"] = "operator"
+    cert["audience"] = "operator"
     cert["details_shown"] = cert.pop("_details")
     parties = []
     for p in parties_of(session, t.id):
@@ -101,7 +101,7 @@ def party_copy(app: App, session: Session, t: Transfer, parties: list[Party], na
     events = events_of(session, t.id)
     cert = _common(app, session, t, events, now)
     cert.pop("_details")
-    cert["copy"] = "party"
+    cert["audience"] = "party"
     cert["parties"] = [{"role": p.role, "name": names.get(p.account_id, p.account_id), "decision": p.decision,
                         "decided_at": _iso(p.decided_at), "reason": p.reason or None} for p in parties]
     cert["events"] = [{"seq": e.seq, "at": _iso(e.at), "kind": e.kind, "hash": e.hash} for e in events]
