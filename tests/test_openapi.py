@@ -51,7 +51,7 @@ def base(d: RunningDaemon) -> str:
 def test_the_committed_document_is_the_served_one(daemon: RunningDaemon) -> None:
     served = httpx.get(base(daemon) + "/openapi.json").json()
     assert served == json.loads(COMMITTED.read_text()), (
-        "docs/openapi.json is out of date: python -m transferbot.http.openapi > docs/openapi.json")
+        "docs/openapi.json is out of date: python -m transferbot.http.export > docs/openapi.json")
 
 
 def test_every_operation_lists_its_problems_as_problem_documents() -> None:

@@ -64,7 +64,7 @@ def _between(text: str, start: str, end: str) -> str:
 
 def explain_inbound(row: Mapping[str, Any], account_name: str | None = None,
                     transfer_status: str | None = None) -> Explanation:
-    """Explain one inbound message as ``views.inbound_summary`` gives it (outcome, checks, reason, auth,
+    """Explain one inbound message as ``record.inbound_summary`` gives it (outcome, checks, reason, auth,
     authentication, from, mail_from, party); ``account_name`` is the name of the party's account."""
     outcome = str(row.get("outcome") or "pending")
     notes = _notes(row.get("checks") or [])

@@ -5,13 +5,12 @@ operation that takes parameters; here the API's errors become ``application/prob
 the Problem schema (FastAPI's own 422, for a parameter that does not validate, included). The document is committed as ``docs/openapi.json``; a test fails
 when it drifts from what the server serves. To write it again after changing the API::
 
-    python -m transferbot.http.openapi > docs/openapi.json
+    python -m transferbot.http.export > docs/openapi.json
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 from fastapi import FastAPI
@@ -53,28 +52,3 @@ def tidy(document: dict[str, Any]) -> dict[str, Any]:
         if f'"#/components/schemas/{name}"' not in text and name in schemas:
             del schemas[name]
     return document
-
-
-def main() -> int:
-    """Print the document the server serves (built on a throwaway database)."""
-    import tempfile
-    from pathlib import Path
-
-    from transferbot.config import parse_config
-    from transferbot.http import app as http_app
-    from transferbot.http.health import Readiness
-    from transferbot.service.app import open_app
-
-    with tempfile.TemporaryDirectory() as folder:
-        config = parse_config({"database": {"url": f"sqlite:///{Path(folder) / 'openapi.db'}"}}, "openapi", env={})
-        app = open_app(config, upgrade=True)
-        try:
-            document = http_app.create(app, Readiness()).openapi()
-        finally:
-            app.store.close()
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

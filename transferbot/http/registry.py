@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from transferbot.clock import now
 from transferbot.http.auth import require_admin
+from transferbot.http.context import Context, Ident, problems
 from transferbot.http.schemas import (
     Account,
     AccountPage,
@@ -21,7 +22,6 @@ from transferbot.http.schemas import (
     EntitlementPage,
     EntitlementRequest,
 )
-from transferbot.http.v1 import Context, Ident, problems
 from transferbot.service import api_registry
 from transferbot.service.apikeys import Principal
 

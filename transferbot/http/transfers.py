@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from transferbot.clock import now
 from transferbot.domain import TransferStatus
+from transferbot.http.context import Context, Ident, problems, refused
 from transferbot.http.problems import Problem
 from transferbot.http.schemas import CancelRequest, ResendRequest, Resent, Transfer, TransferPage, TransferRequest
-from transferbot.http.v1 import Context, Ident, problems, refused
 from transferbot.rules import Conflict, Refusal
 from transferbot.service import api_transfers, idempotency
 from transferbot.service.apikeys import Principal

@@ -3,7 +3,7 @@
 They are the CLI's use cases (``transfers.request_in``, ``operator.cancel_in``, ``operator.resend_in``)
 plus what a key may see: an ISV key acts only on transfers whose ISV party is its account, and
 anything else is answered exactly as if it did not exist (the same words as an unknown id), so a key
-learns nothing about other ISVs' transfers. What they answer is ``views.public_detail``: the record
+learns nothing about other ISVs' transfers. What they answer is ``record.public_detail``: the record
 `show --json` prints, without reply tokens.
 """
 
@@ -23,7 +23,8 @@ from transferbot.service import certificate, cursors, idempotency, operator, tra
 from transferbot.service.apikeys import Principal
 from transferbot.service.app import App
 from transferbot.service.facts import account_names, find_transfer, parties_of
-from transferbot.service.views import iso, public_detail, summary_of
+from transferbot.service.record import iso, public_detail
+from transferbot.service.views import summary_of
 
 
 def isv_of(session: Session, transfer_id: str) -> str | None:

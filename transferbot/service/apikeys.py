@@ -25,8 +25,8 @@ from transferbot.domain import AccountKind
 from transferbot.models import Account, ApiKey
 from transferbot.rules import Conflict, Refusal, Unknown
 from transferbot.service.app import App
+from transferbot.service.record import iso
 from transferbot.service.registry import check_text
-from transferbot.service.views import iso
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from transferbot.models import Account, Entitlement, Event, InboundMessage, Outb
 from transferbot.rules import Unknown
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, find_transfer, parties_of
-from transferbot.service.views import auth_summary
+from transferbot.service.record import auth_summary
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -23,7 +23,8 @@ from transferbot.service.app import App
 from transferbot.service.arrivals import load_raw
 from transferbot.service.facts import find_transfer
 from transferbot.service.outbox import outbox_summary
-from transferbot.service.views import inbound_summary, transfer_detail
+from transferbot.service.record import inbound_summary
+from transferbot.service.views import transfer_detail
 
 BOARD_LIMIT = 50  # rows shown per status; the rest are counted and found by searching
 PAGE = 50

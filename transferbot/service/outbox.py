@@ -28,7 +28,7 @@ from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, facts_of, lock_transfer, parties_of
 from transferbot.service.mail import alert_operator
-from transferbot.service.views import Page, page_of, parse_cursor
+from transferbot.service.paging import Page, page_of, parse_cursor
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from transferbot.models import Account, Party, Transfer, WebhookDelivery, Webhoo
 from transferbot.rules import Change, Conflict, Refusal, Unknown
 from transferbot.service.app import App
 from transferbot.service.mail import alert_operator
-from transferbot.service.views import Page, iso, page_of, parse_cursor, public_detail
+from transferbot.service.paging import Page, page_of, parse_cursor
+from transferbot.service.record import iso, public_detail
 from transferbot.webhooks import Attempt, EventType, new_event_id, new_secret, next_attempt, payload
 from transferbot.webhooks.delivery import _origin as origin_of
 from transferbot.webhooks.events import event_type
