@@ -27,9 +27,10 @@ from aiosmtpd.smtp import SMTP
 # The modules a running daemon has imported: the baseline process imports the same. The sink and the
 # client import none of them (they start faster and stay small).
 DAEMON_MODULES = (
-    "transferbot.daemon", "transferbot.sweeper", "transferbot.service.app", "transferbot.service.inbox",
-    "transferbot.service.outbox", "transferbot.service.sweep", "transferbot.service.letters",
-    "transferbot.compose", "transferbot.reader.chain", "transferbot.reader.reading", "transferbot.logsetup",
+    "transferbot.daemon", "transferbot.sweeper", "transferbot.service.app", "transferbot.service.arrivals",
+    "transferbot.service.replies", "transferbot.service.outbox", "transferbot.service.sweep",
+    "transferbot.service.mail", "transferbot.rendering", "transferbot.compose", "transferbot.readloop",
+    "transferbot.reader.chain", "transferbot.reader.reading", "transferbot.senderauth", "transferbot.logsetup",
     "apscheduler.schedulers.asyncio", "bench.world",
 )
 
@@ -144,17 +145,17 @@ def daemon_proc(conn: Connection, db: str, sink_port: int | None, reader: bool =
 
     configure_logging(log_level)
 
-    class EdgeOnly(Daemon):
-        """The daemon with its reader held: the edge alone stores what arrives."""
-
-        async def _reader(self) -> None:
-            while not self._stopping:
-                await asyncio.sleep(0.1)
-
     async def main() -> None:
         path = Path(db)
         app = open_app(world.config_for(path, sink_port=sink_port, maildir=path.parent / (path.stem + "-maildir")), upgrade=True)
-        daemon = (Daemon if reader else EdgeOnly)(app)
+        # sender authentication as configured by default ("verify"), DNS answered from memory
+        daemon = Daemon(app, resolver=world.bench_resolver())
+        if not reader:  # the reader held: the edge alone stores what arrives
+            async def held() -> None:
+                while not daemon.reader.stopping:
+                    await asyncio.sleep(0.1)
+
+            daemon.reader.run = held  # type: ignore[method-assign]
         loop = asyncio.get_running_loop()
         commands = _Commands(conn, loop)
         t_start = time.monotonic()

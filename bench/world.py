@@ -26,7 +26,16 @@ import sqlalchemy as sa
 
 from transferbot.audit import GENESIS, event_hash
 from transferbot.config import Config, InboundConfig, parse_config
-from transferbot.models import Account, AccountAddress, Entitlement, Event, Party, PartyAddress, Transfer
+from transferbot.models import (
+    Account,
+    AccountAddress,
+    Entitlement,
+    Event,
+    OutboundMessage,
+    Party,
+    PartyAddress,
+    Transfer,
+)
 from transferbot.service import registry
 from transferbot.service.app import open_app
 from transferbot.service.transfers import fingerprint, request_transfer
@@ -139,18 +148,26 @@ def build_world(db: Path, transfers: int, seed: int = 5) -> World:
     return World(db, transfers, confirmations, recipients, time.perf_counter() - started)
 
 
+def _render_rows(app: Any, where: Any) -> list[tuple[Any, bytes]]:
+    """Outbox rows (and their bytes, rendered from their snapshot exactly as the dispatcher renders them)."""
+    from transferbot.service.outbox import raw_of
+
+    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    with app.store.read() as session:
+        rows = session.execute(sa.select(om.c.id, om.c.envelope_from, om.c.recipients, om.c.party_id)
+                               .where(where).order_by(om.c.next_attempt_at, om.c.id)).all()
+    return [(row, raw_of(app, row.id)) for row in rows]
+
+
 def queued_messages(db: Path) -> list[Message]:
     """The queued outbox rows as (envelope from, recipients, raw): what the plain loop sends."""
-    import json
-
-    con = sqlite3.connect(db)
+    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    app = open_app(config_for(db))
     try:
-        rows = con.execute("SELECT o.envelope_from, o.recipients, r.raw FROM outboundmessage o"
-                           " JOIN outboundraw r ON r.id = o.id WHERE o.status = 'queued'"
-                           " ORDER BY o.next_attempt_at, o.id").fetchall()
+        rendered = _render_rows(app, om.c.status == "queued")
     finally:
-        con.close()
-    return [(f, json.loads(r), bytes(raw)) for f, r, raw in rows]
+        app.store.close()
+    return [(row.envelope_from, list(row.recipients), raw) for row, raw in rendered]
 
 
 def mark_confirmations_sent(db: Path) -> None:
@@ -185,27 +202,78 @@ def _quoted_reply(original: EmailMessage, sender: str, fresh: str, when: datetim
 
 
 def approval_replies(db: Path, seed: int = 5) -> list[Message]:
-    """For every party of every open transfer: a fresh approval quoting its confirmation, from its address."""
-    con = sqlite3.connect(db)
+    """For every party of every open transfer: a fresh approval quoting its confirmation, from its address,
+    DKIM-signed for its domain as the party's own mail server would sign it (see bench_resolver)."""
+    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    app = open_app(config_for(db))
     try:
-        rows = con.execute(
-            "SELECT p.id, p.locale, r.raw,"
-            " (SELECT address FROM partyaddress a WHERE a.party_id = p.id ORDER BY position LIMIT 1)"
-            " FROM party p JOIN outboundmessage o ON o.party_id = p.id AND o.kind = 'confirmation'"
-            " JOIN outboundraw r ON r.id = o.id"
-            " ORDER BY p.id").fetchall()
+        rendered = _render_rows(app, om.c.kind == "confirmation")
+        with app.store.read() as session:
+            parties = {pid: (locale, address) for pid, locale, address in session.execute(sa.text(
+                "SELECT p.id, p.locale, (SELECT address FROM partyaddress a WHERE a.party_id = p.id"
+                " ORDER BY position LIMIT 1) FROM party p"))}
     finally:
-        con.close()
+        app.store.close()
     when = datetime.now(UTC)
     parser = BytesParser(policy=policy.default)
     out: list[Message] = []
-    for _party_id, locale, raw, sender in rows:
-        original = parser.parsebytes(bytes(raw))
+    for row, raw in sorted(rendered, key=lambda rr: rr[0].party_id):
+        locale, sender = parties[row.party_id]
+        original = parser.parsebytes(raw)
         assert isinstance(original, EmailMessage)
         reply = _quoted_reply(original, sender, APPROVALS.get(locale, "APPROVE"), when)
-        out.append((sender, [str(reply["To"])], reply.as_bytes(policy=SMTP_POLICY)))
+        out.append((sender, [str(reply["To"])], dkim_signed(reply)))
     random.Random(seed).shuffle(out)
     return out
+
+
+# -- sender authentication: every bench domain as a well-run one publishes it --------------------
+
+DKIM_SELECTOR = "bench"
+
+
+def dkim_signed(msg: EmailMessage) -> bytes:
+    """The message as the sender's mail server sends it: DKIM-signed (rsa-sha256) for the From domain."""
+    import dkim
+
+    from transferbot.demo import DEMO_DKIM_KEY
+
+    raw = msg.as_bytes(policy=SMTP_POLICY)
+    domain = str(msg["From"]).rpartition("@")[2].rstrip(">").encode()
+    signature = dkim.sign(raw, DKIM_SELECTOR.encode(), domain, DEMO_DKIM_KEY.encode(),
+                          include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+    return bytes(signature) + raw
+
+
+class BenchResolver:
+    """DNS from memory for every ``*.bench.example`` domain: SPF allowing loopback, DMARC p=reject, the
+    DKIM key the replies are signed with. Names are computed, not listed (the scale databases have
+    thousands of domains); nothing else exists. The daemon gets it behind its usual CachingResolver."""
+
+    SUFFIX = ".bench.example"
+
+    async def query(self, name: str, rdtype: str) -> list[str]:
+        return (await self.query_with_ttl(name, rdtype))[0]
+
+    async def query_with_ttl(self, name: str, rdtype: str) -> tuple[list[str], float | None]:
+        from transferbot.demo import DEMO_DKIM_PUBLIC
+
+        key = name.lower().rstrip(".")
+        values: list[str] = []
+        if rdtype.upper() == "TXT" and key.endswith(self.SUFFIX):
+            if key.startswith("_dmarc."):
+                values = ["v=DMARC1; p=reject"]
+            elif key.startswith(f"{DKIM_SELECTOR}._domainkey."):
+                values = [f"v=DKIM1; k=rsa; p={DEMO_DKIM_PUBLIC}"]
+            elif "._domainkey." not in key:
+                values = ["v=spf1 ip4:127.0.0.1 -all"]
+        return values, (300.0 if values else None)
+
+
+def bench_resolver() -> Any:
+    from transferbot.senderauth.dns import CachingResolver
+
+    return CachingResolver(BenchResolver())
 
 
 def save_messages(messages: list[Message], path: Path) -> Path:
