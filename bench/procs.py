@@ -134,8 +134,8 @@ def sink_proc(conn: Connection, log_path: str | None = None, track_ids: bool = F
 
 # -- 2/3/4/5. the daemon ---------------------------------------------------------------------
 
-def daemon_proc(conn: Connection, db: str, sink_port: int | None, reader: bool = True,
-                log_path: str | None = None, log_level: str = "INFO") -> None:
+def daemon_proc(conn: Connection, url: str, sink_port: int | None, reader: bool = True,
+                log_path: str | None = None, maildir: str | None = None, log_level: str = "INFO") -> None:
     """transferbot's Daemon as `transferbot serve` runs it (logging at INFO to a file)."""
     _quiet_stderr(log_path)
     from bench import world
@@ -146,8 +146,8 @@ def daemon_proc(conn: Connection, db: str, sink_port: int | None, reader: bool =
     configure_logging(log_level)
 
     async def main() -> None:
-        path = Path(db)
-        app = open_app(world.config_for(path, sink_port=sink_port, maildir=path.parent / (path.stem + "-maildir")), upgrade=True)
+        app = open_app(world.config_for(url, sink_port=sink_port, maildir=Path(maildir) if maildir else None),
+                       upgrade=True)
         # sender authentication as configured by default ("verify"), DNS answered from memory
         daemon = Daemon(app, resolver=world.bench_resolver())
         if not reader:  # the reader held: the edge alone stores what arrives
@@ -262,7 +262,7 @@ def client_proc(conn: Connection, port: int, messages_path: str, connections: in
 
 # -- 5. the sweep, timed on its own -------------------------------------------------------------
 
-def sweep_proc(conn: Connection, warm_db: str, db: str, now_iso: str) -> None:
+def sweep_proc(conn: Connection, warm_url: str, url: str, now_iso: str) -> None:
     """Warm up on one copy (templates compiled, code paths run), then time the sweep on another."""
     import sqlalchemy as sa
 
@@ -272,8 +272,8 @@ def sweep_proc(conn: Connection, warm_db: str, db: str, now_iso: str) -> None:
 
     now = datetime.fromisoformat(now_iso)
     out: dict[str, Any] = {}
-    for label, path in (("warm", warm_db), ("timed", db)):
-        app = open_app(world.config_for(Path(path)), upgrade=True)
+    for label, db_url in (("warm", warm_url), ("timed", url)):
+        app = open_app(world.config_for(db_url), upgrade=True)
         with app.store.read() as session:  # the connection is open before the clock starts
             session.execute(sa.text("SELECT 1"))
         started = time.perf_counter()

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import procs, world
+from bench import dbs, procs, world
 from bench import spy as profile
 
 TARGETS = {"accept_vs_sink": 0.6, "decided_vs_sink": 0.3, "outbound_vs_plain": 0.8, "sweep_100k_vs_1k": 2.0,
@@ -138,17 +138,24 @@ def start_sink(children: Children, work: Path, name: str, track_ids: bool = Fals
     return sink, sink.recv(30)["port"]
 
 
-def start_daemon(children: Children, db: Path, sink_port: int | None, *, reader: bool = True,
+def start_daemon(children: Children, work: Path, url: str, sink_port: int | None, *, reader: bool = True,
                  name: str = "daemon") -> tuple[Child, dict[str, Any]]:
-    daemon = children.start(procs.daemon_proc, str(db), sink_port, reader, str(db.with_suffix(".log")), name=name)
+    """The daemon in a process of its own; its log is WORK/NAME.log (read by log_problems)."""
+    daemon = children.start(procs.daemon_proc, url, sink_port, reader, str(work / f"{name}.log"),
+                            str(work / f"{name}-maildir"), name=name)
     return daemon, daemon.recv(120)
 
 
-def log_problems(db: Path) -> dict[str, Any]:
-    """What the daemon logged above INFO during a scenario: counts, and the distinct problems (first few)."""
-    path = db.with_suffix(".log")
+def log_problems(work: Path, *names: str) -> dict[str, Any]:
+    """What the daemons logged above INFO during a scenario: counts, and the distinct problems (first few)."""
     counts = {"ERROR": 0, "WARNING": 0}
     seen: dict[str, int] = {}
+    for name in names:
+        _log_problems(work / f"{name}.log", counts, seen)
+    return {**counts, "kinds": sorted(seen.items(), key=lambda kv: -kv[1])[:5]}
+
+
+def _log_problems(path: Path, counts: dict[str, int], seen: dict[str, int]) -> None:
     if path.exists():
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         for i, line in enumerate(lines):
@@ -162,7 +169,6 @@ def log_problems(db: Path) -> dict[str, Any]:
             text = line[32:].split(":", 1)[0] + ": " + (cause or line[32:])[:160]
             key = re.sub(r"#\d+|<[^>]*>", "", text)
             seen[key] = seen.get(key, 0) + 1
-    return {**counts, "kinds": sorted(seen.items(), key=lambda kv: -kv[1])[:5]}
 
 
 def run_client(children: Children, port: int, messages: Path, connections: int, *,
@@ -202,56 +208,72 @@ def scenario_sink(work: Path, replies: Path, n: int, connections: int) -> dict[s
             "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
 
 
-def scenario_edge(work: Path, source_db: Path, replies: Path, n: int, connections: int,
+def scenario_edge(work: Path, backend: dbs.Backend, source: str, replies: Path, n: int, connections: int,
                   spy: profile.Spy | None = None) -> dict[str, Any]:
-    say(f"[2] inbound edge (reader held): {n} messages over {connections} connections")
-    db = world.copy_db(source_db, work / ("edge-profiled.db" if spy else "edge.db"))
-    with Children() as children:
-        daemon, started = start_daemon(children, db, None, reader=False, name="daemon-edge")
-        if spy:
-            spy.attach(started["pid"], "edge")
-        try:
-            result = run_client(children, started["port"], replies, connections)
-        finally:
+    say(f"[2] {backend.name}: inbound edge (reader held): {n} messages over {connections} connections")
+    url = backend.clone(source, "edge")
+    name = f"daemon-edge-{backend.name}"
+    try:
+        with Children() as children:
+            daemon, started = start_daemon(children, work, url, None, reader=False, name=name)
             if spy:
-                spy.detach()
-        stopped = daemon.stop()
+                spy.attach(started["pid"], "edge")
+            try:
+                result = run_client(children, started["port"], replies, connections)
+            finally:
+                if spy:
+                    spy.detach()
+            stopped = daemon.stop()
+        probe = world.Probe(url)
+        try:
+            stored = probe.message_ids()
+        finally:
+            probe.close()
+    finally:
+        backend.drop(url)
     elapsed = result["t1"] - result["t0"]
     wanted = world.message_ids(world.load_messages(replies))
-    stored = world.stored_message_ids(db)
     missing = len(wanted - stored)
     if result["accepted"] != n or missing:
         raise AssertionError(f"edge: {result['accepted']} of {n} accepted, {missing} accepted but not stored; "
                              f"{result['failures']}")
     return {"accepted": result["accepted"], "stored": len(wanted & stored), "seconds": elapsed, "per_s": n / elapsed,
             "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"], "rss_mib": stopped.get("VmHWM"),
-            "log": log_problems(db)}
+            "log": log_problems(work, name)}
 
 
-def scenario_e2e(work: Path, source_db: Path, replies: Path, n: int, connections: int,
+def scenario_e2e(work: Path, backend: dbs.Backend, source: str, replies: Path, n: int, connections: int,
                  spy: profile.Spy | None = None) -> dict[str, Any]:
-    say(f"[3] end to end: {n} approval replies over {connections} connections, until all are read and decided")
-    db = world.copy_db(source_db, work / ("e2e-profiled.db" if spy else "e2e.db"))
-    with Children() as children:
-        sink, sink_port = start_sink(children, work, "sink-3", track_ids=True)
-        daemon, started = start_daemon(children, db, sink_port, name="daemon-e2e")
-        probe = world.Probe(db)
-        if spy:
-            spy.attach(started["pid"], "e2e")
-        try:
-            result = run_client(children, started["port"], replies, connections)
-            accepted = result["accepted"]
-            t_done = wait_for("every accepted reply read", lambda: probe.read() >= accepted, timeout=60 + n * 0.5)
-        finally:
-            if spy:
-                spy.detach()
-        outcomes = probe.outcomes()
-        decided = probe.decided()
-        queued_after = probe.queued()
-        stopped = daemon.stop()
-        relay = sink.stop()
-        sent = probe.sent() - probe.scalar("SELECT count(*) FROM outboundmessage WHERE kind = 'confirmation'")
-        probe.close()
+    say(f"[3] {backend.name}: end to end: {n} approval replies over {connections} connections,"
+        " until all are read and decided")
+    url = backend.clone(source, "e2e")
+    name = f"daemon-e2e-{backend.name}"
+    try:
+        with Children() as children:
+            sink, sink_port = start_sink(children, work, "sink-3", track_ids=True)
+            daemon, started = start_daemon(children, work, url, sink_port, name=name)
+            probe = world.Probe(url)
+            try:
+                if spy:
+                    spy.attach(started["pid"], "e2e")
+                try:
+                    result = run_client(children, started["port"], replies, connections)
+                    accepted = result["accepted"]
+                    t_done = wait_for("every accepted reply read", lambda: probe.read() >= accepted,
+                                      timeout=60 + n * 0.5)
+                finally:
+                    if spy:
+                        spy.detach()
+                outcomes = probe.outcomes()
+                decided = probe.decided()
+                queued_after = probe.queued()
+                stopped = daemon.stop()
+                relay = sink.stop()
+                sent = probe.sent() - probe.scalar("SELECT count(*) FROM outboundmessage WHERE kind = 'confirmation'")
+            finally:
+                probe.close()
+    finally:
+        backend.drop(url)
     if decided != n:
         raise AssertionError(f"end to end: {decided} of {n} replies approved; outcomes {outcomes}")
     elapsed = t_done - result["t0"]
@@ -262,29 +284,34 @@ def scenario_e2e(work: Path, source_db: Path, replies: Path, n: int, connections
             # a delivery whose result could not be written stays queued and is sent again (same Message-ID)
             "sink_received": relay["count"], "sink_unique": relay["unique"], "outbox_sent": sent,
             "sent_twice": relay["count"] - relay["unique"], "delivered_not_recorded": relay["unique"] - sent,
-            "log": log_problems(db)}
+            "log": log_problems(work, name)}
 
 
-def scenario_outbound(work: Path, source_db: Path, messages: Path, n: int, rounds: int = 1,
+def scenario_outbound(work: Path, backend: dbs.Backend, source: str, messages: Path, n: int, rounds: int = 1,
                       spy: profile.Spy | None = None) -> dict[str, Any]:
-    connections = world.config_for(source_db).outbound.connections
-    say(f"[4] outbound: {n} queued confirmations over {connections} connections, daemon vs a plain aiosmtplib loop")
-    db = world.copy_db(source_db, work / ("outbound-profiled.db" if spy else "outbound.db"))
-    with Children() as children:
-        sink, sink_port = start_sink(children, work, "sink-4a", track_ids=True)
-        daemon, started = start_daemon(children, db, sink_port, name="daemon-outbound")
-        if spy:
-            spy.attach(started["pid"], "outbound")
-        probe = world.Probe(db)
-        try:
-            t_done = wait_for("every confirmation sent", lambda: probe.sent() >= n, timeout=60 + n * 0.2)
-        finally:
+    connections = world.config_for(source).outbound.connections
+    say(f"[4] {backend.name}: outbound: {n} queued confirmations over {connections} connections,"
+        " daemon vs a plain aiosmtplib loop")
+    url = backend.clone(source, "outbound")
+    name = f"daemon-outbound-{backend.name}"
+    try:
+        with Children() as children:
+            sink, sink_port = start_sink(children, work, "sink-4a", track_ids=True)
+            daemon, started = start_daemon(children, work, url, sink_port, name=name)
             if spy:
-                spy.detach()
-        probe.close()
-        daemon.stop()
-        relay = sink.stop()
-        got = relay["unique"]
+                spy.attach(started["pid"], "outbound")
+            probe = world.Probe(url)
+            try:
+                t_done = wait_for("every confirmation sent", lambda: probe.sent() >= n, timeout=60 + n * 0.2)
+            finally:
+                if spy:
+                    spy.detach()
+                probe.close()
+            daemon.stop()
+            relay = sink.stop()
+            got = relay["unique"]
+    finally:
+        backend.drop(url)
     elapsed = t_done - started["t_start"]
     if spy:
         return {"seconds": elapsed, "per_s": n / elapsed}
@@ -303,10 +330,11 @@ def scenario_outbound(work: Path, source_db: Path, messages: Path, n: int, round
         raise AssertionError(f"outbound: the sink got {got} of {n} from the daemon")
     return {"messages": n, "connections": connections, "seconds": elapsed, "per_s": n / elapsed,
             "plain_seconds": plain["seconds"], "plain_per_s": plain["per_s"], "plain_rounds": plain["rounds"],
-            "sink_received": relay["count"], "sent_twice": relay["count"] - relay["unique"], "log": log_problems(db)}
+            "sink_received": relay["count"], "sent_twice": relay["count"] - relay["unique"],
+            "log": log_problems(work, name)}
 
 
-def scenario_scale(work: Path, sizes: Sizes) -> dict[str, Any]:
+def scenario_scale(work: Path, backend: dbs.Backend, sizes: Sizes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     now = datetime.now(UTC)
     with Children() as children:
@@ -315,29 +343,39 @@ def scenario_scale(work: Path, sizes: Sizes) -> dict[str, Any]:
         base.send(cmd="stop")
     out["baseline_rss_mib"] = baseline["VmHWM"]
     for n in sizes.scale:
-        say(f"[5] scale: {n} open transfers, {sizes.due} due; building the database")
-        built = world.build_scale_db(work / f"scale-{n}.db", n, sizes.due, now)
-        warm = world.copy_db(built.db, work / f"scale-{n}-warm.db")
-        rss_db = world.copy_db(built.db, work / f"scale-{n}-daemon.db")
-        with Children() as children:
-            timing = children.start(procs.sweep_proc, str(warm), str(built.db), now.isoformat(), name="sweep")
-            swept = timing.recv(600)
-        say(f"[5] scale: {n} open: daemon start-up and its first sweep, then its peak memory")
-        with Children() as children:
-            sink, sink_port = start_sink(children, work, f"sink-5-{n}", track_ids=True)
-            daemon, started = start_daemon(children, rss_db, sink_port, name=f"daemon-{n}")
-            wait_for("the start-up sweep", lambda d=daemon: bool(d.request("status")["sweeps"]), timeout=600,
-                     interval=0.2)
-            probe = world.Probe(rss_db)
-            wait_for("the outbox to drain", lambda p=probe: p.queued() == 0, timeout=600, interval=0.2)
-            time.sleep(1.0)  # settle: the dispatcher and reader go idle
-            status = daemon.request("status")
-            memory = procs.read_memory(started["pid"])
-            daemon.stop()
-            relay = sink.stop()
-            sent = probe.sent()
-            probe.close()
-        out[str(n)] = {"open": n, "due": sizes.due, "build_seconds": built.seconds, "db_mib": built.bytes / 2**20,
+        say(f"[5] {backend.name}: scale: {n} open transfers, {sizes.due} due; building the database")
+        built = world.build_scale_db(backend.new(f"scale-{n}"), n, sizes.due, now)
+        if backend.postgres:
+            backend.analyze(built.url)
+        size = backend.size_bytes(built.url)
+        warm = backend.clone(built.url, f"scale-{n}-warm")
+        rss_db = backend.clone(built.url, f"scale-{n}-daemon")
+        name = f"daemon-{n}-{backend.name}"
+        try:
+            with Children() as children:
+                timing = children.start(procs.sweep_proc, warm, built.url, now.isoformat(), name="sweep")
+                swept = timing.recv(900)
+            say(f"[5] {backend.name}: scale: {n} open: daemon start-up and its first sweep, then its peak memory")
+            with Children() as children:
+                sink, sink_port = start_sink(children, work, f"sink-5-{n}", track_ids=True)
+                daemon, started = start_daemon(children, work, rss_db, sink_port, name=name)
+                wait_for("the start-up sweep", lambda d=daemon: bool(d.request("status")["sweeps"]), timeout=600,
+                         interval=0.2)
+                probe = world.Probe(rss_db)
+                try:
+                    wait_for("the outbox to drain", lambda p=probe: p.queued() == 0, timeout=600, interval=0.2)
+                    time.sleep(1.0)  # settle: the dispatcher and reader go idle
+                    status = daemon.request("status")
+                    memory = procs.read_memory(started["pid"])
+                    daemon.stop()
+                    relay = sink.stop()
+                    sent = probe.sent()
+                finally:
+                    probe.close()
+        finally:
+            for url in (warm, rss_db, built.url):
+                backend.drop(url)
+        out[str(n)] = {"open": n, "due": sizes.due, "build_seconds": built.seconds, "db_mib": size / 2**20,
                        "sweep_seconds": swept["timed_seconds"], "sweep_changed": swept["timed_changed"],
                        "sweep_warmup_seconds": swept["warm_seconds"], "sweep_idle_seconds": swept["idle_seconds"],
                        "sweep_idle_changed": swept["idle_changed"],
@@ -345,10 +383,7 @@ def scenario_scale(work: Path, sizes: Sizes) -> dict[str, Any]:
                        "daemon_peak_rss_mib": memory["VmHWM"], "daemon_rss_mib": memory["VmRSS"],
                        "daemon_mail_sent": sent, "sink_received": relay["count"],
                        "sent_twice": relay["count"] - relay["unique"],
-                       "log": log_problems(rss_db)}
-        for path in (warm, rss_db, built.db):
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+                       "log": log_problems(work, name)}
     return out
 
 
@@ -483,18 +518,83 @@ def table(out: dict[str, Any], sizes: Sizes) -> str:
     return "\n".join(lines)
 
 
+def combine(outs: dict[str, Any], sizes: Sizes, quick: bool, load_before: tuple[float, ...],
+            seconds: float) -> dict[str, Any]:
+    """One document for every backend: each backend's report under ``backends``, its ratios under ``ratios``."""
+    return {"backends": outs, "ratios": {name: one["ratios"] for name, one in outs.items()},
+            "targets": TARGETS, "quick": quick, "seconds": seconds,
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                        "load_average_before": load_before, "load_average_after": os.getloadavg()}}
+
+
+def table_all(out: dict[str, Any], sizes: Sizes) -> str:
+    return "\n\n".join(f"== {name}\n" + table(one, sizes) for name, one in out["backends"].items())
+
+
 # -- main ----------------------------------------------------------------------------------------
 
+def run_backend(backend: dbs.Backend, work: Path, sizes: Sizes, only: set[str], quick: bool,
+                spy: profile.Spy | None) -> dict[str, Any]:
+    """Every scenario on one backend: its own world (filed the normal way), its own replies."""
+    started = time.monotonic()
+    say(f"== {backend.name}: filing {sizes.transfers} transfers (confirmations queued) ...")
+    built = world.build_world(backend.new("world-queued"), sizes.transfers)
+    replied = backend.clone(built.url, "world-replies")
+    world.mark_confirmations_sent(replied)
+    replies = world.approval_replies(replied)
+    replies_path = world.save_messages(replies, work / f"replies-{backend.name}.pkl")
+    outbound_path = world.save_messages(world.queued_messages(built.url), work / f"outbound-{backend.name}.pkl")
+    n = len(replies)
+    say(f"  {built.transfers} transfers, {n} replies (DKIM-signed), {built.confirmations} confirmations queued"
+        f" ({time.monotonic() - started:.1f}s)")
+    results: dict[str, Any] = {
+        "replies": n, "load_before": os.getloadavg(),
+        "world": {"transfers": built.transfers, "confirmations": built.confirmations,
+                  "recipients": built.recipients, "build_seconds": built.seconds,
+                  "reply_bytes_mean": sum(len(m[2]) for m in replies) / max(1, n)},
+    }
+    if "sink" in only:
+        results["sink"] = median_of(sizes.rounds, lambda: scenario_sink(work, replies_path, n, sizes.connections))
+    if "edge" in only:
+        results["edge"] = median_of(sizes.rounds, lambda: scenario_edge(work, backend, replied, replies_path, n,
+                                                                         sizes.connections))
+    if "e2e" in only:
+        results["e2e"] = scenario_e2e(work, backend, replied, replies_path, n, sizes.connections)
+    if "outbound" in only:
+        results["outbound"] = scenario_outbound(work, backend, built.url, outbound_path, built.confirmations,
+                                                sizes.rounds)
+    if "scale" in only:
+        results["scale"] = scenario_scale(work, backend, sizes)
+    out = report(results, sizes, quick)
+    if spy is not None:
+        say(f"profiling ({backend.name}): (2), (3) and (4) again with py-spy attached to the daemon")
+        if "edge" in only:
+            scenario_edge(work, backend, replied, replies_path, n, sizes.connections, spy=spy)
+        if "e2e" in only:
+            scenario_e2e(work, backend, replied, replies_path, n, sizes.connections, spy=spy)
+        if "outbound" in only:
+            scenario_outbound(work, backend, built.url, outbound_path, built.confirmations, spy=spy)
+        out["profile"] = spy.summaries()
+    out["seconds"] = time.monotonic() - started
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/run.py", description="transferbot's benchmark (issue 5)")
+    parser = argparse.ArgumentParser(prog="python bench/run.py", description="transferbot's benchmark (issue 13)")
     parser.add_argument("--quick", action="store_true", help="smaller counts (a smoke check, under a minute)")
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both",
+                        help="which backend(s) to measure (default: both)")
+    parser.add_argument("--postgres-url", default=dbs.postgres_url_default(), metavar="URL",
+                        help="the PostgreSQL server (a database on it to connect to first); the benchmark makes and"
+                             " drops databases of its own there (default: $TRANSFERBOT_BENCH_POSTGRES_URL or"
+                             f" {dbs.DEFAULT_POSTGRES_URL})")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
     parser.add_argument("--profile", metavar="DIR",
                         help="also profile the daemon (py-spy) during extra runs of (2), (3) and (4); raw stacks in DIR")
     parser.add_argument("--workdir", metavar="DIR", help="where the databases go (default: a new temporary folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the work folder (databases, logs)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (SQLite databases, logs)")
     parser.add_argument("--synchronous", choices=["full", "normal"],
-                        help="[database] synchronous for the daemon (default: transferbot's default, full)")
+                        help="[database] synchronous for the daemon on SQLite (default: transferbot's default, full)")
     parser.add_argument("--transfers", type=int, help="open transfers in the end-to-end world (overrides the size)")
     parser.add_argument("--connections", type=int, help="client connections for the inbound scenarios")
     parser.add_argument("--only", metavar="LIST", default=",".join(SCENARIOS),
@@ -509,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     only = {name.strip() for name in args.only.split(",") if name.strip()}
     if only - set(SCENARIOS):
         parser.error(f"--only: unknown scenario {', '.join(sorted(only - set(SCENARIOS)))}")
+    names = list(dbs.BACKENDS) if args.database == "both" else [args.database]
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="transferbot-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     spy = profile.Spy(Path(args.profile)) if args.profile else None
@@ -516,57 +617,30 @@ def main(argv: list[str] | None = None) -> int:
         say("--profile: py-spy is not installed (pip install py-spy); skipping the profiles")
         spy = None
     started = time.monotonic()
+    load_before = os.getloadavg()
+    outs: dict[str, Any] = {}
+    say(f"work folder {work}; backends: {', '.join(names)}")
     try:
-        say(f"work folder {work}; filing {sizes.transfers} transfers (confirmations queued) ...")
-        built = world.build_world(work / "world-queued.db", sizes.transfers)
-        replied_db = world.copy_db(built.db, work / "world-replies.db")
-        world.mark_confirmations_sent(replied_db)
-        replies = world.approval_replies(replied_db)
-        replies_path = world.save_messages(replies, work / "replies.pkl")
-        outbound_path = world.save_messages(world.queued_messages(built.db), work / "outbound.pkl")
-        n = len(replies)
-        say(f"  {built.transfers} transfers, {n} replies, {built.confirmations} confirmations queued"
-            f" ({built.seconds:.1f}s)")
-        results: dict[str, Any] = {
-            "replies": n, "load_before": os.getloadavg(),
-            "world": {"transfers": built.transfers, "confirmations": built.confirmations,
-                      "recipients": built.recipients, "build_seconds": built.seconds,
-                      "reply_bytes_mean": sum(len(m[2]) for m in replies) / n},
-        }
-        if "sink" in only:
-            results["sink"] = median_of(sizes.rounds, lambda: scenario_sink(work, replies_path, n, sizes.connections))
-        if "edge" in only:
-            results["edge"] = median_of(sizes.rounds, lambda: scenario_edge(work, replied_db, replies_path, n,
-                                                                             sizes.connections))
-        if "e2e" in only:
-            results["e2e"] = scenario_e2e(work, replied_db, replies_path, n, sizes.connections)
-        if "outbound" in only:
-            results["outbound"] = scenario_outbound(work, built.db, outbound_path, built.confirmations, sizes.rounds)
-        if "scale" in only:
-            results["scale"] = scenario_scale(work, sizes)
-        out = report(results, sizes, args.quick)
-        if spy is not None:
-            say("profiling: (2), (3) and (4) again with py-spy attached to the daemon")
-            if "edge" in only:
-                scenario_edge(work, replied_db, replies_path, n, sizes.connections, spy=spy)
-            if "e2e" in only:
-                scenario_e2e(work, replied_db, replies_path, n, sizes.connections, spy=spy)
-            if "outbound" in only:
-                scenario_outbound(work, built.db, outbound_path, built.confirmations, spy=spy)
-            out["profile"] = spy.summaries()
-        out["seconds"] = time.monotonic() - started
+        for name in names:
+            backend = dbs.Backend(name, work, args.postgres_url)
+            backend.check()
+            try:
+                outs[name] = run_backend(backend, work, sizes, only, args.quick, spy)
+            finally:
+                backend.close()
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
         elif args.keep:
             say(f"kept {work}")
-    print(table(out, sizes))
+    out = combine(outs, sizes, args.quick, load_before, time.monotonic() - started)
+    print(table_all(out, sizes))
     if spy is not None:
-        print()
-        print(profile.render(out["profile"]))
+        for name, one in outs.items():
+            print(f"\n{name}:")
+            print(profile.render(one["profile"]))
     print(f"\n({out['seconds']:.0f}s in all)")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         say(f"wrote {args.json}")
     return 0
-

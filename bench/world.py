@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import shutil
-import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.dbs import engine_for
 from transferbot.audit import GENESIS, event_hash
 from transferbot.config import Config, InboundConfig, parse_config
 from transferbot.models import (
@@ -51,14 +51,17 @@ APPROVALS = {"en": "APPROVE", "fr": "Approuvé.", "de": "Genehmigt"}
 Message = tuple[str, list[str], bytes]  # (MAIL FROM, RCPT TOs, raw bytes)
 
 
-def config_for(db: Path, *, sink_port: int | None = None, maildir: Path | None = None, **sections: dict[str, Any]
+def config_for(url: str, *, sink_port: int | None = None, maildir: Path | None = None, **sections: dict[str, Any]
                ) -> Config:
-    """The daemon's configuration as an operator would write it: defaults, loopback, port 0."""
+    """The daemon's configuration as an operator would write it: defaults, loopback, port 0.
+
+    Without a relay (``sink_port``) outbound mail goes to a Maildir (nothing is sent then)."""
     data: dict[str, Any] = {
-        "database": {"url": f"sqlite:///{db}"},
+        "database": {"url": url},
         "inbound": {"host": "127.0.0.1", "port": 0, "domain": DOMAIN},
         "outbound": ({"transport": "smtp", "host": "127.0.0.1", "port": sink_port} if sink_port
-                     else {"transport": "maildir", "maildir": str(maildir or db.parent / "outbox")}),
+                     else {"transport": "maildir",
+                           "maildir": str(maildir or Path(tempfile.gettempdir()) / "transferbot-bench-maildir")}),
         "workflow": {"secret": SECRET, "operator_address": OPERATOR},
     }
     # Per-client and per-sender limits are a policy against abuse, not a cost: one client on loopback
@@ -73,24 +76,6 @@ def config_for(db: Path, *, sink_port: int | None = None, maildir: Path | None =
     return parse_config(data, "bench", env={})
 
 
-def copy_db(src: Path, dst: Path) -> Path:
-    """Copy a (checkpointed) SQLite database file."""
-    for suffix in ("", "-wal", "-shm"):
-        target = Path(str(dst) + suffix)
-        if target.exists():
-            target.unlink()
-    shutil.copyfile(src, dst)
-    return dst
-
-
-def checkpoint(db: Path) -> None:
-    con = sqlite3.connect(db)
-    try:
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        con.close()
-
-
 # -- the end-to-end world: transfers filed the normal way -------------------------------------
 
 ACCOUNT_PLAN = {"customer": 24, "isv": 6, "reseller": 12}
@@ -99,18 +84,18 @@ LOCALE_CYCLE = ("en", "en", "fr", "de")
 
 @dataclass
 class World:
-    db: Path  # confirmations still queued (for the outbound scenario)
+    url: str  # confirmations still queued (for the outbound scenario)
     transfers: int
     confirmations: int  # outbox rows queued
     recipients: int  # envelope recipients over all confirmations
     seconds: float
 
 
-def build_world(db: Path, transfers: int, seed: int = 5) -> World:
+def build_world(url: str, transfers: int, seed: int = 5) -> World:
     """Accounts, entitlements and ``transfers`` open transfers filed through request_transfer."""
     started = time.perf_counter()
     rng = random.Random(seed)
-    app = open_app(config_for(db, database={"synchronous": "normal"}), upgrade=True)  # set-up only: no fsync per transfer
+    app = open_app(config_for(url, database={"synchronous": "normal"}), upgrade=True)  # set-up only: no fsync per transfer
     try:
         ids: dict[str, list[str]] = {}
         for kind, count in ACCOUNT_PLAN.items():
@@ -138,14 +123,12 @@ def build_world(db: Path, transfers: int, seed: int = 5) -> World:
             session.execute(sa.insert(Entitlement), rows)
         for ent_id, target in plans:
             request_transfer(app, ent_id, target, "Filed by the benchmark")
+        om = OutboundMessage.__table__  # type: ignore[attr-defined]
         with app.store.read() as session:
-            confirmations, recipients = session.execute(sa.text(
-                "SELECT count(*), coalesce(sum(json_array_length(recipients)), 0) FROM outboundmessage"
-                " WHERE status = 'queued'")).one()
+            queued = session.execute(sa.select(om.c.recipients).where(om.c.status == "queued")).scalars().all()
     finally:
         app.store.close()
-    checkpoint(db)
-    return World(db, transfers, confirmations, recipients, time.perf_counter() - started)
+    return World(url, transfers, len(queued), sum(len(r) for r in queued), time.perf_counter() - started)
 
 
 def _render_rows(app: Any, where: Any) -> list[tuple[Any, bytes]]:
@@ -159,10 +142,10 @@ def _render_rows(app: Any, where: Any) -> list[tuple[Any, bytes]]:
     return [(row, raw_of(app, row.id)) for row in rows]
 
 
-def queued_messages(db: Path) -> list[Message]:
+def queued_messages(url: str) -> list[Message]:
     """The queued outbox rows as (envelope from, recipients, raw): what the plain loop sends."""
     om = OutboundMessage.__table__  # type: ignore[attr-defined]
-    app = open_app(config_for(db))
+    app = open_app(config_for(url))
     try:
         rendered = _render_rows(app, om.c.status == "queued")
     finally:
@@ -170,16 +153,16 @@ def queued_messages(db: Path) -> list[Message]:
     return [(row.envelope_from, list(row.recipients), raw) for row, raw in rendered]
 
 
-def mark_confirmations_sent(db: Path) -> None:
+def mark_confirmations_sent(url: str) -> None:
     """As if the dispatcher had delivered every confirmation (long before the replies come)."""
-    con = sqlite3.connect(db)
+    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    engine = engine_for(url)
     try:
-        with con:
-            con.execute("UPDATE outboundmessage SET status = 'sent', attempts = 1, sent_at = created_at"
-                        " WHERE status = 'queued'")
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with engine.begin() as conn:
+            conn.execute(sa.update(om).where(om.c.status == "queued")
+                         .values(status="sent", attempts=1, sent_at=om.c.created_at))
     finally:
-        con.close()
+        engine.dispose()
 
 
 def _quoted_reply(original: EmailMessage, sender: str, fresh: str, when: datetime) -> EmailMessage:
@@ -201,11 +184,11 @@ def _quoted_reply(original: EmailMessage, sender: str, fresh: str, when: datetim
     return msg
 
 
-def approval_replies(db: Path, seed: int = 5) -> list[Message]:
+def approval_replies(url: str, seed: int = 5) -> list[Message]:
     """For every party of every open transfer: a fresh approval quoting its confirmation, from its address,
     DKIM-signed for its domain as the party's own mail server would sign it (see bench_resolver)."""
     om = OutboundMessage.__table__  # type: ignore[attr-defined]
-    app = open_app(config_for(db))
+    app = open_app(config_for(url))
     try:
         rendered = _render_rows(app, om.c.kind == "confirmation")
         with app.store.read() as session:
@@ -290,16 +273,17 @@ def message_ids(messages: list[Message]) -> set[str]:
     return {str(parser.parsebytes(raw, headersonly=True)["Message-ID"]).strip() for _f, _r, raw in messages}
 
 
-# -- counting what the daemon did (read-only, stdlib sqlite3, cheap) ---------------------------------
+# -- counting what the daemon did (read-only SQLAlchemy Core, either backend) ----------------------
 
 class Probe:
-    """A read-only connection for polling counts while a scenario runs."""
+    """One autocommit connection for polling counts while a scenario runs (each query sees the latest commit)."""
 
-    def __init__(self, db: Path) -> None:
-        self.con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30, isolation_level=None)
+    def __init__(self, url: str) -> None:
+        self.engine = engine_for(url)
+        self.con = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
-    def scalar(self, sql: str, *args: Any) -> Any:
-        return self.con.execute(sql, args).fetchone()[0]
+    def scalar(self, sql: str, **args: Any) -> Any:
+        return self.con.execute(sa.text(sql), args).scalar_one()
 
     def decided(self) -> int:
         return self.scalar("SELECT count(*) FROM inboundmessage WHERE state = 'done' AND outcome = 'approved'")
@@ -314,25 +298,22 @@ class Probe:
         return self.scalar("SELECT count(*) FROM outboundmessage WHERE status = 'queued'")
 
     def outcomes(self) -> dict[str, int]:
-        return dict(self.con.execute("SELECT state || '/' || outcome, count(*) FROM inboundmessage GROUP BY 1"))
+        rows = self.con.execute(sa.text("SELECT state || '/' || outcome, count(*) FROM inboundmessage GROUP BY 1"))
+        return {str(k): int(v) for k, v in rows}
+
+    def message_ids(self) -> set[str]:
+        return {str(r[0]) for r in self.con.execute(sa.text("SELECT message_id FROM inboundmessage"))}
 
     def close(self) -> None:
         self.con.close()
-
-
-def stored_message_ids(db: Path) -> set[str]:
-    con = sqlite3.connect(db)
-    try:
-        return {r[0] for r in con.execute("SELECT message_id FROM inboundmessage")}
-    finally:
-        con.close()
+        self.engine.dispose()
 
 
 # -- the scale databases: many open transfers, inserted in bulk ----------------------------------------
 
 @dataclass
 class ScaleDb:
-    db: Path
+    url: str
     open: int
     due: int
     now: datetime
@@ -345,7 +326,7 @@ def _chunks(rows: list[dict[str, Any]], size: int = 20_000) -> Any:
         yield rows[i:i + size]
 
 
-def build_scale_db(db: Path, open_transfers: int, due: int, now: datetime, seed: int = 7) -> ScaleDb:
+def build_scale_db(url: str, open_transfers: int, due: int, now: datetime, seed: int = 7) -> ScaleDb:
     """``open_transfers`` pending transfers with parties, tokens and addresses; ``due`` of them due at ``now``.
 
     Half of the due ones are past their expiry, half are due a reminder; the
@@ -353,7 +334,7 @@ def build_scale_db(db: Path, open_transfers: int, due: int, now: datetime, seed:
     """
     started = time.perf_counter()
     rng = random.Random(seed)
-    app = open_app(config_for(db, database={"synchronous": "normal"}), upgrade=True)  # creates the schema
+    app = open_app(config_for(url, database={"synchronous": "normal"}), upgrade=True)  # creates the schema
     secret = app.secret
     engine = app.store.engine
     customers = [f"cus-{i:05d}" for i in range(max(10, open_transfers // 50))]
@@ -427,16 +408,9 @@ def build_scale_db(db: Path, open_transfers: int, due: int, now: datetime, seed:
                       "undeliverable_at": None, "undeliverable_reason": ""} for pid, aid in party_ids]
         for chunk in _chunks(addresses):
             conn.execute(sa.insert(PartyAddress), chunk)
-    app.store.close()
-    con = sqlite3.connect(db)
-    try:
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # the due count as the indexed column says it (a check of our own construction)
-        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
-        counted = con.execute("SELECT count(*) FROM transfer WHERE status = 'pending' AND next_due_at <= ?",
-                              (stamp,)).fetchone()[0]
-    finally:
-        con.close()
+        counted = conn.execute(sa.select(sa.func.count()).select_from(Transfer)
+                               .where(Transfer.status == "pending", Transfer.next_due_at <= now)).scalar_one()  # type: ignore[arg-type,operator]
+    app.store.close()
     assert counted == due, (counted, due)
-    return ScaleDb(db, open_transfers, due, now, time.perf_counter() - started, db.stat().st_size)
-
+    return ScaleDb(url, open_transfers, due, now, time.perf_counter() - started, 0)
