@@ -177,11 +177,16 @@ def daemon_proc(conn: Connection, url: str, sink_port: int | None, reader: bool 
 
 # -- the client: N messages over C connections (the same code for every scenario) --------------
 
-async def send_all(port: int, messages: list[Message], connections: int, timeout: float = 60.0,
-                   go: asyncio.Future[None] | None = None, connect_in_timing: bool = False) -> dict[str, Any]:
-    """Send every message once, each over whichever of C persistent connections is free."""
-    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=timeout, start_tls=False)
-               for _ in range(connections)]
+async def send_all(ports: list[int], messages: list[Message], connections: int, timeout: float = 60.0,
+                   go: asyncio.Future[None] | None = None, connect_in_timing: bool = False,
+                   rate: float | None = None) -> dict[str, Any]:
+    """Send every message once, each over whichever of C persistent connections is free.
+
+    The connections are spread over ``ports`` in turn (several daemons). With ``rate``, message i
+    is not sent before t0 + i/rate (paced); otherwise as fast as the server answers. ``acks`` has,
+    for each message accepted, (its index, the wall-clock time.time() of its 250)."""
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=ports[i % len(ports)], timeout=timeout, start_tls=False)
+               for i in range(connections)]
     if not connect_in_timing:
         await asyncio.gather(*(c.connect() for c in clients))
     if go is not None:
@@ -193,11 +198,14 @@ async def send_all(port: int, messages: list[Message], connections: int, timeout
     accepted = 0
     failures: list[str] = []
     latencies: list[float] = []
+    acks: list[tuple[int, float]] = []
 
     async def worker(client: aiosmtplib.SMTP) -> None:
         nonlocal accepted
         for i in cursor:
             mail_from, rcpts, raw = messages[i]
+            if rate:
+                await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
             started = time.monotonic()
             try:
                 errors, _response = await client.sendmail(mail_from, rcpts, raw)
@@ -211,6 +219,7 @@ async def send_all(port: int, messages: list[Message], connections: int, timeout
                 failures.append(f"#{i}: refused {errors}")
             else:
                 accepted += 1
+                acks.append((i, time.time()))
 
     await asyncio.gather(*(worker(c) for c in clients))
     t1 = time.monotonic()
@@ -225,13 +234,17 @@ async def send_all(port: int, messages: list[Message], connections: int, timeout
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else 0.0
 
     return {"t0": t0, "t1": t1, "sent": len(messages), "accepted": accepted, "failed": len(failures),
-            "failures": failures[:5], "p50_ms": pct(0.50) * 1000, "p99_ms": pct(0.99) * 1000}
+            "failures": failures[:5], "p50_ms": pct(0.50) * 1000, "p99_ms": pct(0.99) * 1000, "acks": acks}
 
 
-def client_proc(conn: Connection, port: int, messages_path: str, connections: int,
-                connect_in_timing: bool = False) -> None:
-    """Connects C sessions, says ready, waits for go, sends, reports (times are time.monotonic())."""
+def client_proc(conn: Connection, ports: list[int], messages_path: str, connections: int,
+                connect_in_timing: bool = False, rate: float | None = None, limit: int | None = None) -> None:
+    """Connects C sessions, says ready, waits for go, sends, reports (times are time.monotonic()).
+
+    ``limit``: only the first that many messages of the file."""
     messages: list[Message] = pickle.loads(Path(messages_path).read_bytes())  # noqa: S301 - our own file
+    if limit is not None:
+        messages = messages[:limit]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -251,7 +264,8 @@ def client_proc(conn: Connection, port: int, messages_path: str, connections: in
         waiter = asyncio.create_task(wait_go())
         conn.send({"ready": True, "pid": os.getpid(), "count": len(messages)})
         try:
-            result = await send_all(port, messages, connections, go=go, connect_in_timing=connect_in_timing)
+            result = await send_all(ports, messages, connections, go=go, connect_in_timing=connect_in_timing,
+                                    rate=rate)
         except asyncio.CancelledError:
             return
         await waiter
