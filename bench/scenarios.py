@@ -75,8 +75,11 @@ def median_of(rounds: int, run: Callable[[], dict[str, Any]], key: str = "per_s"
     return {**runs[len(runs) // 2], "rounds": [r[key] for r in runs]}
 
 
+_T0 = time.monotonic()
+
+
 def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(f"{time.monotonic() - _T0:6.1f}s {text}", file=sys.stderr, flush=True)
 
 
 # -- child processes ---------------------------------------------------------------------
@@ -121,10 +124,13 @@ class Child:
         return answer
 
     def close(self) -> None:
+        started = time.monotonic()
         self.proc.join(10)
         if self.proc.is_alive():
             os.kill(self.pid, signal.SIGTERM)
             self.proc.join(10)
+        if os.environ.get("BENCH_DEBUG"):
+            say(f"  {self.name} ended {time.monotonic() - started:.2f}s after it was asked")
         self.conn.close()
 
 
