@@ -1,10 +1,12 @@
-"""transferbot's benchmark (issue 5): rates against a bare sink, outbound against a plain loop, sweep at scale.
+"""transferbot's benchmark (issue 13): issue 13's figures on SQLite and PostgreSQL, in one run.
 
-    python bench/run.py [--quick] [--json PATH] [--profile DIR] [--only LIST] [--keep] [--workdir DIR]
+    python bench/run.py [--database sqlite|postgresql|both] [--postgres-url URL] [--quick | --smoke]
+                        [--json PATH] [--profile DIR] [--only LIST] [--keep] [--workdir DIR]
 
 See bench/README.md for what each number means. The work is in
 bench/scenarios.py (orchestration and report), bench/procs.py (the
-processes), bench/world.py (the data) and bench/spy.py (profiles).
+processes), bench/world.py (the data), bench/dbs.py (the databases of
+either backend) and bench/spy.py (profiles).
 """
 
 import sys
