@@ -60,15 +60,17 @@ class Renderer:
     """Renders rows; keeps the certificate attachments of recent snapshots (they never change)."""
 
     def __init__(self, cache_size: int = 64) -> None:
-        self._attachments: OrderedDict[int, list[EmailMessage]] = OrderedDict()
+        self._attachments: OrderedDict[int, tuple[list[EmailMessage], list[bytes]]] = OrderedDict()
         self.cache_size = cache_size
 
-    def _certificate(self, row: Outgoing, shared: dict[str, Any]) -> list[EmailMessage]:
+    def _certificate(self, row: Outgoing, shared: dict[str, Any]) -> tuple[list[EmailMessage], list[bytes]]:
+        """The attachment parts, as objects and as bytes: built and encoded once per snapshot."""
         key = row.snapshot_id or 0
         parts = self._attachments.get(key)
         if parts is None:
-            parts = [compose.attachment(name, mime, data)
-                     for name, mime, data in certdoc.attachments(shared["t"]["id"], shared["certificate"])]
+            objects = [compose.attachment(name, mime, data)
+                       for name, mime, data in certdoc.attachments(shared["t"]["id"], shared["certificate"])]
+            parts = objects, [_crlf(p.as_bytes(policy=SMTP)) for p in objects]
             self._attachments[key] = parts
             while len(self._attachments) > self.cache_size:
                 self._attachments.popitem(last=False)
@@ -82,13 +84,23 @@ class Renderer:
         kind = MailKind(row.kind)
         locale = spec.get("locale") or "en"
         rendered = compose.render(kind, locale, context(row, shared))
-        msg = compose.build_message(rendered, compose.Envelope(
+        envelope = compose.Envelope(
             from_name=spec.get("from_name", ""), from_address=spec["from_address"], to=row.recipients,
             message_id=row.message_id, date=row.created_at, reply_to=spec.get("reply_to"),
-            in_reply_to=spec.get("in_reply_to"), transfer_id=row.transfer_id, locale=locale, kind=kind.value))
-        if spec.get("certificate") and shared is not None and "certificate" in shared:
+            in_reply_to=spec.get("in_reply_to"), transfer_id=row.transfer_id, locale=locale, kind=kind.value)
+        attached = (self._certificate(row, shared)
+                    if spec.get("certificate") and shared is not None and "certificate" in shared else None)
+        raw = compose.build_bytes(rendered, envelope, row.key, attached[1] if attached else ())
+        if raw is not None:
+            return rendered.subject, raw
+        msg = compose.build_message(rendered, envelope)  # an unusual value: the email package's path
+        if attached:
             msg.make_mixed()
-            for part in self._certificate(row, shared):
+            for part in attached[0]:
                 msg.attach(part)
         compose.fix_boundaries(msg, row.key)
         return rendered.subject, msg.as_bytes(policy=SMTP)
+
+
+def _crlf(raw: bytes) -> bytes:
+    return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
