@@ -8,6 +8,10 @@ exactly the same message. A party's certificate is rendered once per snapshot, n
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,3 +108,35 @@ class Renderer:
 
 def _crlf(raw: bytes) -> bytes:
     return raw if raw.endswith(b"\r\n") else raw + b"\r\n"
+
+
+_process_renderer: Renderer | None = None
+
+
+def helper_started() -> None:
+    """A helper process leaves SIGINT to the daemon, which stops it (Ctrl-C reaches the whole group), and
+    ends when its daemon is gone, however it went (SIGKILL included): no orphan renders for nobody."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def render_batch(jobs: list[tuple[Outgoing, dict[str, Any] | None]]) -> list[tuple[str, bytes] | str]:
+    """Render several rows in a helper process (the dispatcher's pool): each its subject and bytes, or the
+    error that stopped it, as text (the dispatcher records it as a retry, as it would have inline)."""
+    global _process_renderer
+    if _process_renderer is None:
+        _process_renderer = Renderer()
+    out: list[tuple[str, bytes] | str] = []
+    for row, shared in jobs:
+        try:
+            out.append(_process_renderer.render(row, shared))
+        except Exception as exc:  # noqa: BLE001 - one bad row never stops the others
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out
