@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import ssl
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +20,7 @@ from tests.helpers import RunningDaemon, wait_until
 from transferbot.cli import main
 from transferbot.clock import now
 from transferbot.models import OutboundMessage
-from transferbot.service import registry
+from transferbot.service import outbox, registry
 from transferbot.service.app import App, open_app
 from transferbot.service.arrivals import store_inbound
 from transferbot.service.mail import Mailer
@@ -238,3 +243,62 @@ def test_the_relay_is_greeted_with_our_own_name(tmp_path: Path, sink: MailSink, 
         daemon.stop()
         app.store.close()
     assert {m.helo for m in got} == {expected}
+
+
+def test_a_backlog_is_rendered_by_a_helper_process_into_the_same_bytes(tmp_path: Path, sink: MailSink,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Forty transfers filed while the daemon is down: 120 confirmations claimed at once go to the helper
+    process; each arrives with exactly the bytes the daemon renders itself (raw_of), once."""
+    app = open_app(make_config(tmp_path, sink.port, outbound={"render_processes": 1}), upgrade=True)
+    registry.add_account(app, "acme", "customer", "Acme Müller GmbH", ["alice@acme.example.com"], "de")
+    registry.add_account(app, "vendor", "isv", "Vendor", ["deals@vendor.example.com"])
+    registry.add_account(app, "r2", "reseller", "R2 SARL", ["ops@r2.example.com"], "fr")
+    for n in range(40):
+        registry.add_entitlement(app, f"ent-{n}", f"Analytics {n}", "acme", "vendor")
+        request_transfer(app, f"ent-{n}", "r2")
+    caplog.set_level("INFO", logger="transferbot.dispatcher")
+    daemon = RunningDaemon(app).start()
+    try:
+        got = sink.wait_for(lambda ms: len(ms) >= 120, timeout=60)
+        wait_until(lambda: {r.status for r in rows(app)} == {"sent"}, timeout=30)
+    finally:
+        daemon.stop()
+    assert any("helper process(es) render a backlog" in r.getMessage() for r in caplog.records)
+    assert len(got) == 120 and len(sink.messages) == 120, "each once"
+    by_id = {r.message_id: r.id for r in rows(app)}
+    for received in got:
+        assert received.raw.replace(b"\r\n", b"\n").rstrip(b"\n") == \
+            outbox.raw_of(app, by_id[received.message_id]).replace(b"\r\n", b"\n").rstrip(b"\n")
+
+
+def test_a_helper_process_ends_when_its_daemon_is_killed(tmp_path: Path) -> None:
+    """SIGKILL gives the daemon no chance to stop its helpers: they notice and end by themselves."""
+    script = ("import multiprocessing, sys, time\n"
+              "from concurrent.futures import ProcessPoolExecutor\n"
+              "from transferbot import rendering\n"
+              "if __name__ == '__main__':\n"
+              "    pool = ProcessPoolExecutor(1, initializer=rendering.helper_started,\n"
+              "                               mp_context=multiprocessing.get_context('spawn'))\n"
+              "    print(pool.submit(__import__('os').getpid).result(), flush=True)\n"
+              "    time.sleep(60)\n")
+    path = tmp_path / "daemon.py"
+    path.write_text(script)
+    proc = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    helper = int(proc.stdout.readline())
+    os.kill(helper, 0)  # alive while its daemon is
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def gone() -> bool:
+        try:
+            os.kill(helper, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{helper}/stat") as stat:  # reaped by init soon after; a zombie has ended too
+            return stat.read().split(")")[1].split()[0] == "Z"
+
+    deadline = time.monotonic() + 10
+    while not gone():
+        assert time.monotonic() < deadline, "the helper process outlived its daemon"
+        time.sleep(0.05)

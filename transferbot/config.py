@@ -180,6 +180,7 @@ class OutboundConfig(_Section):
     timeout_seconds: float = Field(default=30.0, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
     connections: int = Field(default=4, ge=1, le=64)
+    render_processes: int = Field(default=1, ge=0, le=8)
     retry_min_seconds: float = Field(default=30.0, gt=0)
     retry_max_seconds: float = Field(default=3600.0, gt=0)
     give_up_after_hours: float = Field(default=120.0, gt=0)

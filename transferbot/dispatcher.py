@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
 from typing import Any
 
+from transferbot import rendering
 from transferbot.clock import now
 from transferbot.rendering import Renderer
 from transferbot.service import outbox
@@ -29,6 +32,8 @@ PREFETCH = 16  # rows claimed per connection
 REFILL_AT = 2  # claim more when fewer than this per connection are waiting
 RECORD_BATCH = 50  # results that are written at once without waiting for more
 RECORD_DELAY = 0.05  # seconds a result may wait for others to be written with
+POOL_BACKLOG = 32  # rows claimed at once from which rendering goes to helper processes
+POOL_CHUNK = 8  # rows rendered per call in a helper process
 
 
 class Dispatcher:
@@ -37,6 +42,11 @@ class Dispatcher:
         self.connections = connections
         self.owner = owner
         self.renderer = Renderer()
+        # Rendering costs more than sending; with a backlog, helper processes render ahead while this
+        # loop sends (started on the first backlog, not before: most daemons never need them).
+        self.render_processes = app.config.outbound.render_processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._ahead: dict[int, tuple[asyncio.Future[list[tuple[str, bytes] | str]], int]] = {}
         self.snapshots: dict[int, dict[str, Any]] = {}
         self.queue: asyncio.Queue[Claimed] = asyncio.Queue()
         self.results: list[Result] = []
@@ -70,6 +80,7 @@ class Dispatcher:
                     except Exception:  # noqa: BLE001 - a busy database is tried again next poll
                         log.exception("dispatcher: cannot claim from the outbox; trying again")
                         items = []
+                    self._render_ahead(items)
                     self._forget_snapshots()
                     for item in items:
                         self.taken_over += item.taken_over
@@ -86,18 +97,51 @@ class Dispatcher:
         while len(self.snapshots) > keep:
             del self.snapshots[next(iter(self.snapshots))]
 
-    def _bytes(self, item: Claimed) -> tuple[str, bytes]:
+    def _shared(self, item: Claimed) -> dict[str, Any] | None:
+        return self.snapshots.get(item.row.snapshot_id) if item.row.snapshot_id is not None else None
+
+    def _render_ahead(self, items: list[Claimed]) -> None:
+        """Hand a backlog's rendering to the helper processes; each row's bytes are awaited when it is sent."""
+        jobs = [item for item in items if item.legacy_raw is None]
+        if self.render_processes == 0 or len(jobs) < POOL_BACKLOG:
+            return
+        try:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.render_processes, initializer=rendering.helper_started,
+                                                 mp_context=multiprocessing.get_context("spawn"))
+                log.info("dispatcher: %d helper process(es) render a backlog of mail", self.render_processes)
+            for start in range(0, len(jobs), POOL_CHUNK):
+                chunk = jobs[start:start + POOL_CHUNK]
+                future = asyncio.wrap_future(self._pool.submit(
+                    rendering.render_batch, [(item.row, self._shared(item)) for item in chunk]))
+                for index, item in enumerate(chunk):
+                    self._ahead[item.row.id] = (future, index)
+        except Exception:  # noqa: BLE001 - no helper process here: render on this loop, as without them
+            log.exception("dispatcher: cannot start helper processes to render mail; rendering here")
+            self.render_processes = 0
+
+    async def _bytes(self, item: Claimed) -> tuple[str, bytes]:
         if item.legacy_raw is not None:
             return "", item.legacy_raw  # rendered by release 0.1: sent as it is
-        shared = self.snapshots.get(item.row.snapshot_id) if item.row.snapshot_id is not None else None
-        return self.renderer.render(item.row, shared)
+        ahead = self._ahead.pop(item.row.id, None)
+        if ahead is not None:
+            future, index = ahead
+            try:
+                done = (await future)[index]
+            except Exception:  # noqa: BLE001 - a helper process died: render here
+                log.exception("outbox #%s: the helper process did not render it; rendering here", item.row.id)
+                done = ""
+            if not isinstance(done, str):
+                return done
+            # it failed there: render here, where the failure is raised and recorded as it always is
+        return self.renderer.render(item.row, self._shared(item))
 
     async def _worker(self, connection: Connection) -> None:
         while True:
             item = await self.queue.get()
             row = item.row
             try:
-                subject, raw = self._bytes(item)
+                subject, raw = await self._bytes(item)
                 delivery = await connection.send(item.envelope_from, list(row.recipients), raw)
                 result = Result(row.id, delivery.status, now(), delivery.error, dict(delivery.refused),
                                 tuple(delivery.remaining), subject)
@@ -173,3 +217,6 @@ class Dispatcher:
         for connection in self.connections:
             with suppress(Exception):
                 await connection.close()
+        self._ahead.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -44,8 +44,12 @@ def translations(locale: str) -> NullTranslations:
     return Translations(fp=buffer, domain=DOMAIN)
 
 
+@lru_cache(maxsize=4096)
 def format_when(value: datetime, locale: str, tz: str) -> str:
     """A date and time for a reader: their locale's words, their time zone, the zone named.
+
+    Cached: a transfer's few dates are written into every notice to every party, and CLDR
+    formatting costs more than the rest of a line of the template.
 
     The full date and the short time come from CLDR; joining them is a
     translated pattern, since CLDR's own joiner ("{1}, {0}") reads poorly

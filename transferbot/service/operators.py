@@ -15,6 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -33,8 +34,14 @@ MAX_PASSWORD = 1024
 UI_SECRET_KEY = "ui-secret"
 
 _hasher = PasswordHasher()
-# Verified against when the name is unknown, so that a wrong name takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so that a wrong name takes as long as a wrong password.
+    Made at the first sign-in, not at import: an argon2 hash takes 64 MiB, which a daemon nobody signs
+    in to would otherwise carry as its peak memory."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,7 @@ def list_operators(app: App) -> list[OperatorView]:
 def password_matches(stored_hash: str | None, password: str) -> bool:
     """Constant work whether or not the operator exists (argon2 verification is the cost)."""
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
