@@ -93,7 +93,8 @@ class Child:
     def __init__(self, target: Callable[..., None], *args: Any, name: str) -> None:
         self.name = name
         self.conn, child_conn = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=target, args=(child_conn, *args), name=name, daemon=True)
+        # not daemonic: the daemon starts helper processes of its own ([outbound] render_processes)
+        self.proc = self.ctx.Process(target=target, args=(child_conn, *args), name=name, daemon=False)
         self.proc.start()
         child_conn.close()
 
@@ -583,6 +584,7 @@ def combine(outs: dict[str, Any], sizes: Sizes, load_before: tuple[float, ...], 
     """The JSON document: each backend's report under ``backends``, and its figures again under ``ratios``."""
     return {"backends": outs, "ratios": {name: one["ratios"] for name, one in outs.items()},
             "targets": TARGETS, "sizes": sizes.name, "quick": sizes.name != "full", "seconds": seconds,
+            "sender_auth": "off" if os.environ.get("BENCH_SENDER_AUTH_OFF") else "verify",
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                         "load_average_before": load_before, "load_average_after": os.getloadavg()}}
 
@@ -599,7 +601,8 @@ def table_all(out: dict[str, Any], sizes: Sizes) -> str:
     first = backends[0]["sizes"] if backends else {}
     lines = [f"transferbot benchmark ({sizes.name}): {first.get('replies')} DKIM-signed replies to {sizes.transfers}"
              f" open transfers over {sizes.connections} connections; {first.get('confirmations')} confirmations;"
-             f" sweep with {sizes.due} due at {sizes.scale[0]} and {sizes.scale[1]} open", ""]
+             f" sweep with {sizes.due} due at {sizes.scale[0]} and {sizes.scale[1]} open;"
+             f" sender authentication {out.get('sender_auth', 'verify')}", ""]
     col = 18
     lines.append(f"  {'figure':<24} {'target':>8}  " + "".join(f"{n:>{col}}" for n in names))
     for name, op, value, what in FIGURES:
@@ -745,8 +748,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts (a check in a few minutes)")
     parser.add_argument("--smoke", action="store_true",
                         help="the smallest counts, for the test suite: every figure computed, none of them meaningful")
-    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both",
-                        help="which backend(s) to measure (default: both)")
+    parser.add_argument("--database", default="both", metavar="sqlite|postgresql|both|URL",
+                        help="which backend(s) to measure (default: both); a postgresql:// URL measures PostgreSQL"
+                             " on that server (as --postgres-url)")
     parser.add_argument("--postgres-url", default=dbs.postgres_url_default(), metavar="URL",
                         help="the PostgreSQL server (a database on it to connect to first); the benchmark makes and"
                              " drops databases of its own there (default: $TRANSFERBOT_BENCH_POSTGRES_URL or"
@@ -758,13 +762,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (SQLite databases, logs)")
     parser.add_argument("--synchronous", choices=["full", "normal"],
                         help="[database] synchronous for the daemon on SQLite (default: transferbot's default, full)")
+    parser.add_argument("--sender-auth", choices=["verify", "off"], default="verify",
+                        help="the daemon's [inbound] sender_auth (default: verify, as transferbot's default; off"
+                             " measures what authentication costs)")
     parser.add_argument("--transfers", type=int, help="open transfers in the end-to-end world (overrides the size)")
     parser.add_argument("--connections", type=int, help="client connections for the inbound scenarios")
     parser.add_argument("--only", metavar="LIST", default=",".join(SCENARIOS),
                         help=f"run only these scenarios (comma-separated: {', '.join(SCENARIOS)})")
     args = parser.parse_args(argv)
+    if args.database.startswith("postgresql"):
+        args.postgres_url, args.database = args.database, "postgresql"
+    if args.database not in ("sqlite", "postgresql", "both"):
+        parser.error(f"--database: {args.database!r} is not sqlite, postgresql, both or a postgresql:// URL")
     if args.synchronous:
         os.environ["BENCH_SYNCHRONOUS"] = args.synchronous
+    if args.sender_auth == "off":
+        os.environ["BENCH_SENDER_AUTH_OFF"] = "1"  # inherited by every process the benchmark starts
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.transfers or args.connections:
         sizes = replace(sizes, transfers=args.transfers or sizes.transfers,

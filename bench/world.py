@@ -72,6 +72,8 @@ def config_for(url: str, *, sink_port: int | None = None, maildir: Path | None =
             data["inbound"][key] = 0
     if os.environ.get("BENCH_SYNCHRONOUS"):  # set by `run.py --synchronous`, inherited by every process
         data["database"]["synchronous"] = os.environ["BENCH_SYNCHRONOUS"]
+    if os.environ.get("BENCH_SENDER_AUTH_OFF"):  # `run.py --sender-auth off`: what authentication costs
+        data["inbound"].update(sender_auth="off", allow_unauthenticated=True)
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}
     return parse_config(data, "bench", env={})
