@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 from sqlmodel import Session, col, select
@@ -21,10 +22,34 @@ def parties_of(session: Session, transfer_id: str) -> list[Party]:
     return sorted(rows, key=lambda p: ROLE_ORDER.index(Role(p.role)))
 
 
+def parties_for(session: Session, transfer_ids: Iterable[str]) -> dict[str, list[Party]]:
+    """The parties of several transfers in one query (each transfer's in role order)."""
+    wanted = sorted(set(transfer_ids))
+    found: dict[str, list[Party]] = {i: [] for i in wanted}
+    if wanted:
+        for p in session.exec(select(Party).where(col(Party.transfer_id).in_(wanted))):
+            found[p.transfer_id].append(p)
+    return {i: sorted(rows, key=lambda p: ROLE_ORDER.index(Role(p.role))) for i, rows in found.items()}
+
+
 def addresses_of(session: Session, party_id: int) -> list[PartyAddress]:
     return list(session.exec(
         select(PartyAddress).where(PartyAddress.party_id == party_id).order_by(col(PartyAddress.position))
     ))
+
+
+Addresses = dict[int, list[PartyAddress]]  # each party's addresses (by party id), in order
+
+
+def addresses_for(session: Session, party_ids: Iterable[int | None]) -> Addresses:
+    """The addresses of several parties in one query; a party without any maps to an empty list."""
+    wanted = sorted({i for i in party_ids if i is not None})
+    found: dict[int, list[PartyAddress]] = defaultdict(list)
+    if wanted:
+        for a in session.exec(select(PartyAddress).where(col(PartyAddress.party_id).in_(wanted))
+                              .order_by(col(PartyAddress.party_id), col(PartyAddress.position))):
+            found[a.party_id].append(a)
+    return {i: found[i] for i in wanted}
 
 
 def account_names(session: Session, ids: Iterable[str | None]) -> dict[str, str]:
@@ -49,8 +74,11 @@ def lock_transfer(session: Session, transfer_id: str) -> Transfer | None:
     return session.exec(select(Transfer).where(Transfer.id == transfer_id).with_for_update()).first()
 
 
-def facts_of(session: Session, t: Transfer, parties: list[Party]) -> TransferFacts:
-    """The rules' view of a transfer, with each party's progress (what was sent, what is deliverable)."""
+def facts_of(session: Session, t: Transfer, parties: list[Party], addresses: Addresses | None = None) -> TransferFacts:
+    """The rules' view of a transfer, with each party's progress (what was sent, what is deliverable);
+    ``addresses``, when the caller has them loaded, saves the query."""
+    if addresses is None or any(p.id not in addresses for p in parties):
+        addresses = addresses_for(session, [p.id for p in parties])
     return TransferFacts(
         id=t.id, status=TransferStatus(t.status), entitlement_id=t.entitlement_id,
         from_reseller=t.from_reseller_id, to_reseller=t.to_reseller_id, created_at=t.created_at,
@@ -58,6 +86,6 @@ def facts_of(session: Session, t: Transfer, parties: list[Party]) -> TransferFac
         parties=tuple(PartyFacts(
             Role(p.role), p.account_id, Decision(p.decision), reminders_sent=p.reminders_sent,
             last_call_sent=p.last_call_sent,
-            deliverable=any(a.undeliverable_at is None for a in addresses_of(session, p.id or 0)),
+            deliverable=any(a.undeliverable_at is None for a in addresses[p.id or 0]),
             last_help_at=p.last_help_at, last_notice_at=p.last_notice_at) for p in parties),
     )

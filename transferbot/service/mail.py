@@ -21,7 +21,7 @@ from transferbot.domain import Decision, MailKind, OutboxStatus
 from transferbot.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer
 from transferbot.service import certificate
 from transferbot.service.app import App
-from transferbot.service.facts import account_names, addresses_of
+from transferbot.service.facts import Addresses, account_names, addresses_for
 from transferbot.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,9 @@ class Mailer:
     """Queues the mails of one change on one transfer; the shared snapshot is written at the first."""
 
     def __init__(self, app: App, session: Session, t: Transfer | None, parties: list[Party], now: datetime,
-                 with_certificate: bool = False) -> None:
+                 with_certificate: bool = False, addresses: Addresses | None = None) -> None:
         self.app, self.session, self.t, self.parties, self.now = app, session, t, parties, now
+        self.addresses = addresses if addresses is not None else {}
         self.with_certificate = with_certificate
         self._snapshot: MailSnapshot | None = None
         self.names: dict[str, str] = {}
@@ -103,7 +104,9 @@ class Mailer:
         assert self.t is not None
         t = self.t
         explicit = bool(addresses)
-        to = list(addresses) if explicit else [a.address for a in addresses_of(self.session, party.id or 0)
+        if not explicit and party.id not in self.addresses:
+            self.addresses.update(addresses_for(self.session, [party.id]))
+        to = list(addresses) if explicit else [a.address for a in self.addresses[party.id or 0]
                                                if a.undeliverable_at is None]
         if not to:
             append_event(self.session, t.id, "not-mailed", {"role": party.role, "mail": kind.value,
