@@ -11,9 +11,11 @@ any time, and a retry sends the same message.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from transferbot.audit import append_event
@@ -38,6 +40,17 @@ def _channel(reseller_id: str | None, names: dict[str, str], isv_name: str) -> d
     return {"direct": False, "name": names.get(reseller_id, reseller_id), "isv": isv_name}
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A mail queued by a change (its outbox row is written when the Mailer is done)."""
+
+    kind: str
+    key: str
+    message_id: str
+    party_id: int | None
+    recipients: tuple[str, ...]
+
+
 class Mailer:
     """Queues the mails of one change on one transfer; the shared snapshot is written at the first."""
 
@@ -46,9 +59,10 @@ class Mailer:
         self.app, self.session, self.t, self.parties, self.now = app, session, t, parties, now
         self.addresses = addresses if addresses is not None else {}
         self.with_certificate = with_certificate
-        self._snapshot: MailSnapshot | None = None
+        self._snapshot: int | None = None
         self.names: dict[str, str] = {}
-        self.queued: list[OutboundMessage] = []
+        self.queued: list[Queued] = []
+        self._rows: list[dict[str, Any]] = []
 
     # -- the shared snapshot ------------------------------------------------------------------------
     def _shared(self) -> int | None:
@@ -72,33 +86,34 @@ class Mailer:
                              "decision": p.decision} for p in self.parties],
             }
             if self.with_certificate:
-                self.session.flush()  # the events of this change are part of the record
+                # the events of this change are part of the record (events_of writes them first)
                 data["certificate"] = certificate.party_copy(self.app, self.session, t, self.parties, self.names,
                                                              self.now)
-            self._snapshot = MailSnapshot(created_at=self.now, transfer_id=t.id, data=data)
-            self.session.add(self._snapshot)
-            self.session.flush()
-        return self._snapshot.id
+            snaps = MailSnapshot.__table__  # type: ignore[attr-defined]
+            self._snapshot = self.session.connection().execute(
+                sa.insert(snaps).values(created_at=self.now, transfer_id=t.id, data=data).returning(snaps.c.id)
+            ).scalar_one()
+        return self._snapshot
 
-    def _row(self, kind: MailKind, to: list[str], spec: dict[str, Any], party_id: int | None) -> OutboundMessage:
+    def _row(self, kind: MailKind, to: list[str], spec: dict[str, Any], party_id: int | None) -> Queued:
         key = new_token(self.app.secret)
         transfer_id = self.t.id if self.t else None
         cfg = self.app.config
-        row = OutboundMessage(
-            created_at=self.now, kind=kind.value, transfer_id=transfer_id, party_id=party_id, key=key,
-            message_id=f"<{key}.{(transfer_id or 'tb').lower()}@{self.app.domain}>",
-            envelope_from=self.app.book.bounce(key), recipients=list(to), subject="",
-            status=OutboxStatus.QUEUED.value, next_attempt_at=self.now, snapshot_id=self._shared(),
-            render={"v": 2, "from_name": cfg.outbound.from_name, "from_address": cfg.from_address, **spec},
-        )
-        self.session.add(row)
-        self.session.flush()
-        self.queued.append(row)
-        return row
+        message_id = f"<{key}.{(transfer_id or 'tb').lower()}@{self.app.domain}>"
+        self._rows.append({
+            "created_at": self.now, "kind": kind.value, "transfer_id": transfer_id, "party_id": party_id, "key": key,
+            "message_id": message_id, "envelope_from": self.app.book.bounce(key), "recipients": list(to),
+            "subject": "", "status": OutboxStatus.QUEUED.value, "attempts": 0, "next_attempt_at": self.now,
+            "snapshot_id": self._shared(), "last_error": "", "lease_owner": "",
+            "render": {"v": 2, "from_name": cfg.outbound.from_name, "from_address": cfg.from_address, **spec},
+        })
+        queued = Queued(kind.value, key, message_id, party_id, tuple(to))
+        self.queued.append(queued)
+        return queued
 
     # -- mail to a party ---------------------------------------------------------------------------------
     def to_party(self, party: Party, kind: MailKind, extra: dict[str, Any] | None = None,
-                 addresses: tuple[str, ...] = ()) -> OutboundMessage | None:
+                 addresses: tuple[str, ...] = ()) -> Queued | None:
         """One mail to every deliverable address of a party (or to ``addresses``: a replaced contact, which
         gets no token), in its locale, threaded under its confirmation."""
         assert self.t is not None
@@ -151,9 +166,12 @@ class Mailer:
                 "mail": MailKind.OPERATOR_ALERT.value, "role": "operator", "to": [operator], "alert": alert,
                 "message_id": row.message_id}, self.now)
 
-    def done(self) -> list[OutboundMessage]:
-        """Wake the dispatchers (this daemon's and, on PostgreSQL, the others) when this commits."""
-        if self.queued:
+    def done(self) -> list[Queued]:
+        """Write the rows queued (one statement), and wake the dispatchers (this daemon's and, on
+        PostgreSQL, the others) when this commits."""
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self.session.connection().execute(sa.insert(OutboundMessage.__table__), rows)  # type: ignore[attr-defined]
             self.app.store.notify(self.session, OUTBOX_CHANNEL)
         return self.queued
 

@@ -14,14 +14,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, delete
 
-from transferbot.audit import append_event
+from transferbot.audit import append_event, forget_heads, write_events
 from transferbot.domain import Decision, Role, TransferStatus
-from transferbot.models import Entitlement, InboundMessage, OutboundMessage, Party, PartyAddress, RevokedToken, Transfer
+from transferbot.models import Entitlement, InboundMessage, Party, PartyAddress, RevokedToken, Transfer
 from transferbot.rules import Change, PartyUpdate
 from transferbot.service import schedule, webhooks
 from transferbot.service.app import App
 from transferbot.service.facts import Addresses, addresses_for, parties_of
-from transferbot.service.mail import Mailer
+from transferbot.service.mail import Mailer, Queued
 from transferbot.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,19 @@ class EntitlementMoved(Exception):
 
 def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, *,
           parties: list[Party] | None = None, cause: InboundMessage | None = None,
-          addresses: Addresses | None = None) -> list[OutboundMessage]:
+          addresses: Addresses | None = None) -> list[Queued]:
     """Write ``change`` to ``t`` and queue the mail and webhook events it causes; returns the mail queued.
     ``parties`` and ``addresses`` (each party's, by id), when the caller has them loaded, save queries;
     the addresses are kept up to date here (a replaced contact)."""
+    try:
+        return _apply(app, session, t, change, now, parties, cause, addresses)
+    except BaseException:
+        forget_heads(session)  # nothing this change appended is written
+        raise
+
+
+def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, parties: list[Party] | None,
+           cause: InboundMessage | None, addresses: Addresses | None) -> list[Queued]:
     parties = parties if parties is not None else parties_of(session, t.id)
     if addresses is None or any(p.id not in addresses for p in parties):
         addresses = {**(addresses or {}), **addresses_for(session, [p.id for p in parties])}
@@ -62,7 +71,6 @@ def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime
             data = {**data, "inbound": cause.id, "message_id": cause.message_id, "from": cause.from_address}
         append_event(session, t.id, kind, data, now)
     session.add(t)
-    session.flush()
     schedule.reschedule(app.config, session, t, parties, addresses)
     completed = change.status is TransferStatus.COMPLETED
     mailer = Mailer(app, session, t, parties, now, with_certificate=completed, addresses=addresses)
@@ -72,9 +80,11 @@ def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime
                 mailer.to_party(by_role[role], notice.kind, notice.extra, notice.addresses)
     for alert in change.alerts:
         mailer.to_operator(alert.name, alert.facts)
+    queued = mailer.done()
     # Last, so that the payload's snapshot holds everything this change wrote (its mail included).
     webhooks.queue_events(app, session, t, change, before, parties, now)
-    return mailer.done()
+    write_events(session)
+    return queued
 
 
 def _move_entitlement(session: Session, t: Transfer, now: datetime) -> None:
