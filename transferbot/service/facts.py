@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from transferbot.domain import ROLE_ORDER, Decision, EntitlementState, Role, TransferStatus
@@ -52,12 +53,24 @@ def addresses_for(session: Session, party_ids: Iterable[int | None]) -> Addresse
     return {i: found[i] for i in wanted}
 
 
+_NAMES = "transferbot.account_names"
+
+
 def account_names(session: Session, ids: Iterable[str | None]) -> dict[str, str]:
+    """Accounts' names by id. They are remembered for the rest of the transaction (a batch asks for the
+    same accounts again and again); a use case that renames an account forgets them (forget_names)."""
+    known: dict[str, str] = session.info.setdefault(_NAMES, {})
     wanted = {i for i in ids if i}
-    if not wanted:
-        return {}
-    rows = session.exec(select(Account).where(col(Account.id).in_(wanted)))
-    return {a.id: a.name for a in rows}
+    missing = wanted - known.keys()
+    if missing:
+        table = Account.__table__  # type: ignore[attr-defined]
+        rows = session.connection().execute(sa.select(table.c.id, table.c.name).where(table.c.id.in_(sorted(missing))))
+        known.update((i, name) for i, name in rows)
+    return {i: known[i] for i in wanted if i in known}
+
+
+def forget_names(session: Session) -> None:
+    session.info.pop(_NAMES, None)
 
 
 def find_transfer(session: Session, transfer_id: str) -> Transfer | None:
