@@ -21,6 +21,14 @@ from transferbot.models import Event
 GENESIS = "0" * 64
 _HEADS = "transferbot.chain_heads"
 _PENDING = "transferbot.events_pending"
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_INSERT_EVENTS = sa.insert(_EVENTS)
+_LAST_SEQ = (sa.select(_EVENTS.c.transfer_id, sa.func.max(_EVENTS.c.seq).label("seq"))
+             .where(_EVENTS.c.transfer_id.in_(sa.bindparam("ids", expanding=True)))
+             .group_by(_EVENTS.c.transfer_id).subquery())
+_HEADS_OF = (sa.select(_EVENTS.c.transfer_id, _EVENTS.c.seq, _EVENTS.c.hash, _EVENTS.c.at)
+             .join(_LAST_SEQ, sa.and_(_LAST_SEQ.c.transfer_id == _EVENTS.c.transfer_id, _LAST_SEQ.c.seq == _EVENTS.c.seq)))
+_EVENTS_OF = select(Event).where(Event.transfer_id == sa.bindparam("transfer_id")).order_by(col(Event.seq))
 
 
 def canonical(value: Any) -> str:
@@ -70,12 +78,7 @@ def load_heads(session: Session, transfer_ids: Iterable[str]) -> None:
     if not wanted:
         return
     write_events(session)
-    table = Event.__table__  # type: ignore[attr-defined]
-    last = (sa.select(table.c.transfer_id, sa.func.max(table.c.seq).label("seq"))
-            .where(table.c.transfer_id.in_(wanted)).group_by(table.c.transfer_id).subquery())
-    rows = session.connection().execute(
-        sa.select(table.c.transfer_id, table.c.seq, table.c.hash, table.c.at)
-        .join(last, sa.and_(last.c.transfer_id == table.c.transfer_id, last.c.seq == table.c.seq)))
+    rows = session.connection().execute(_HEADS_OF, {"ids": wanted})
     found = {r.transfer_id: (r.seq, r.hash, r.at) for r in rows}
     for transfer_id in wanted:
         heads[transfer_id] = found.get(transfer_id, (0, GENESIS, None))
@@ -85,7 +88,7 @@ def write_events(session: Session) -> int:
     """Write the events appended and not yet written, in one statement; returns how many."""
     pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
     if pending:
-        session.connection().execute(sa.insert(Event.__table__), pending)  # type: ignore[attr-defined]
+        session.connection().execute(_INSERT_EVENTS, pending)
     return len(pending)
 
 
@@ -122,4 +125,4 @@ def first_broken(events: Sequence[_ChainLink]) -> tuple[int, str] | None:
 
 def events_of(session: Session, transfer_id: str) -> list[Event]:
     write_events(session)
-    return list(session.exec(select(Event).where(Event.transfer_id == transfer_id).order_by(col(Event.seq))))
+    return list(session.exec(_EVENTS_OF, params={"transfer_id": transfer_id}))

@@ -18,8 +18,21 @@ def entitlement_facts(ent: Entitlement) -> EntitlementFacts:
                             EntitlementState(ent.state))
 
 
+# The hot paths' statements, built once: building one costs more than running it on SQLite
+# (executing a prebuilt statement reuses its cache key and compiled form).
+_PARTIES_OF = select(Party).where(Party.transfer_id == sa.bindparam("transfer_id"))
+_PARTIES_FOR = select(Party).where(col(Party.transfer_id).in_(sa.bindparam("ids", expanding=True)))
+_ADDRESSES_OF = (select(PartyAddress).where(PartyAddress.party_id == sa.bindparam("party_id"))
+                 .order_by(col(PartyAddress.position)))
+_ADDRESSES_FOR = (select(PartyAddress).where(col(PartyAddress.party_id).in_(sa.bindparam("ids", expanding=True)))
+                  .order_by(col(PartyAddress.party_id), col(PartyAddress.position)))
+_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+_NAMES_OF = sa.select(_ACCOUNTS.c.id, _ACCOUNTS.c.name).where(_ACCOUNTS.c.id.in_(sa.bindparam("ids", expanding=True)))
+_LOCK_TRANSFER = select(Transfer).where(Transfer.id == sa.bindparam("transfer_id")).with_for_update()
+
+
 def parties_of(session: Session, transfer_id: str) -> list[Party]:
-    rows = list(session.exec(select(Party).where(Party.transfer_id == transfer_id)))
+    rows = list(session.exec(_PARTIES_OF, params={"transfer_id": transfer_id}))
     return sorted(rows, key=lambda p: ROLE_ORDER.index(Role(p.role)))
 
 
@@ -28,15 +41,13 @@ def parties_for(session: Session, transfer_ids: Iterable[str]) -> dict[str, list
     wanted = sorted(set(transfer_ids))
     found: dict[str, list[Party]] = {i: [] for i in wanted}
     if wanted:
-        for p in session.exec(select(Party).where(col(Party.transfer_id).in_(wanted))):
+        for p in session.exec(_PARTIES_FOR, params={"ids": wanted}):
             found[p.transfer_id].append(p)
     return {i: sorted(rows, key=lambda p: ROLE_ORDER.index(Role(p.role))) for i, rows in found.items()}
 
 
 def addresses_of(session: Session, party_id: int) -> list[PartyAddress]:
-    return list(session.exec(
-        select(PartyAddress).where(PartyAddress.party_id == party_id).order_by(col(PartyAddress.position))
-    ))
+    return list(session.exec(_ADDRESSES_OF, params={"party_id": party_id}))
 
 
 Addresses = dict[int, list[PartyAddress]]  # each party's addresses (by party id), in order
@@ -47,8 +58,7 @@ def addresses_for(session: Session, party_ids: Iterable[int | None]) -> Addresse
     wanted = sorted({i for i in party_ids if i is not None})
     found: dict[int, list[PartyAddress]] = defaultdict(list)
     if wanted:
-        for a in session.exec(select(PartyAddress).where(col(PartyAddress.party_id).in_(wanted))
-                              .order_by(col(PartyAddress.party_id), col(PartyAddress.position))):
+        for a in session.exec(_ADDRESSES_FOR, params={"ids": wanted}):
             found[a.party_id].append(a)
     return {i: found[i] for i in wanted}
 
@@ -63,9 +73,7 @@ def account_names(session: Session, ids: Iterable[str | None]) -> dict[str, str]
     wanted = {i for i in ids if i}
     missing = wanted - known.keys()
     if missing:
-        table = Account.__table__  # type: ignore[attr-defined]
-        rows = session.connection().execute(sa.select(table.c.id, table.c.name).where(table.c.id.in_(sorted(missing))))
-        known.update((i, name) for i, name in rows)
+        known.update((i, name) for i, name in session.connection().execute(_NAMES_OF, {"ids": sorted(missing)}))
     return {i: known[i] for i in wanted if i in known}
 
 
@@ -84,7 +92,7 @@ def find_transfer(session: Session, transfer_id: str) -> Transfer | None:
 def lock_transfer(session: Session, transfer_id: str) -> Transfer | None:
     """The transfer row, locked for the rest of the transaction: every use case takes it first, so two
     daemons never interleave one transfer's changes (SQLite's BEGIN IMMEDIATE already serialises)."""
-    return session.exec(select(Transfer).where(Transfer.id == transfer_id).with_for_update()).first()
+    return session.exec(_LOCK_TRANSFER, params={"transfer_id": transfer_id}).first()
 
 
 def facts_of(session: Session, t: Transfer, parties: list[Party], addresses: Addresses | None = None) -> TransferFacts:

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 ASKING = frozenset({MailKind.CONFIRMATION, MailKind.REMINDER, MailKind.LAST_CALL, MailKind.HELP,
                     MailKind.IGNORED_SENDER})
 OUTBOX_CHANNEL = "transferbot_outbox"
+_SNAPSHOTS = MailSnapshot.__table__  # type: ignore[attr-defined]
+_INSERT_SNAPSHOT = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
+_INSERT_OUTBOX = sa.insert(OutboundMessage.__table__)  # type: ignore[attr-defined]
 
 
 def _channel(reseller_id: str | None, names: dict[str, str], isv_name: str) -> dict[str, Any]:
@@ -89,10 +92,8 @@ class Mailer:
                 # the events of this change are part of the record (events_of writes them first)
                 data["certificate"] = certificate.party_copy(self.app, self.session, t, self.parties, self.names,
                                                              self.now)
-            snaps = MailSnapshot.__table__  # type: ignore[attr-defined]
             self._snapshot = self.session.connection().execute(
-                sa.insert(snaps).values(created_at=self.now, transfer_id=t.id, data=data).returning(snaps.c.id)
-            ).scalar_one()
+                _INSERT_SNAPSHOT, {"created_at": self.now, "transfer_id": t.id, "data": data}).scalar_one()
         return self._snapshot
 
     def _row(self, kind: MailKind, to: list[str], spec: dict[str, Any], party_id: int | None) -> Queued:
@@ -171,7 +172,7 @@ class Mailer:
         PostgreSQL, the others) when this commits."""
         if self._rows:
             rows, self._rows = self._rows, []
-            self.session.connection().execute(sa.insert(OutboundMessage.__table__), rows)  # type: ignore[attr-defined]
+            self.session.connection().execute(_INSERT_OUTBOX, rows)
             self.app.store.notify(self.session, OUTBOX_CHANNEL)
         return self.queued
 

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 Item = tuple[int, "Reading | str", "AuthOutcome | None"]  # a read message, ready to be acted on
 
+_LOCK_INBOUND = select(InboundMessage).where(InboundMessage.id == sa.bindparam("inbound_id")).with_for_update()
+_LOCK_ENTITLEMENT = select(Entitlement).where(Entitlement.id == sa.bindparam("entitlement_id")).with_for_update()
+
 
 def policy_of(app: App) -> Policy:
     return Policy(sender_auth=app.config.inbound.sender_auth)
@@ -128,7 +131,7 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: Aut
         locked: Collection[str] = ()) -> str:
     """Run the chain on one read message and apply its verdict (inside the caller's transaction).
     ``locked``: transfers this transaction locked before reading (apply_batch's lock_in_order)."""
-    row = session.exec(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update()).first()
+    row = session.exec(_LOCK_INBOUND, params={"inbound_id": inbound_id}).first()
     if row is None:
         raise KeyError(inbound_id)
     if row.state == "done":
@@ -271,7 +274,7 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
         "outcome": verdict.outcome.value, "decided_by": verdict.decided_by, "checks": list(row.checks)})
     change = rules.Change()
     if verdict.outcome in (Outcome.APPROVED, Outcome.DECLINED):
-        ent = session.exec(select(Entitlement).where(Entitlement.id == t.entitlement_id).with_for_update()).one()
+        ent = session.exec(_LOCK_ENTITLEMENT, params={"entitlement_id": t.entitlement_id}).one()
         decision = Decision.APPROVED if verdict.outcome is Outcome.APPROVED else Decision.DECLINED
         reason = reading.decision.reason if decision is Decision.DECLINED else ""
         change = rules.record_decision(facts, role, decision, entitlement_facts(ent), reason)
