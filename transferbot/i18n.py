@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,7 @@ def translations(locale: str) -> NullTranslations:
     return Translations(fp=buffer, domain=DOMAIN)
 
 
+@lru_cache(maxsize=4096)
 def format_when(value: datetime, locale: str, tz: str) -> str:
     """A date and time for a reader: their locale's words, their time zone, the zone named.
 
