@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from transferbot.models import Event
 
 GENESIS = "0" * 64
 _HEADS = "transferbot.chain_heads"
+_PENDING = "transferbot.events_pending"
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_INSERT_EVENTS = sa.insert(_EVENTS)
+_LAST_SEQ = (sa.select(_EVENTS.c.transfer_id, sa.func.max(_EVENTS.c.seq).label("seq"))
+             .where(_EVENTS.c.transfer_id.in_(sa.bindparam("ids", expanding=True)))
+             .group_by(_EVENTS.c.transfer_id).subquery())
+_HEADS_OF = (sa.select(_EVENTS.c.transfer_id, _EVENTS.c.seq, _EVENTS.c.hash, _EVENTS.c.at)
+             .join(_LAST_SEQ, sa.and_(_LAST_SEQ.c.transfer_id == _EVENTS.c.transfer_id, _LAST_SEQ.c.seq == _EVENTS.c.seq)))
+_EVENTS_OF = select(Event).where(Event.transfer_id == sa.bindparam("transfer_id")).order_by(col(Event.seq))
 
 
 def canonical(value: Any) -> str:
@@ -36,34 +46,57 @@ def event_hash(prev_hash: str, transfer_id: str, seq: int, at: datetime, kind: s
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def append_event(session: Session, transfer_id: str, kind: str, data: dict[str, Any], at: datetime) -> Event:
+def append_event(session: Session, transfer_id: str, kind: str, data: dict[str, Any], at: datetime) -> None:
     """Add one event at the end of a transfer's chain (inside the caller's transaction).
 
     Events are in commit order, and a timestamp is never earlier than the one
     before it: work timed before its transaction began is stamped when it commits.
     The chain's head is remembered for the rest of the transaction (the
-    write transaction holds the lock, so nobody else can append meanwhile)."""
+    write transaction holds the lock, so nobody else can append meanwhile).
+    The row is written by ``write_events``, with the others appended since, in one
+    statement; ``events_of`` writes them first, so a reader in the transaction sees them."""
     heads: dict[str, tuple[int, str, datetime | None]] = session.info.setdefault(_HEADS, {})
     head = heads.get(transfer_id)
     if head is None:
-        last = session.exec(
-            select(Event).where(Event.transfer_id == transfer_id).order_by(col(Event.seq).desc()).limit(1)
-        ).first()
-        head = (last.seq, last.hash, last.at) if last else (0, GENESIS, None)
+        load_heads(session, [transfer_id])
+        head = heads[transfer_id]
     last_seq, prev, last_at = head
     if last_at is not None and at < last_at:
         at = last_at
     seq = last_seq + 1
-    event = Event(transfer_id=transfer_id, seq=seq, at=at, kind=kind, data=data, prev_hash=prev,
-                  hash=event_hash(prev, transfer_id, seq, at, kind, data))
-    session.add(event)
-    heads[transfer_id] = (seq, event.hash, at)
-    return event
+    digest = event_hash(prev, transfer_id, seq, at, kind, data)
+    session.info.setdefault(_PENDING, []).append({"transfer_id": transfer_id, "seq": seq, "at": at, "kind": kind,
+                                                  "data": data, "prev_hash": prev, "hash": digest})
+    heads[transfer_id] = (seq, digest, at)
+
+
+def load_heads(session: Session, transfer_ids: Iterable[str]) -> None:
+    """Remember the chain heads of several transfers (one query), for the events this transaction appends.
+    The caller holds the transfers' locks."""
+    heads: dict[str, tuple[int, str, datetime | None]] = session.info.setdefault(_HEADS, {})
+    wanted = sorted({i for i in transfer_ids if i not in heads})
+    if not wanted:
+        return
+    write_events(session)
+    rows = session.connection().execute(_HEADS_OF, {"ids": wanted})
+    found = {r.transfer_id: (r.seq, r.hash, r.at) for r in rows}
+    for transfer_id in wanted:
+        heads[transfer_id] = found.get(transfer_id, (0, GENESIS, None))
+
+
+def write_events(session: Session) -> int:
+    """Write the events appended and not yet written, in one statement; returns how many."""
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
+    if pending:
+        session.connection().execute(_INSERT_EVENTS, pending)
+    return len(pending)
 
 
 def forget_heads(session: Session) -> None:
-    """After a savepoint is rolled back, the remembered heads may name events that are gone."""
+    """After a savepoint is rolled back, the remembered heads may name events that are gone (and the
+    events appended in it and not written are dropped with it)."""
     session.info.pop(_HEADS, None)
+    session.info.pop(_PENDING, None)
 
 
 class _ChainLink(Protocol):
@@ -91,4 +124,5 @@ def first_broken(events: Sequence[_ChainLink]) -> tuple[int, str] | None:
 
 
 def events_of(session: Session, transfer_id: str) -> list[Event]:
-    return list(session.exec(select(Event).where(Event.transfer_id == transfer_id).order_by(col(Event.seq))))
+    write_events(session)
+    return list(session.exec(_EVENTS_OF, params={"transfer_id": transfer_id}))

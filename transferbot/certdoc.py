@@ -21,7 +21,8 @@ FORMATS = ("text", "json", "html")
 @lru_cache(maxsize=2)
 def _env(autoescape: bool) -> Environment:
     return Environment(loader=FileSystemLoader(str(templates_dir())), autoescape=autoescape,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                       auto_reload=False)
 
 
 def render(cert: dict[str, Any], fmt: str) -> str:

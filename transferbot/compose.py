@@ -84,6 +84,7 @@ def environment(locale: str, fmt: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=False,  # shipped with the package: no need to stat the file at every mail
     )
     env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.constant_translations = i18n.translations(locale)  # type: ignore[attr-defined]

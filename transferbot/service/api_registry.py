@@ -20,6 +20,7 @@ from transferbot.models import Account, AccountAddress, Entitlement, Transfer
 from transferbot.rules import Conflict, Refusal, Unknown
 from transferbot.service import cursors, registry
 from transferbot.service.apikeys import Principal
+from transferbot.service.facts import forget_names
 
 
 def entitlement_json(ent: Entitlement) -> dict[str, Any]:
@@ -59,6 +60,7 @@ def put_account(session: Session, account_id: str, kind: str, name: str, emails:
         if account.kind != kind_value:
             raise Conflict(f"account {account_id} is a {account.kind}; its kind cannot change to {kind_value}")
         account.name = name
+        forget_names(session)
         account.locale = locale or account.locale
         account.timezone = timezone or account.timezone
         session.add(account)

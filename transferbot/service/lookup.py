@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from transferbot.domain import Decision, Outcome, TransferStatus
@@ -13,6 +14,18 @@ from transferbot.service.app import App
 from transferbot.service.facts import addresses_of
 from transferbot.tokens import check_token
 
+_EARLIER = (select(InboundMessage.id).where(InboundMessage.state == "done",
+                                           InboundMessage.outcome != Outcome.DUPLICATE.value,
+                                           col(InboundMessage.id) != sa.bindparam("me"))
+            .order_by(col(InboundMessage.id)).limit(1))
+_EARLIER_BY_ID = _EARLIER.where(InboundMessage.message_id == sa.bindparam("message_id"))
+_EARLIER_BY_DIGEST = _EARLIER.where(InboundMessage.digest == sa.bindparam("digest"), InboundMessage.message_id == "")
+_PARTY_BY_TOKEN = select(Party).where(Party.token == sa.bindparam("token"))
+_OM = OutboundMessage.__table__  # type: ignore[attr-defined]
+_OUTBOUND = sa.select(_OM.c.id, _OM.c.transfer_id, _OM.c.party_id, _OM.c.recipients, _OM.c.kind).limit(1)
+_OUTBOUND_BY_KEY = _OUTBOUND.where(_OM.c.key == sa.bindparam("key"))
+_OUTBOUND_BY_ID = _OUTBOUND.where(_OM.c.message_id == sa.bindparam("message_id"))
+
 
 class DbLookup:
     """The chain's read-only view of the database, inside the caller's transaction."""
@@ -21,15 +34,10 @@ class DbLookup:
         self.app, self.session, self.inbound_id = app, session, inbound_id
 
     def earlier_copy(self, message_id: str, digest: str) -> int | None:
-        query = select(InboundMessage.id).where(InboundMessage.state == "done",
-                                                InboundMessage.outcome != Outcome.DUPLICATE.value)
+        me = self.inbound_id if self.inbound_id is not None else 0  # ids start at 1
         if message_id:
-            query = query.where(InboundMessage.message_id == message_id)
-        else:
-            query = query.where(InboundMessage.digest == digest, InboundMessage.message_id == "")
-        if self.inbound_id is not None:
-            query = query.where(col(InboundMessage.id) != self.inbound_id)
-        return self.session.exec(query.order_by(col(InboundMessage.id)).limit(1)).first()
+            return self.session.exec(_EARLIER_BY_ID, params={"me": me, "message_id": message_id}).first()
+        return self.session.exec(_EARLIER_BY_DIGEST, params={"me": me, "digest": digest}).first()
 
     def _info(self, party: Party, revoked: bool = False) -> PartyInfo:
         transfer = self.session.get(Transfer, party.transfer_id)
@@ -40,7 +48,7 @@ class DbLookup:
 
     def party_by_token(self, token: str) -> PartyInfo | None:
         token = token.lower()
-        party = self.session.exec(select(Party).where(Party.token == token)).first()
+        party = self.session.exec(_PARTY_BY_TOKEN, params={"token": token}).first()
         if party is not None:
             return self._info(party)
         revoked = self.session.get(RevokedToken, token)
@@ -51,7 +59,7 @@ class DbLookup:
 
     def party_by_thread(self, message_ids: Sequence[str]) -> PartyInfo | None:
         for message_id in message_ids:
-            row = self.session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).first()
+            row = self.session.connection().execute(_OUTBOUND_BY_ID, {"message_id": message_id}).first()
             if row is not None and row.party_id is not None:
                 party = self.session.get(Party, row.party_id)
                 if party is not None:
@@ -64,13 +72,14 @@ class DbLookup:
 
     def outbound(self, keys: Sequence[str], message_ids: Sequence[str]) -> OutboundInfo | None:
         row = None
+        conn = self.session.connection()
         for key in keys:
-            row = self.session.exec(select(OutboundMessage).where(OutboundMessage.key == key.lower())).first()
+            row = conn.execute(_OUTBOUND_BY_KEY, {"key": key.lower()}).first()
             if row:
                 break
         if row is None:
             for message_id in message_ids:
-                row = self.session.exec(select(OutboundMessage).where(OutboundMessage.message_id == message_id)).first()
+                row = conn.execute(_OUTBOUND_BY_ID, {"message_id": message_id}).first()
                 if row:
                     break
         if row is None or row.id is None:

@@ -11,9 +11,11 @@ any time, and a retry sends the same message.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from transferbot.audit import append_event
@@ -21,7 +23,7 @@ from transferbot.domain import Decision, MailKind, OutboxStatus
 from transferbot.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer
 from transferbot.service import certificate
 from transferbot.service.app import App
-from transferbot.service.facts import account_names, addresses_of
+from transferbot.service.facts import Addresses, account_names, addresses_for
 from transferbot.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 ASKING = frozenset({MailKind.CONFIRMATION, MailKind.REMINDER, MailKind.LAST_CALL, MailKind.HELP,
                     MailKind.IGNORED_SENDER})
 OUTBOX_CHANNEL = "transferbot_outbox"
+_SNAPSHOTS = MailSnapshot.__table__  # type: ignore[attr-defined]
+_INSERT_SNAPSHOT = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
+_INSERT_OUTBOX = sa.insert(OutboundMessage.__table__)  # type: ignore[attr-defined]
 
 
 def _channel(reseller_id: str | None, names: dict[str, str], isv_name: str) -> dict[str, Any]:
@@ -38,16 +43,29 @@ def _channel(reseller_id: str | None, names: dict[str, str], isv_name: str) -> d
     return {"direct": False, "name": names.get(reseller_id, reseller_id), "isv": isv_name}
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A mail queued by a change (its outbox row is written when the Mailer is done)."""
+
+    kind: str
+    key: str
+    message_id: str
+    party_id: int | None
+    recipients: tuple[str, ...]
+
+
 class Mailer:
     """Queues the mails of one change on one transfer; the shared snapshot is written at the first."""
 
     def __init__(self, app: App, session: Session, t: Transfer | None, parties: list[Party], now: datetime,
-                 with_certificate: bool = False) -> None:
+                 with_certificate: bool = False, addresses: Addresses | None = None) -> None:
         self.app, self.session, self.t, self.parties, self.now = app, session, t, parties, now
+        self.addresses = addresses if addresses is not None else {}
         self.with_certificate = with_certificate
-        self._snapshot: MailSnapshot | None = None
+        self._snapshot: int | None = None
         self.names: dict[str, str] = {}
-        self.queued: list[OutboundMessage] = []
+        self.queued: list[Queued] = []
+        self._rows: list[dict[str, Any]] = []
 
     # -- the shared snapshot ------------------------------------------------------------------------
     def _shared(self) -> int | None:
@@ -71,39 +89,40 @@ class Mailer:
                              "decision": p.decision} for p in self.parties],
             }
             if self.with_certificate:
-                self.session.flush()  # the events of this change are part of the record
+                # the events of this change are part of the record (events_of writes them first)
                 data["certificate"] = certificate.party_copy(self.app, self.session, t, self.parties, self.names,
                                                              self.now)
-            self._snapshot = MailSnapshot(created_at=self.now, transfer_id=t.id, data=data)
-            self.session.add(self._snapshot)
-            self.session.flush()
-        return self._snapshot.id
+            self._snapshot = self.session.connection().execute(
+                _INSERT_SNAPSHOT, {"created_at": self.now, "transfer_id": t.id, "data": data}).scalar_one()
+        return self._snapshot
 
-    def _row(self, kind: MailKind, to: list[str], spec: dict[str, Any], party_id: int | None) -> OutboundMessage:
+    def _row(self, kind: MailKind, to: list[str], spec: dict[str, Any], party_id: int | None) -> Queued:
         key = new_token(self.app.secret)
         transfer_id = self.t.id if self.t else None
         cfg = self.app.config
-        row = OutboundMessage(
-            created_at=self.now, kind=kind.value, transfer_id=transfer_id, party_id=party_id, key=key,
-            message_id=f"<{key}.{(transfer_id or 'tb').lower()}@{self.app.domain}>",
-            envelope_from=self.app.book.bounce(key), recipients=list(to), subject="",
-            status=OutboxStatus.QUEUED.value, next_attempt_at=self.now, snapshot_id=self._shared(),
-            render={"v": 2, "from_name": cfg.outbound.from_name, "from_address": cfg.from_address, **spec},
-        )
-        self.session.add(row)
-        self.session.flush()
-        self.queued.append(row)
-        return row
+        message_id = f"<{key}.{(transfer_id or 'tb').lower()}@{self.app.domain}>"
+        self._rows.append({
+            "created_at": self.now, "kind": kind.value, "transfer_id": transfer_id, "party_id": party_id, "key": key,
+            "message_id": message_id, "envelope_from": self.app.book.bounce(key), "recipients": list(to),
+            "subject": "", "status": OutboxStatus.QUEUED.value, "attempts": 0, "next_attempt_at": self.now,
+            "snapshot_id": self._shared(), "last_error": "", "lease_owner": "",
+            "render": {"v": 2, "from_name": cfg.outbound.from_name, "from_address": cfg.from_address, **spec},
+        })
+        queued = Queued(kind.value, key, message_id, party_id, tuple(to))
+        self.queued.append(queued)
+        return queued
 
     # -- mail to a party ---------------------------------------------------------------------------------
     def to_party(self, party: Party, kind: MailKind, extra: dict[str, Any] | None = None,
-                 addresses: tuple[str, ...] = ()) -> OutboundMessage | None:
+                 addresses: tuple[str, ...] = ()) -> Queued | None:
         """One mail to every deliverable address of a party (or to ``addresses``: a replaced contact, which
         gets no token), in its locale, threaded under its confirmation."""
         assert self.t is not None
         t = self.t
         explicit = bool(addresses)
-        to = list(addresses) if explicit else [a.address for a in addresses_of(self.session, party.id or 0)
+        if not explicit and party.id not in self.addresses:
+            self.addresses.update(addresses_for(self.session, [party.id]))
+        to = list(addresses) if explicit else [a.address for a in self.addresses[party.id or 0]
                                                if a.undeliverable_at is None]
         if not to:
             append_event(self.session, t.id, "not-mailed", {"role": party.role, "mail": kind.value,
@@ -148,9 +167,12 @@ class Mailer:
                 "mail": MailKind.OPERATOR_ALERT.value, "role": "operator", "to": [operator], "alert": alert,
                 "message_id": row.message_id}, self.now)
 
-    def done(self) -> list[OutboundMessage]:
-        """Wake the dispatchers (this daemon's and, on PostgreSQL, the others) when this commits."""
-        if self.queued:
+    def done(self) -> list[Queued]:
+        """Write the rows queued (one statement), and wake the dispatchers (this daemon's and, on
+        PostgreSQL, the others) when this commits."""
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self.session.connection().execute(_INSERT_OUTBOX, rows)
             self.app.store.notify(self.session, OUTBOX_CHANNEL)
         return self.queued
 

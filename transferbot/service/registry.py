@@ -16,6 +16,7 @@ from transferbot.domain import AccountKind, EntitlementState
 from transferbot.models import Account, AccountAddress, Entitlement
 from transferbot.rules import Refusal, Unknown
 from transferbot.service.app import App
+from transferbot.service.facts import forget_names
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Bidirectional embeddings, overrides and isolates: text that reads other than it is stored.
@@ -162,6 +163,7 @@ def update_account(
             raise Unknown(f"unknown account {account_id!r}")
         if name is not None:
             account.name = name
+            forget_names(session)
         if locale is not None:
             account.locale = locale
         if timezone is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,14 @@ from transferbot.reader.reading import Reading, read_message
 from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.arrivals import Stored, load_raw
-from transferbot.service.facts import addresses_of, entitlement_facts, facts_of, lock_transfer, parties_of
+from transferbot.service.facts import (
+    addresses_for,
+    addresses_of,
+    entitlement_facts,
+    facts_of,
+    lock_transfer,
+    parties_of,
+)
 from transferbot.service.lookup import DbLookup
 from transferbot.service.mail import alert_operator
 from transferbot.store.base import transient
@@ -42,6 +49,9 @@ log = logging.getLogger(__name__)
 
 
 Item = tuple[int, "Reading | str", "AuthOutcome | None"]  # a read message, ready to be acted on
+
+_LOCK_INBOUND = select(InboundMessage).where(InboundMessage.id == sa.bindparam("inbound_id")).with_for_update()
+_LOCK_ENTITLEMENT = select(Entitlement).where(Entitlement.id == sa.bindparam("entitlement_id")).with_for_update()
 
 
 def policy_of(app: App) -> Policy:
@@ -75,8 +85,9 @@ def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
     order (by id), so two batches never wait for each other in a cycle; should a lock be taken later
     all the same and a deadlock follow, the whole transaction is run again (never a message marked
     failed for it)."""
+    locked: set[str] = set()
     if not app.store.serialises_writes:
-        lock_in_order(session, [r for _i, r, _a in batch if not isinstance(r, str)])
+        locked = lock_in_order(session, [r for _i, r, _a in batch if not isinstance(r, str)])
     outcomes: list[str] = []
     for inbound_id, reading, auth in batch:
         if isinstance(reading, str):
@@ -84,7 +95,7 @@ def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
             continue
         try:
             with session.begin_nested():
-                outcomes.append(act(session, app, inbound_id, reading, auth))
+                outcomes.append(act(session, app, inbound_id, reading, auth, locked))
         except Exception as exc:  # noqa: BLE001 - kept, marked failed, can be read again
             forget_heads(session)
             if transient(exc):
@@ -94,9 +105,9 @@ def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
     return outcomes
 
 
-def lock_in_order(session: Session, readings: Sequence[Reading]) -> None:
+def lock_in_order(session: Session, readings: Sequence[Reading]) -> set[str]:
     """Lock the transfers these messages concern, ordered by id (what the chain's token lookup finds:
-    envelope tokens, threading, body references, bounce keys)."""
+    envelope tokens, threading, body references, bounce keys); returns their ids."""
     table = Transfer.__table__  # type: ignore[attr-defined]
     ids: set[str] = set()
     for reading in readings:
@@ -113,18 +124,21 @@ def lock_in_order(session: Session, readings: Sequence[Reading]) -> None:
     if ids:
         session.connection().execute(sa.select(table.c.id).where(table.c.id.in_(sorted(ids)))
                                      .order_by(table.c.id).with_for_update())
+    return ids
 
 
-def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: AuthOutcome | None = None) -> str:
-    """Run the chain on one read message and apply its verdict (inside the caller's transaction)."""
-    row = session.exec(select(InboundMessage).where(InboundMessage.id == inbound_id).with_for_update()).first()
+def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: AuthOutcome | None = None,
+        locked: Collection[str] = ()) -> str:
+    """Run the chain on one read message and apply its verdict (inside the caller's transaction).
+    ``locked``: transfers this transaction locked before reading (apply_batch's lock_in_order)."""
+    row = session.exec(_LOCK_INBOUND, params={"inbound_id": inbound_id}).first()
     if row is None:
         raise KeyError(inbound_id)
     if row.state == "done":
         return row.outcome  # read already (a retry or another daemon): acted on once
     verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app), auth)
-    if verdict.party is not None and lock_transfer(session, verdict.party.transfer_id) is not None \
-            and not app.store.serialises_writes:
+    t = lock_transfer(session, verdict.party.transfer_id) if verdict.party is not None else None
+    if t is not None and not app.store.serialises_writes and t.id not in locked:
         # The transfer is locked now: read again, so the verdict rests on facts no other daemon can change.
         verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app), auth)
     now = clock_now()
@@ -145,7 +159,7 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: Aut
             row.transfer_id, row.party_id = first.transfer_id, first.party_id
     session.add(row)
     session.flush()
-    _apply(app, session, row, reading, verdict, now, auth)
+    _apply(app, session, row, reading, verdict, now, auth, t)
     log.info("inbound #%s %s: %s (%s)", row.id, row.message_id or "(no Message-ID)", verdict.outcome.value,
              verdict.decided_by)
     return row.outcome
@@ -238,7 +252,7 @@ def _record_retry(session: Session, app: App, transfer_id: str, row: InboundMess
 # -- from a verdict to a change ---------------------------------------------------------------------
 
 def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, verdict: Verdict,
-           now: datetime, auth: AuthOutcome | None = None) -> None:
+           now: datetime, auth: AuthOutcome | None = None, locked: Transfer | None = None) -> None:
     if verdict.outcome is Outcome.BOUNCE:
         _apply_bounce(app, session, row, reading, verdict, now)
         return
@@ -248,18 +262,19 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
     if info.revoked:
         _from_replaced_contact(app, session, row, reading, info.party_id, now)
         return
-    t = lock_transfer(session, info.transfer_id)
+    t = locked if locked is not None and locked.id == info.transfer_id else lock_transfer(session, info.transfer_id)
     assert t is not None
     parties = parties_of(session, t.id)
+    addresses = addresses_for(session, [p.id for p in parties])
     party = next(p for p in parties if p.id == info.party_id)
-    facts = facts_of(session, t, parties)
+    facts = facts_of(session, t, parties, addresses)
     role = Role(party.role)
     heard = ("reply-received", {
         "inbound": row.id, "message_id": row.message_id, "from": row.from_address, "role": party.role,
         "outcome": verdict.outcome.value, "decided_by": verdict.decided_by, "checks": list(row.checks)})
     change = rules.Change()
     if verdict.outcome in (Outcome.APPROVED, Outcome.DECLINED):
-        ent = session.exec(select(Entitlement).where(Entitlement.id == t.entitlement_id).with_for_update()).one()
+        ent = session.exec(_LOCK_ENTITLEMENT, params={"entitlement_id": t.entitlement_id}).one()
         decision = Decision.APPROVED if verdict.outcome is Outcome.APPROVED else Decision.DECLINED
         reason = reading.decision.reason if decision is Decision.DECLINED else ""
         change = rules.record_decision(facts, role, decision, entitlement_facts(ent), reason)
@@ -272,7 +287,7 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
         change = rules.reply_notice(facts, role, MailKind.IGNORED_SENDER, now,
                                     _ignored(session, parties, party, reading, verdict, auth))
     change = dataclasses.replace(change, events=(heard, *change.events))
-    transition.apply(app, session, t, change, now, parties=parties, cause=row)
+    transition.apply(app, session, t, change, now, parties=parties, cause=row, addresses=addresses)
     if change.decisions:
         log.info("%s: %s %s (inbound #%s); transfer %s", t.id, party.role,
                  next(iter(change.decisions.values())).value, row.id, t.status)

@@ -8,7 +8,7 @@ from transferbot import timeline
 from transferbot.config import Config
 from transferbot.domain import TransferStatus
 from transferbot.models import Party, Transfer
-from transferbot.service.facts import facts_of, parties_of
+from transferbot.service.facts import Addresses, facts_of, parties_of
 
 
 def policy_of(config: Config) -> timeline.Policy:
@@ -17,12 +17,14 @@ def policy_of(config: Config) -> timeline.Policy:
                            warn_before_days=wf.warn_before_days)
 
 
-def reschedule(config: Config, session: Session, transfer: Transfer, parties: list[Party] | None = None) -> None:
+def reschedule(config: Config, session: Session, transfer: Transfer, parties: list[Party] | None = None,
+               addresses: Addresses | None = None) -> None:
     """Recompute when the sweep must next look at this transfer (None once it is closed)."""
     if transfer.status != TransferStatus.PENDING.value:
         transfer.next_due_at = None
     else:
-        facts = facts_of(session, transfer, parties if parties is not None else parties_of(session, transfer.id))
+        facts = facts_of(session, transfer, parties if parties is not None else parties_of(session, transfer.id),
+                         addresses)
         transfer.next_due_at = timeline.next_due(transfer.created_at, transfer.expires_at, policy_of(config),
                                                  [p.progress for p in facts.parties])
     session.add(transfer)

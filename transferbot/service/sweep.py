@@ -18,11 +18,12 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from transferbot import rules
+from transferbot.audit import load_heads
 from transferbot.domain import TransferStatus
-from transferbot.models import Transfer
+from transferbot.models import Entitlement, Transfer
 from transferbot.service import transition
 from transferbot.service.app import App
-from transferbot.service.facts import facts_of, parties_of
+from transferbot.service.facts import account_names, addresses_for, facts_of, parties_for
 from transferbot.service.schedule import policy_of, reschedule
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,23 @@ def sweep_batch(session: Session, app: App, now: datetime, limit: int = BATCH,
     transfers = list(session.exec(query))
     policy = policy_of(app.config)
     acted = 0
+    # What the batch's transfers need, loaded for all of them at once.
+    parties_by = parties_for(session, [t.id for t in transfers])
+    addresses = addresses_for(session, [p.id for parties in parties_by.values() for p in parties])
+    if transfers:
+        load_heads(session, [t.id for t in transfers])
+        ents = list(session.exec(select(Entitlement).where(col(Entitlement.id).in_([t.entitlement_id
+                                                                                    for t in transfers]))))
+        account_names(session, [a for e in ents for a in (e.customer_id, e.isv_id, e.reseller_id)]
+                      + [t.to_reseller_id for t in transfers]
+                      + [p.account_id for parties in parties_by.values() for p in parties])
     for t in transfers:
-        parties = parties_of(session, t.id)
-        change = rules.sweep(facts_of(session, t, parties), policy, now)
+        parties = parties_by[t.id]
+        change = rules.sweep(facts_of(session, t, parties, addresses), policy, now)
         if change is None:
-            reschedule(app.config, session, t, parties)  # due time was stale: nothing to do now
+            reschedule(app.config, session, t, parties, addresses)  # due time was stale: nothing to do now
             continue
-        transition.apply(app, session, t, change, now, parties=parties)
+        transition.apply(app, session, t, change, now, parties=parties, addresses=addresses)
         acted += 1
         if change.status is TransferStatus.EXPIRED:
             log.info("%s: expired; unanswered: %s", t.id, ", ".join(change.events[0][1]["unanswered"]))

@@ -14,14 +14,14 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, col, delete
 
-from transferbot.audit import append_event
+from transferbot.audit import append_event, forget_heads, write_events
 from transferbot.domain import Decision, Role, TransferStatus
-from transferbot.models import Entitlement, InboundMessage, OutboundMessage, Party, PartyAddress, RevokedToken, Transfer
+from transferbot.models import Entitlement, InboundMessage, Party, PartyAddress, RevokedToken, Transfer
 from transferbot.rules import Change, PartyUpdate
 from transferbot.service import schedule, webhooks
 from transferbot.service.app import App
-from transferbot.service.facts import addresses_of, parties_of
-from transferbot.service.mail import Mailer
+from transferbot.service.facts import Addresses, addresses_for, parties_of
+from transferbot.service.mail import Mailer, Queued
 from transferbot.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,23 @@ class EntitlementMoved(Exception):
 
 
 def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, *,
-          parties: list[Party] | None = None, cause: InboundMessage | None = None) -> list[OutboundMessage]:
-    """Write ``change`` to ``t`` and queue the mail and webhook events it causes; returns the mail queued."""
+          parties: list[Party] | None = None, cause: InboundMessage | None = None,
+          addresses: Addresses | None = None) -> list[Queued]:
+    """Write ``change`` to ``t`` and queue the mail and webhook events it causes; returns the mail queued.
+    ``parties`` and ``addresses`` (each party's, by id), when the caller has them loaded, save queries;
+    the addresses are kept up to date here (a replaced contact)."""
+    try:
+        return _apply(app, session, t, change, now, parties, cause, addresses)
+    except BaseException:
+        forget_heads(session)  # nothing this change appended is written
+        raise
+
+
+def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, parties: list[Party] | None,
+           cause: InboundMessage | None, addresses: Addresses | None) -> list[Queued]:
     parties = parties if parties is not None else parties_of(session, t.id)
+    if addresses is None or any(p.id not in addresses for p in parties):
+        addresses = {**(addresses or {}), **addresses_for(session, [p.id for p in parties])}
     before = t.status
     by_role = {Role(p.role): p for p in parties}
     if change.move_entitlement:
@@ -51,25 +65,26 @@ def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime
         party.reason = change.reason if decision is Decision.DECLINED else ""
         session.add(party)
     for update in change.updates:
-        _update_party(app, session, t, by_role[update.role], update, now)
+        _update_party(app, session, by_role[update.role], update, now, addresses)
     for kind, data in change.events:
         if kind in ("approved", "declined") and cause is not None:
             data = {**data, "inbound": cause.id, "message_id": cause.message_id, "from": cause.from_address}
         append_event(session, t.id, kind, data, now)
     session.add(t)
-    session.flush()
-    schedule.reschedule(app.config, session, t, parties)
+    schedule.reschedule(app.config, session, t, parties, addresses)
     completed = change.status is TransferStatus.COMPLETED
-    mailer = Mailer(app, session, t, parties, now, with_certificate=completed)
+    mailer = Mailer(app, session, t, parties, now, with_certificate=completed, addresses=addresses)
     for notice in change.notices:
         for role in notice.roles:
             if role in by_role:
                 mailer.to_party(by_role[role], notice.kind, notice.extra, notice.addresses)
     for alert in change.alerts:
         mailer.to_operator(alert.name, alert.facts)
+    queued = mailer.done()
     # Last, so that the payload's snapshot holds everything this change wrote (its mail included).
     webhooks.queue_events(app, session, t, change, before, parties, now)
-    return mailer.done()
+    write_events(session)
+    return queued
 
 
 def _move_entitlement(session: Session, t: Transfer, now: datetime) -> None:
@@ -87,7 +102,8 @@ def _move_entitlement(session: Session, t: Transfer, now: datetime) -> None:
         session.refresh(ent)
 
 
-def _update_party(app: App, session: Session, t: Transfer, party: Party, update: PartyUpdate, now: datetime) -> None:
+def _update_party(app: App, session: Session, party: Party, update: PartyUpdate, now: datetime,
+                  known: Addresses) -> None:
     if update.reminders_sent is not None:
         party.reminders_sent = update.reminders_sent
     if update.last_call_sent is not None:
@@ -96,7 +112,7 @@ def _update_party(app: App, session: Session, t: Transfer, party: Party, update:
         party.last_help_at = now
     if update.notice_sent:
         party.last_notice_at = now
-    addresses = addresses_of(session, party.id or 0)
+    addresses = known[party.id or 0]
     if update.clear_undeliverable:
         for row in addresses:
             if row.undeliverable_at is not None:
@@ -111,8 +127,9 @@ def _update_party(app: App, session: Session, t: Transfer, party: Party, update:
         old = [row.address for row in addresses]
         session.exec(delete(PartyAddress).where(col(PartyAddress.party_id) == party.id))
         session.flush()
-        for position, address in enumerate(update.contact):
-            session.add(PartyAddress(party_id=party.id or 0, address=address, position=position))
+        known[party.id or 0] = [PartyAddress(party_id=party.id or 0, address=address, position=position)
+                                for position, address in enumerate(update.contact)]
+        session.add_all(known[party.id or 0])
         session.add(RevokedToken(token=party.token, party_id=party.id or 0, revoked_at=now, addresses=old))
         party.token = new_token(app.secret)
         party.confirmation_message_id = ""  # a new thread for the new contact

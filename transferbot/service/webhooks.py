@@ -85,6 +85,7 @@ def add_endpoint(app: App, url: str, events: Sequence[str] = (), isv: str | None
                               created_at=now or datetime.now(UTC))
         session.add(row)
         session.flush()
+        _forget_endpoints(session)
         return row
 
     row = app.store.run(work)
@@ -111,6 +112,7 @@ def remove_endpoint(app: App, endpoint_id: int, now: datetime | None = None) -> 
             raise Unknown(f"unknown webhook endpoint #{endpoint_id}")
         row.removed_at = at
         session.add(row)
+        _forget_endpoints(session)
         return _fail_queued(session, endpoint_id, "endpoint removed")
 
     dropped = app.store.run(work)
@@ -139,6 +141,30 @@ def event_types_of(change: Change, before: str) -> list[EventType]:
     return kinds
 
 
+@dataclass(frozen=True)
+class _Endpoint:
+    id: int
+    isv_id: str | None
+    event_types: tuple[str, ...]
+
+
+_ENDPOINTS = "transferbot.webhook_endpoints"
+
+
+def _active_endpoints(session: Session) -> list[_Endpoint]:
+    """The endpoints events may be queued for, read once per transaction (changing one forgets them)."""
+    known: list[_Endpoint] | None = session.info.get(_ENDPOINTS)
+    if known is None:
+        known = [_Endpoint(e.id or 0, e.isv_id, tuple(e.event_types)) for e in session.exec(select(WebhookEndpoint).where(
+            col(WebhookEndpoint.removed_at).is_(None), col(WebhookEndpoint.disabled_at).is_(None)))]
+        session.info[_ENDPOINTS] = known
+    return known
+
+
+def _forget_endpoints(session: Session) -> None:
+    session.info.pop(_ENDPOINTS, None)
+
+
 def queue_events(app: App, session: Session, t: Transfer, change: Change, before: str, parties: Sequence[Party],
                  now: datetime) -> int:
     """Write the events ``change`` causes, one delivery per endpoint that wants each (inside the
@@ -148,9 +174,7 @@ def queue_events(app: App, session: Session, t: Transfer, change: Change, before
     if not kinds:
         return 0
     isv = next((p.account_id for p in parties if p.role == Role.ISV.value), None)
-    endpoints = [e for e in session.exec(select(WebhookEndpoint).where(
-        col(WebhookEndpoint.removed_at).is_(None), col(WebhookEndpoint.disabled_at).is_(None)))
-        if e.isv_id in (None, isv)]
+    endpoints = [e for e in _active_endpoints(session) if e.isv_id in (None, isv)]
     if not endpoints:
         return 0
     session.flush()  # the change's own rows are part of the snapshot
@@ -167,7 +191,7 @@ def queue_events(app: App, session: Session, t: Transfer, change: Change, before
         session.add(event)
         session.flush()
         for endpoint in wanted:
-            session.add(WebhookDelivery(event_id=event.id or 0, endpoint_id=endpoint.id or 0, transfer_id=t.id,
+            session.add(WebhookDelivery(event_id=event.id or 0, endpoint_id=endpoint.id, transfer_id=t.id,
                                         type=kind.value, created_at=now, queued_at=now, status=QUEUED,
                                         next_attempt_at=now))
             queued += 1
@@ -302,6 +326,7 @@ def _disable(app: App, session: Session, row: WebhookDelivery, why: str, at: dat
         return
     endpoint.disabled_at, endpoint.disabled_reason = at, why[:500]
     session.add(endpoint)
+    _forget_endpoints(session)
     session.flush()
     dropped = _fail_queued(session, endpoint.id or 0, f"endpoint disabled: {why}"[:500])
     log.warning("webhook endpoint #%s disabled (%s); %d queued deliveries dropped", endpoint.id, why, dropped)
