@@ -770,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", metavar="LIST", default=",".join(SCENARIOS),
                         help=f"run only these scenarios (comma-separated: {', '.join(SCENARIOS)})")
     args = parser.parse_args(argv)
-    if args.database.startswith("postgresql"):
+    if "://" in args.database and args.database.startswith("postgresql"):
         args.postgres_url, args.database = args.database, "postgresql"
     if args.database not in ("sqlite", "postgresql", "both"):
         parser.error(f"--database: {args.database!r} is not sqlite, postgresql, both or a postgresql:// URL")

@@ -57,15 +57,19 @@ def insert_arrivals(session: Session, arrivals: Sequence[Arrival]) -> list[int]:
     """Add received messages with their envelopes to an open write transaction; their ids, in order."""
     if session.get_bind().dialect.name == "sqlite":
         return _insert_sqlite(session, arrivals)
-    ids: list[int] = []
-    for a in arrivals:
-        row = InboundMessage(**_row(a))  # type: ignore[arg-type]
-        session.add(row)
-        session.flush()
-        session.add(InboundRaw(id=row.id or 0, raw=a.raw))
-        ids.append(row.id or 0)
-    session.flush()
+    # Elsewhere (PostgreSQL): one multi-row INSERT ... RETURNING for the messages, in the order given, and
+    # one for their bytes: two round trips for the whole group, where the ORM took two per message.
+    rows = [{**_row(a), **_NEW} for a in arrivals]
+    ids = [int(i) for i in session.execute(_INSERT_MESSAGES, rows).scalars()]
+    session.execute(_INSERT_RAWS, [{"id": i, "raw": a.raw} for i, a in zip(ids, arrivals, strict=True)])
     return ids
+
+
+_NEW = {"state": "new", "outcome": "pending", "checks": [], "reason": "", "from_address": "", "subject": "",
+        "attempts": 0, "lease_owner": "", "auth_tries": 0}
+_INSERT_MESSAGES = (sa.insert(InboundMessage.__table__)  # type: ignore[attr-defined]
+                    .returning(InboundMessage.__table__.c.id, sort_by_parameter_order=True))  # type: ignore[attr-defined]
+_INSERT_RAWS = sa.insert(InboundRaw.__table__)  # type: ignore[attr-defined]
 
 
 def _insert_sqlite(session: Session, arrivals: Sequence[Arrival]) -> list[int]:
