@@ -221,9 +221,9 @@ def build_bytes(rendered: Rendered, env: Envelope, key: str, attachments: Sequen
     return None if mime.long_lines(raw) else raw
 
 
-def attachment(filename: str, mime: str, data: bytes) -> EmailMessage:
+def attachment(filename: str, content_type: str, data: bytes) -> EmailMessage:
     """An attachment part, encoded once, to be attached to several messages (text in UTF-8, declared)."""
-    maintype, _, subtype = mime.partition("/")
+    maintype, _, subtype = content_type.partition("/")
     part = EmailMessage()
     params = {"charset": "utf-8"} if maintype == "text" or subtype == "json" else None
     part.set_content(data, maintype=maintype, subtype=subtype, filename=filename, disposition="attachment",
