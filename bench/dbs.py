@@ -60,63 +60,49 @@ class Backend:
         return make_url(self.server).set(drivername="postgresql+psycopg", database=database).render_as_string(
             hide_password=False)
 
-    def _admin(self) -> sa.Engine:
-        return sa.create_engine(self._pg_url(make_url(self.server).database or "postgres"),
-                                isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    def _admin_execute(self, sql: str) -> None:
+        """One statement on the server's own database, outside a transaction (CREATE/DROP DATABASE)."""
+        engine = sa.create_engine(self._pg_url(make_url(self.server).database or "postgres"),
+                                  isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text(sql))
+        finally:
+            engine.dispose()
 
     def check(self) -> None:
         """Fail early, and clearly, if the server cannot be reached."""
         if self.postgres:
-            engine = self._admin()
-            try:
-                with engine.connect() as conn:
-                    conn.execute(sa.text("SELECT 1"))
-            finally:
-                engine.dispose()
+            self._admin_execute("SELECT 1")
 
     # -- databases -------------------------------------------------------------------------
+    def _url(self, name: str) -> str:
+        """The URL of database ``name`` on this backend, remembered so that it is dropped at the end."""
+        url = f"sqlite:///{self.work / (name + '.db')}" if not self.postgres else self._pg_url(name)
+        self.made.append(url)
+        return url
+
     def new(self, label: str) -> str:
         """A new, empty database (the daemon's migrations make the schema)."""
         name = self._name(label)
-        if not self.postgres:
-            url = f"sqlite:///{self.work / (name + '.db')}"
-            self.made.append(url)
-            return url
-        engine = self._admin()
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        finally:
-            engine.dispose()
-        url = self._pg_url(name)
-        self.made.append(url)
-        return url
+        if self.postgres:
+            self._admin_execute(f'CREATE DATABASE "{name}"')
+        return self._url(name)
 
     def clone(self, source: str, label: str) -> str:
         """A copy of ``source`` (nobody may be connected to it)."""
         name = self._name(label)
-        if not self.postgres:
+        if self.postgres:
+            self._admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(source).database}"')
+        else:
             src = sqlite_path(source)
             con = sqlite3.connect(src)
             try:
                 con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 con.close()
-            dst = self.work / (name + ".db")
-            shutil.copyfile(src, dst)
-            url = f"sqlite:///{dst}"
-            self.made.append(url)
-            return url
-        template = make_url(source).database
-        engine = self._admin()
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-        finally:
-            engine.dispose()
-        url = self._pg_url(name)
-        self.made.append(url)
-        return url
+            shutil.copyfile(src, self.work / (name + ".db"))
+        return self._url(name)
 
     def drop(self, url: str) -> None:
         if url in self.made:
@@ -126,12 +112,7 @@ class Backend:
             for other in path.parent.glob(path.name + "*"):
                 other.unlink(missing_ok=True)
             return
-        engine = self._admin()
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-        finally:
-            engine.dispose()
+        self._admin_execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
     def analyze(self, url: str) -> None:
         """After a bulk load: statistics as a database in service has them (autovacuum would, later)."""
