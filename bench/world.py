@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
@@ -228,16 +227,10 @@ DKIM_SELECTOR = "bench"
 
 
 def dkim_signed(msg: EmailMessage) -> bytes:
-    """The message as the sender's mail server sends it: DKIM-signed (rsa-sha256) for the From domain."""
-    import dkim
+    """The message as the sender's mail server sends it: DKIM-signed for the From domain (the demo's key)."""
+    from transferbot.demo import signed
 
-    from transferbot.demo import DEMO_DKIM_KEY
-
-    raw = msg.as_bytes(policy=SMTP_POLICY)
-    domain = str(msg["From"]).rpartition("@")[2].rstrip(">").encode()
-    signature = dkim.sign(raw, DKIM_SELECTOR.encode(), domain, DEMO_DKIM_KEY.encode(),
-                          include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
-    return bytes(signature) + raw
+    return signed(msg, DKIM_SELECTOR)
 
 
 class BenchResolver:
