@@ -325,3 +325,23 @@ def test_webhooks_page_lists_endpoints_and_deliveries_and_retries_a_failed_one_u
     assert again.status_code == 409 and "not failed" in again.text
     assert client.post(f"/ui/webhooks/deliveries/{delivery_id}/retry", data={"next": "/ui/webhooks"}).status_code == 403
     webhooks.remove_endpoint(market.app, endpoint.id or 0)
+
+
+def test_listings_page_newest_first_and_count_what_the_filter_matches(tmp_path: Path) -> None:
+    """The inbox and outbox pages: ``limit`` rows older than ``before``, a cursor while older ones remain,
+    and the total of what the filter matches."""
+    from tests.conftest import make_config
+    from transferbot.service import dashboard
+    from transferbot.service.app import open_app
+    from transferbot.service.arrivals import store_inbound
+
+    app = open_app(make_config(tmp_path, 2525), upgrade=True)
+    ids = [store_inbound(app, f"Message-ID: <m{n}@x.example>\r\n\r\nhi\r\n".encode(), "a@x.example",
+                         ["transfer@transfers.example.com"], "192.0.2.1") for n in range(5)]
+    with app.store.read() as session:
+        first = dashboard.inbox(session, limit=2)
+        assert [i["id"] for i in first.items] == ids[:-3:-1] and first.next_before == ids[3] and first.total == 5
+        last = dashboard.inbox(session, before=ids[1], limit=2)
+        assert [i["id"] for i in last.items] == [ids[0]] and last.next_before is None
+        assert dashboard.inbox(session, outcome="approved").total == 0
+        assert dashboard.outbox(session, status="queued").total == 0

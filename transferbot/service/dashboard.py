@@ -166,16 +166,22 @@ def inbox(session: Session, outcome: str | None = None, before: int | None = Non
     """Inbound messages, newest first, each with its explanation."""
     if outcome and outcome not in {o.value for o in Outcome}:
         raise Refusal(f"outcome {outcome!r} is not one of {', '.join(o.value for o in Outcome)}")
-    query = select(InboundMessage).order_by(col(InboundMessage.id).desc())
-    count = select(sa.func.count()).select_from(InboundMessage)
-    if outcome:
-        query, count = query.where(InboundMessage.outcome == outcome), count.where(InboundMessage.outcome == outcome)
+    rows, more, total = _newest_first(session, InboundMessage, select(InboundMessage),
+                                      InboundMessage.outcome == outcome if outcome else None, before, limit)
+    return Listing(_explained(session, rows), rows[-1].id if more and rows else None, total)
+
+
+def _newest_first(session: Session, model: Any, query: Any, where: Any, before: int | None,
+                  limit: int) -> tuple[list[Any], bool, int]:
+    """One page of ``model``'s rows, newest first, older than ``before``: the rows, whether there are older
+    ones, and how many match ``where`` in all."""
+    count = select(sa.func.count()).select_from(model)
+    if where is not None:
+        query, count = query.where(where), count.where(where)
     if before is not None:
-        query = query.where(col(InboundMessage.id) < before)
-    rows = list(session.exec(query.limit(limit + 1)))
-    more, rows = len(rows) > limit, rows[:limit]
-    items = _explained(session, rows)
-    return Listing(items, rows[-1].id if more and rows else None, int(session.exec(count).one()))
+        query = query.where(col(model.id) < before)
+    rows = list(session.exec(query.order_by(col(model.id).desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit, int(session.exec(count).one())
 
 
 def _explained(session: Session, rows: list[InboundMessage]) -> list[dict[str, Any]]:
@@ -223,16 +229,9 @@ def raw_text(raw: bytes) -> str:
 
 def outbox(session: Session, status: str | None = None, before: int | None = None, limit: int = PAGE) -> Listing:
     """Outgoing mail, newest first."""
-    query = select(OutboundMessage).order_by(col(OutboundMessage.id).desc())
-    count = select(sa.func.count()).select_from(OutboundMessage)
-    if status:
-        query, count = query.where(OutboundMessage.status == status), count.where(OutboundMessage.status == status)
-    if before is not None:
-        query = query.where(col(OutboundMessage.id) < before)
-    rows = list(session.exec(query.limit(limit + 1)))
-    more, rows = len(rows) > limit, rows[:limit]
-    return Listing([outbox_summary(r) for r in rows], rows[-1].id if more and rows else None,
-                   int(session.exec(count).one()))
+    rows, more, total = _newest_first(session, OutboundMessage, select(OutboundMessage),
+                                      OutboundMessage.status == status if status else None, before, limit)
+    return Listing([outbox_summary(r) for r in rows], rows[-1].id if more and rows else None, total)
 
 
 def transfer_exists(session: Session, transfer_id: str) -> str | None:
@@ -249,14 +248,7 @@ def webhooks(session: Session, status: str | None = None, before: int | None = N
 
     endpoints = [hooks.endpoint_summary(e) for e in session.exec(
         select(WebhookEndpoint).order_by(col(WebhookEndpoint.id)))]
-    query = hooks.joined_deliveries().order_by(col(WebhookDelivery.id).desc())
-    count = select(sa.func.count()).select_from(WebhookDelivery)
-    if status:
-        query = query.where(WebhookDelivery.status == status)
-        count = count.where(WebhookDelivery.status == status)
-    if before is not None:
-        query = query.where(col(WebhookDelivery.id) < before)
-    rows = list(session.exec(query.limit(limit + 1)))
-    more, rows = len(rows) > limit, rows[:limit]
+    rows, more, total = _newest_first(session, WebhookDelivery, hooks.joined_deliveries(),
+                                      WebhookDelivery.status == status if status else None, before, limit)
     items = [hooks.delivery_summary(row, event_id, url) for row, event_id, url in rows]
-    return endpoints, Listing(items, items[-1]["id"] if more and items else None, int(session.exec(count).one()))
+    return endpoints, Listing(items, items[-1]["id"] if more and items else None, total)
