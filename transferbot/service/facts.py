@@ -63,6 +63,16 @@ def addresses_for(session: Session, party_ids: Iterable[int | None]) -> Addresse
     return {i: found[i] for i in wanted}
 
 
+def complete_addresses(session: Session, parties: Iterable[Party], addresses: Addresses | None = None) -> Addresses:
+    """``addresses`` (a new mapping if None) with those of every party it lacks added, in one query: a
+    caller that has them loaded saves the query, one that has not gets them."""
+    found = addresses if addresses is not None else {}
+    missing = [p.id for p in parties if p.id not in found]
+    if missing:
+        found.update(addresses_for(session, missing))
+    return found
+
+
 _NAMES = "transferbot.account_names"
 
 
@@ -98,8 +108,7 @@ def lock_transfer(session: Session, transfer_id: str) -> Transfer | None:
 def facts_of(session: Session, t: Transfer, parties: list[Party], addresses: Addresses | None = None) -> TransferFacts:
     """The rules' view of a transfer, with each party's progress (what was sent, what is deliverable);
     ``addresses``, when the caller has them loaded, saves the query."""
-    if addresses is None or any(p.id not in addresses for p in parties):
-        addresses = addresses_for(session, [p.id for p in parties])
+    addresses = complete_addresses(session, parties, addresses)
     return TransferFacts(
         id=t.id, status=TransferStatus(t.status), entitlement_id=t.entitlement_id,
         from_reseller=t.from_reseller_id, to_reseller=t.to_reseller_id, created_at=t.created_at,

@@ -23,7 +23,7 @@ from transferbot.domain import Decision, MailKind, OutboxStatus
 from transferbot.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer
 from transferbot.service import certificate
 from transferbot.service.app import App
-from transferbot.service.facts import Addresses, account_names, addresses_for
+from transferbot.service.facts import Addresses, account_names, complete_addresses
 from transferbot.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,8 @@ class Mailer:
         assert self.t is not None
         t = self.t
         explicit = bool(addresses)
-        if not explicit and party.id not in self.addresses:
-            self.addresses.update(addresses_for(self.session, [party.id]))
+        if not explicit:
+            complete_addresses(self.session, [party], self.addresses)
         to = list(addresses) if explicit else [a.address for a in self.addresses[party.id or 0]
                                                if a.undeliverable_at is None]
         if not to:

@@ -20,7 +20,7 @@ from transferbot.models import Entitlement, InboundMessage, Party, PartyAddress,
 from transferbot.rules import Change, PartyUpdate
 from transferbot.service import schedule, webhooks
 from transferbot.service.app import App
-from transferbot.service.facts import Addresses, addresses_for, parties_of
+from transferbot.service.facts import Addresses, complete_addresses, parties_of
 from transferbot.service.mail import Mailer, Queued
 from transferbot.tokens import new_token
 
@@ -48,8 +48,7 @@ def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime
 def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, parties: list[Party] | None,
            cause: InboundMessage | None, addresses: Addresses | None) -> list[Queued]:
     parties = parties if parties is not None else parties_of(session, t.id)
-    if addresses is None or any(p.id not in addresses for p in parties):
-        addresses = {**(addresses or {}), **addresses_for(session, [p.id for p in parties])}
+    addresses = complete_addresses(session, parties, addresses)
     before = t.status
     by_role = {Role(p.role): p for p in parties}
     if change.move_entitlement:
