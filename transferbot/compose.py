@@ -86,8 +86,9 @@ def environment(locale: str, fmt: str) -> Environment:
         keep_trailing_newline=True,
         auto_reload=False,  # shipped with the package: no need to stat the file at every mail
     )
-    env.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
-    env.constant_translations = i18n.translations(locale)  # type: ignore[attr-defined]
+    translations = i18n.translations(locale)
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    env.constant_translations = translations  # type: ignore[attr-defined]  # read by ConstantGettext
     env.globals["locale"] = locale
     env.globals["format"] = fmt
     env.filters["when"] = _when_filter(locale)
