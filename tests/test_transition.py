@@ -25,6 +25,8 @@ from transferbot.service.facts import entitlement_facts, facts_of, parties_of
 from transferbot.service.operator import cancel_transfer
 from transferbot.service.transfers import request_transfer
 
+BOTH_BACKENDS = True  # the one path, and the sweep's deferred writes (multi-row INSERT … RETURNING), on both
+
 STATUS_EVENTS = {"completed": "completed", "declined": "transfer-declined", "expired": "expired",
                  "cancelled": "cancelled"}
 
@@ -197,3 +199,41 @@ def test_the_operators_certificate_names_every_address_and_the_partys_copy_none(
         party = certdoc.render(cert, fmt)
         assert "a party's copy" in party or fmt == "json"
         assert "@" not in party.replace("transfers.example.com", ""), fmt
+
+
+def test_a_sweep_batch_writes_its_events_and_mail_in_one_statement_per_table_each_row_with_its_own_snapshot(
+        world: App) -> None:
+    """The sweep defers what each transfer's change writes (transition.apply(defer=True)) and writes the whole
+    batch's at the end: the rows must still be exactly those of each change, linked to their own snapshot."""
+    from datetime import timedelta
+
+    from transferbot.service.sweep import sweep_batch
+
+    tids = [request_transfer(world, ent, target) for ent, target in
+            (("ent-direct", "r1"), ("ent-r1", "r2"), ("ent-globex", None))]
+    before = {tid: len(rows(world, tid)) for tid in tids}
+    inserts: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO"):
+            inserts.append(statement.split()[2].strip('"'))
+
+    later = now() + timedelta(days=20)  # past every expiry: each transfer expires and mails its parties
+    sa.event.listen(world.store.engine, "before_cursor_execute", count)
+    try:
+        swept = world.store.run(sweep_batch, world, later)
+    finally:
+        sa.event.remove(world.store.engine, "before_cursor_execute", count)
+    assert sorted(swept.looked_at) == sorted(tids) and swept.acted == 3
+    assert inserts.count("outboundmessage") == 1 and inserts.count("event") == 1, inserts
+    with world.store.read() as session:
+        for tid in tids:
+            assert session.get(Transfer, tid).status == "expired"  # type: ignore[union-attr]
+            mail = rows(world, tid)[before[tid]:]
+            parties = {p.id for p in parties_of(session, tid)}
+            assert {row.party_id for row in mail if row.party_id is not None} == parties, "every party told"
+            for row in mail:
+                snapshot = session.get(MailSnapshot, row.snapshot_id)
+                assert snapshot is not None and snapshot.transfer_id == tid and snapshot.data["t"]["id"] == tid
+            trail = events(world, tid)
+            assert "expired" in trail and trail.count("mail-queued") >= len(mail) + before[tid]

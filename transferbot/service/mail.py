@@ -6,6 +6,10 @@ change left them are written once per change (a MailSnapshot shared by its mails
 copy of the certificate when the transfer completed); what differs per recipient goes on the row.
 Rendering (transferbot.rendering) reads only those two, so any daemon renders the same bytes at
 any time, and a retry sends the same message.
+
+The rows are written when the Mailer is done, or, for a use case that changes many transfers in one
+transaction (the sweep), once for all of them by ``write_pending`` before it commits: a statement per
+table, not per transfer.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from transferbot.audit import append_event
+from transferbot.audit import append_event, write_events
 from transferbot.domain import Decision, MailKind, OutboxStatus
 from transferbot.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer
 from transferbot.service import certificate
@@ -34,7 +38,52 @@ ASKING = frozenset({MailKind.CONFIRMATION, MailKind.REMINDER, MailKind.LAST_CALL
 OUTBOX_CHANNEL = "transferbot_outbox"
 _SNAPSHOTS = MailSnapshot.__table__  # type: ignore[attr-defined]
 _INSERT_SNAPSHOT = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
+_INSERT_SNAPSHOTS = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id, sort_by_parameter_order=True)
 _INSERT_OUTBOX = sa.insert(OutboundMessage.__table__)  # type: ignore[attr-defined]
+_PENDING = "transferbot.mail_pending"
+
+
+@dataclass
+class _Snapshot:
+    """A snapshot to write; its id once written (the rows that share it take it then)."""
+
+    row: dict[str, Any]
+    id: int | None = None
+
+
+def _pending(session: Session) -> list[tuple[_Snapshot | None, dict[str, Any]]]:
+    return session.info.setdefault(_PENDING, [])
+
+
+def write_mail(session: Session) -> int:
+    """Write the outbox rows queued in this transaction and not yet written (their snapshots first, in one
+    statement each); returns how many rows."""
+    pending: list[tuple[_Snapshot | None, dict[str, Any]]] = session.info.pop(_PENDING, [])
+    if not pending:
+        return 0
+    conn = session.connection()
+    new: list[_Snapshot] = []
+    for snap, _row in pending:
+        if snap is not None and snap.id is None and all(snap is not s for s in new):
+            new.append(snap)
+    if len(new) == 1:
+        new[0].id = conn.execute(_INSERT_SNAPSHOT, new[0].row).scalar_one()
+    elif new:
+        for snap, snap_id in zip(new, conn.execute(_INSERT_SNAPSHOTS, [s.row for s in new]).scalars(), strict=True):
+            snap.id = int(snap_id)
+    conn.execute(_INSERT_OUTBOX, [{**row, "snapshot_id": snap.id if snap else None} for snap, row in pending])
+    return len(pending)
+
+
+def write_pending(session: Session) -> None:
+    """Write what changes applied with ``defer`` left for the end of the transaction: events and mail."""
+    write_events(session)
+    write_mail(session)
+
+
+def forget_mail(session: Session) -> None:
+    """Drop the rows queued and not written (the change that queued them failed)."""
+    session.info.pop(_PENDING, None)
 
 
 def _channel(reseller_id: str | None, names: dict[str, str], isv_name: str) -> dict[str, Any]:
@@ -58,17 +107,19 @@ class Mailer:
     """Queues the mails of one change on one transfer; the shared snapshot is written at the first."""
 
     def __init__(self, app: App, session: Session, t: Transfer | None, parties: list[Party], now: datetime,
-                 with_certificate: bool = False, addresses: Addresses | None = None) -> None:
+                 with_certificate: bool = False, addresses: Addresses | None = None, defer: bool = False) -> None:
         self.app, self.session, self.t, self.parties, self.now = app, session, t, parties, now
         self.addresses = addresses if addresses is not None else {}
         self.with_certificate = with_certificate
-        self._snapshot: int | None = None
+        self.defer = defer  # the rows are written by write_pending, with other changes' (see the module)
+        self._snapshot: _Snapshot | None = None
         self.names: dict[str, str] = {}
         self.queued: list[Queued] = []
         self._rows: list[dict[str, Any]] = []
+        self._snapshots: list[_Snapshot | None] = []  # each row's
 
     # -- the shared snapshot ------------------------------------------------------------------------
-    def _shared(self) -> int | None:
+    def _shared(self) -> _Snapshot | None:
         if self.t is None:
             return None
         if self._snapshot is None:
@@ -92,8 +143,7 @@ class Mailer:
                 # the events of this change are part of the record (events_of writes them first)
                 data["certificate"] = certificate.party_copy(self.app, self.session, t, self.parties, self.names,
                                                              self.now)
-            self._snapshot = self.session.connection().execute(
-                _INSERT_SNAPSHOT, {"created_at": self.now, "transfer_id": t.id, "data": data}).scalar_one()
+            self._snapshot = _Snapshot({"created_at": self.now, "transfer_id": t.id, "data": data})
         return self._snapshot
 
     def _row(self, kind: MailKind, to: list[str], spec: dict[str, Any], party_id: int | None) -> Queued:
@@ -105,9 +155,10 @@ class Mailer:
             "created_at": self.now, "kind": kind.value, "transfer_id": transfer_id, "party_id": party_id, "key": key,
             "message_id": message_id, "envelope_from": self.app.book.bounce(key), "recipients": list(to),
             "subject": "", "status": OutboxStatus.QUEUED.value, "attempts": 0, "next_attempt_at": self.now,
-            "snapshot_id": self._shared(), "last_error": "", "lease_owner": "",
+            "last_error": "", "lease_owner": "",
             "render": {"v": 2, "from_name": cfg.outbound.from_name, "from_address": cfg.from_address, **spec},
         })
+        self._snapshots.append(self._shared())
         queued = Queued(kind.value, key, message_id, party_id, tuple(to))
         self.queued.append(queued)
         return queued
@@ -168,11 +219,14 @@ class Mailer:
                 "message_id": row.message_id}, self.now)
 
     def done(self) -> list[Queued]:
-        """Write the rows queued (one statement), and wake the dispatchers (this daemon's and, on
-        PostgreSQL, the others) when this commits."""
+        """Write the rows queued (one statement; with ``defer``, write_pending writes them), and wake the
+        dispatchers (this daemon's and, on PostgreSQL, the others) when this commits."""
         if self._rows:
             rows, self._rows = self._rows, []
-            self.session.connection().execute(_INSERT_OUTBOX, rows)
+            snapshots, self._snapshots = self._snapshots, []
+            _pending(self.session).extend(zip(snapshots, rows, strict=True))
+            if not self.defer:
+                write_mail(self.session)
             self.app.store.notify(self.session, OUTBOX_CHANNEL)
         return self.queued
 

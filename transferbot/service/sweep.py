@@ -24,6 +24,7 @@ from transferbot.models import Entitlement, Transfer
 from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.facts import account_names, addresses_for, facts_of, parties_for
+from transferbot.service.mail import write_pending
 from transferbot.service.schedule import policy_of, reschedule
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,11 @@ def sweep_batch(session: Session, app: App, now: datetime, limit: int = BATCH,
         if change is None:
             reschedule(app.config, session, t, parties, addresses)  # due time was stale: nothing to do now
             continue
-        transition.apply(app, session, t, change, now, parties=parties, addresses=addresses)
+        transition.apply(app, session, t, change, now, parties=parties, addresses=addresses, defer=True)
         acted += 1
         if change.status is TransferStatus.EXPIRED:
             log.info("%s: expired; unanswered: %s", t.id, ", ".join(change.events[0][1]["unanswered"]))
+    write_pending(session)  # the batch's events and mail: a statement per table
     return Swept(tuple(t.id for t in transfers), acted)
 
 

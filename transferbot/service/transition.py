@@ -21,7 +21,7 @@ from transferbot.rules import Change, PartyUpdate
 from transferbot.service import schedule, webhooks
 from transferbot.service.app import App
 from transferbot.service.facts import Addresses, complete_addresses, parties_of
-from transferbot.service.mail import Mailer, Queued
+from transferbot.service.mail import Mailer, Queued, forget_mail
 from transferbot.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -34,19 +34,22 @@ class EntitlementMoved(Exception):
 
 def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, *,
           parties: list[Party] | None = None, cause: InboundMessage | None = None,
-          addresses: Addresses | None = None) -> list[Queued]:
+          addresses: Addresses | None = None, defer: bool = False) -> list[Queued]:
     """Write ``change`` to ``t`` and queue the mail and webhook events it causes; returns the mail queued.
     ``parties`` and ``addresses`` (each party's, by id), when the caller has them loaded, save queries;
-    the addresses are kept up to date here (a replaced contact)."""
+    the addresses are kept up to date here (a replaced contact). ``defer``: the events and mail rows are
+    left for the caller to write with those of other changes (mail.write_pending, before it commits);
+    should this raise, the caller must then roll the whole transaction back."""
     try:
-        return _apply(app, session, t, change, now, parties, cause, addresses)
+        return _apply(app, session, t, change, now, parties, cause, addresses, defer)
     except BaseException:
         forget_heads(session)  # nothing this change appended is written
+        forget_mail(session)
         raise
 
 
 def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, parties: list[Party] | None,
-           cause: InboundMessage | None, addresses: Addresses | None) -> list[Queued]:
+           cause: InboundMessage | None, addresses: Addresses | None, defer: bool) -> list[Queued]:
     parties = parties if parties is not None else parties_of(session, t.id)
     addresses = complete_addresses(session, parties, addresses)
     before = t.status
@@ -72,7 +75,7 @@ def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetim
     session.add(t)
     schedule.reschedule(app.config, session, t, parties, addresses)
     completed = change.status is TransferStatus.COMPLETED
-    mailer = Mailer(app, session, t, parties, now, with_certificate=completed, addresses=addresses)
+    mailer = Mailer(app, session, t, parties, now, with_certificate=completed, addresses=addresses, defer=defer)
     for notice in change.notices:
         for role in notice.roles:
             if role in by_role:
@@ -82,7 +85,8 @@ def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetim
     queued = mailer.done()
     # Last, so that the payload's snapshot holds everything this change wrote (its mail included).
     webhooks.queue_events(app, session, t, change, before, parties, now)
-    write_events(session)
+    if not defer:
+        write_events(session)
     return queued
 
 

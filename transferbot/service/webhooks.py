@@ -25,7 +25,7 @@ from transferbot.domain import AccountKind, Role, TransferStatus
 from transferbot.models import Account, Party, Transfer, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from transferbot.rules import Change, Conflict, Refusal, Unknown
 from transferbot.service.app import App
-from transferbot.service.mail import alert_operator
+from transferbot.service.mail import alert_operator, write_pending
 from transferbot.service.paging import Page, page_of, parse_cursor
 from transferbot.service.record import iso, public_detail
 from transferbot.webhooks import Attempt, EventType, new_event_id, new_secret, next_attempt, payload
@@ -177,7 +177,8 @@ def queue_events(app: App, session: Session, t: Transfer, change: Change, before
     endpoints = [e for e in _active_endpoints(session) if e.isv_id in (None, isv)]
     if not endpoints:
         return 0
-    session.flush()  # the change's own rows are part of the snapshot
+    write_pending(session)  # the change's own rows (events, mail) are part of the snapshot
+    session.flush()
     data: dict[str, Any] | None = None
     queued = 0
     for kind in kinds:
