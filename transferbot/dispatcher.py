@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
@@ -32,8 +34,9 @@ PREFETCH = 16  # rows claimed per connection
 REFILL_AT = 2  # claim more when fewer than this per connection are waiting
 RECORD_BATCH = 50  # results that are written at once without waiting for more
 RECORD_DELAY = 0.05  # seconds a result may wait for others to be written with
-POOL_BACKLOG = 32  # rows claimed at once from which rendering goes to helper processes
-POOL_CHUNK = 8  # rows rendered per call in a helper process
+POOL_BACKLOG = 32  # rows claimed within POOL_WINDOW seconds from which rendering goes to helper processes
+POOL_WINDOW = 1.0
+POOL_CHUNK = 8  # rows rendered per call in a helper process (fewer only in a claim's last chunk)
 
 
 class Dispatcher:
@@ -47,6 +50,7 @@ class Dispatcher:
         self.render_processes = app.config.outbound.render_processes
         self._pool: ProcessPoolExecutor | None = None
         self._ahead: dict[int, tuple[asyncio.Future[list[tuple[str, bytes] | str]], int]] = {}
+        self._claimed: deque[tuple[float, int]] = deque()  # (when, rows): how much mail has been claimed lately
         self.snapshots: dict[int, dict[str, Any]] = {}
         self.queue: asyncio.Queue[Claimed] = asyncio.Queue()
         self.results: list[Result] = []
@@ -101,9 +105,22 @@ class Dispatcher:
         return self.snapshots.get(item.row.snapshot_id) if item.row.snapshot_id is not None else None
 
     def _render_ahead(self, items: list[Claimed]) -> None:
-        """Hand a backlog's rendering to the helper processes; each row's bytes are awaited when it is sent."""
+        """Hand a backlog's rendering to the helper processes; each row's bytes are awaited when it is sent.
+
+        They start once POOL_BACKLOG rows have been claimed within POOL_WINDOW seconds (a backlog, or a
+        steady stream of notices, as when many replies are decided), and from then on render every claim
+        of two rows or more."""
         jobs = [item for item in items if item.legacy_raw is None]
-        if self.render_processes == 0 or len(jobs) < POOL_BACKLOG:
+        if self.render_processes == 0 or not jobs:
+            return
+        if self._pool is None:
+            moment = time.monotonic()
+            self._claimed.append((moment, len(jobs)))
+            while self._claimed[0][0] < moment - POOL_WINDOW:
+                self._claimed.popleft()
+            if sum(n for _t, n in self._claimed) < POOL_BACKLOG:
+                return
+        elif len(jobs) < 2:
             return
         try:
             if self._pool is None:
