@@ -147,3 +147,26 @@ def test_daemons_starting_at_once_on_one_postgresql_database_migrate_it_once(tmp
         engine.dispose()
     finally:
         DATABASES.drop(url)
+
+
+def test_the_head_the_code_expects_is_the_head_of_the_migration_scripts_shipped() -> None:
+    """schema.HEAD lets every command check a database without importing Alembic; a new migration must move it."""
+    assert schema.head() == schema.scripts_head()
+
+
+def test_checking_a_database_does_not_import_alembic(tmp_path: Path) -> None:
+    """A daemon checks its database at every start; Alembic (about 9 MiB) is imported only to upgrade."""
+    import subprocess
+    import sys
+
+    config = make_config(tmp_path)
+    open_app(config, upgrade=True).store.close()
+    url = config.database.url
+    code = ("import sys\n"
+            "from transferbot.config import DatabaseConfig\n"
+            "from transferbot.store import open_store, schema\n"
+            f"store = open_store(DatabaseConfig(url={url!r}))\n"
+            "schema.check(store)\n"
+            "print(schema.current(store), 'alembic' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [schema.head(), "False"]
