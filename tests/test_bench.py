@@ -44,3 +44,17 @@ def test_bench_smoke_on_sqlite_writes_every_figure(tmp_path: Path) -> None:
     assert sqlite["details"]["e2e"]["outcomes"] == {"done/approved": sqlite["sizes"]["replies"]}
     for figure in FIGURES:
         assert figure in done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_bench_floor_prints_each_librarys_cost_per_reply_and_the_ceiling_they_leave() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "bench/floor.py", "--replies", "30"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stderr[-4000:]
+    for line in ("aiosmtpd, receiving one reply", "email package, parsing it", "dkimpy, verifying its signature",
+                 "aiosmtplib, sending", "floor per reply", "highest decided_vs_sink at the floor",
+                 "CPU the whole run needs at 0.3 of the sink"):
+        assert line in done.stdout, done.stdout
+    floor = next(ln for ln in done.stdout.splitlines() if "floor per reply" in ln)
+    assert float(floor.split()[3]) > 0
