@@ -237,3 +237,85 @@ def test_a_sweep_batch_writes_its_events_and_mail_in_one_statement_per_table_eac
                 assert snapshot is not None and snapshot.transfer_id == tid and snapshot.data["t"]["id"] == tid
             trail = events(world, tid)
             assert "expired" in trail and trail.count("mail-queued") >= len(mail) + before[tid]
+
+
+def _stored_approvals(app: App, tids: list[str]) -> list[tuple[int, object, object]]:
+    """Every party of these transfers approving from its first address, stored and read as the reader
+    reads them, its sender authenticated (the batch is what is tested here, not the checks)."""
+    from transferbot.models import PartyAddress
+    from transferbot.senderauth import AuthOutcome
+    from transferbot.service import arrivals, replies
+
+    with app.store.read() as session:
+        senders = [(p.token, session.exec(select(PartyAddress.address).where(PartyAddress.party_id == p.id)
+                                          .order_by(col(PartyAddress.position))).first())
+                   for tid in tids for p in parties_of(session, tid)]
+    items = []
+    for n, (token, sender) in enumerate(senders):
+        to = app.book.reply(token)
+        raw = (f"From: {sender}\r\nTo: {to}\r\nSubject: Re: transfer\r\nMessage-ID: <b{n}@example.com>\r\n\r\n"
+               f"APPROVE\r\n\r\n> quoted\r\n").encode()
+        inbound_id = arrivals.store_inbound(app, raw, str(sender), [to], "127.0.0.1")
+        [stored] = app.store.run(arrivals.claim_unread, "test", now(), 60, 1)
+        assert stored.id == inbound_id
+        auth = AuthOutcome("pass", from_domain=str(sender).rpartition("@")[2], why="test: authenticated")
+        items.append((inbound_id, replies.read_stored(app, stored), auth))
+    return items
+
+
+def test_a_batch_of_replies_is_decided_with_its_events_and_mail_written_once_per_table(world: App) -> None:
+    from transferbot.service import replies
+
+    tids = [request_transfer(world, "ent-direct", "r1"), request_transfer(world, "ent-globex", "r2")]
+    items = _stored_approvals(world, tids)
+    inserts: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO"):
+            inserts.append(statement.split()[2].strip('"'))
+
+    sa.event.listen(world.store.engine, "before_cursor_execute", count)
+    try:
+        outcomes = world.store.run(replies.apply_batch, world, items)
+    finally:
+        sa.event.remove(world.store.engine, "before_cursor_execute", count)
+    assert outcomes == ["approved"] * len(items)
+    # the certificate of each completion reads its trail, so events may be written before the end; mail is not
+    assert inserts.count("outboundmessage") == 1, inserts
+    assert inserts.count("event") < len(items), inserts
+    with world.store.read() as session:
+        for tid in tids:
+            assert session.get(Transfer, tid).status == "completed"  # type: ignore[union-attr]
+    for tid in tids:
+        assert {"completed", "approved"} <= set(events(world, tid))
+        assert sum(r.kind == "completed" for r in rows(world, tid)) == len(parties_of_read(world, tid))
+
+
+def parties_of_read(app: App, tid: str) -> list[Party]:
+    with app.store.read() as session:
+        return parties_of(session, tid)
+
+
+def test_a_batch_where_one_reply_raises_is_decided_again_one_by_one_and_only_that_one_fails(
+        world: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transferbot.audit import first_broken
+    from transferbot.service import replies
+
+    tid = request_transfer(world, "ent-direct", "r1")
+    items = _stored_approvals(world, [tid])
+    doomed = items[1][0]
+    real = replies.run_chain
+
+    def chain(reading, lookup, policy, auth):  # type: ignore[no-untyped-def]
+        if lookup.inbound_id == doomed:
+            raise RuntimeError("a bug in a check")
+        return real(reading, lookup, policy, auth)
+
+    monkeypatch.setattr(replies, "run_chain", chain)
+    outcomes = world.store.run(replies.apply_batch, world, items)
+    assert outcomes == ["approved", "failed", "approved"]
+    with world.store.read() as session:
+        assert session.get(Transfer, tid).status == "pending"  # type: ignore[union-attr]
+        trail = list(session.exec(select(Event).where(Event.transfer_id == tid).order_by(col(Event.seq))))
+    assert first_broken(trail) is None
+    assert [e.kind for e in trail].count("approved") == 2 and [e.kind for e in trail].count("reply-received") == 2

@@ -7,9 +7,9 @@ copy of the certificate when the transfer completed); what differs per recipient
 Rendering (transferbot.rendering) reads only those two, so any daemon renders the same bytes at
 any time, and a retry sends the same message.
 
-The rows are written when the Mailer is done, or, for a use case that changes many transfers in one
-transaction (the sweep), once for all of them by ``write_pending`` before it commits: a statement per
-table, not per transfer.
+The rows are written when the Mailer is done, or, for a batch of changes (the sweep's, the reader's:
+transition.batched), once for all of them by ``write_pending`` when the batch ends: a statement per
+table, not per change.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def write_mail(session: Session) -> int:
 
 
 def write_pending(session: Session) -> None:
-    """Write what changes applied with ``defer`` left for the end of the transaction: events and mail."""
+    """Write what the changes of a batch (transition.batched) left for its end: events, then mail."""
     write_events(session)
     write_mail(session)
 

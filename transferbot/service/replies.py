@@ -79,7 +79,12 @@ def explain(app: App, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | Non
 
 
 def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
-    """Act on read messages in this transaction, each in a savepoint; returns the outcomes, in order.
+    """Act on read messages in this transaction; returns the outcomes, in order.
+
+    The whole batch is tried first in one savepoint, its events and mail written together at the end
+    (transition.batched). Should acting on any message raise, that savepoint is rolled back and the
+    batch is acted on again a message at a time, each in a savepoint of its own, so that only the
+    message that raises is marked failed.
 
     Where several daemons write at once, the transfers the batch concerns are locked first, in one
     order (by id), so two batches never wait for each other in a cycle; should a lock be taken later
@@ -88,6 +93,20 @@ def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
     locked: set[str] = set()
     if not app.store.serialises_writes:
         locked = lock_in_order(session, [r for _i, r, _a in batch if not isinstance(r, str)])
+    try:
+        with session.begin_nested(), transition.batched(session):
+            return [_fail(session, inbound_id, reading) if isinstance(reading, str)
+                    else act(session, app, inbound_id, reading, auth, locked) for inbound_id, reading, auth in batch]
+    except Exception as exc:  # noqa: BLE001 - rolled back: each message again, alone
+        transition.forget_batch(session)
+        if transient(exc):
+            raise  # a deadlock or a lost race: the whole batch runs again
+        if len(batch) > 1:
+            log.warning("acting on a batch of %d messages raised (%s); acting on each alone", len(batch), exc)
+    return _one_by_one(session, app, batch, locked)
+
+
+def _one_by_one(session: Session, app: App, batch: Sequence[Item], locked: set[str]) -> list[str]:
     outcomes: list[str] = []
     for inbound_id, reading, auth in batch:
         if isinstance(reading, str):

@@ -24,7 +24,6 @@ from transferbot.models import Entitlement, Transfer
 from transferbot.service import transition
 from transferbot.service.app import App
 from transferbot.service.facts import account_names, addresses_for, facts_of, parties_for
-from transferbot.service.mail import write_pending
 from transferbot.service.schedule import policy_of, reschedule
 
 log = logging.getLogger(__name__)
@@ -59,17 +58,17 @@ def sweep_batch(session: Session, app: App, now: datetime, limit: int = BATCH,
         account_names(session, [a for e in ents for a in (e.customer_id, e.isv_id, e.reseller_id)]
                       + [t.to_reseller_id for t in transfers]
                       + [p.account_id for parties in parties_by.values() for p in parties])
-    for t in transfers:
-        parties = parties_by[t.id]
-        change = rules.sweep(facts_of(session, t, parties, addresses), policy, now)
-        if change is None:
-            reschedule(app.config, session, t, parties, addresses)  # due time was stale: nothing to do now
-            continue
-        transition.apply(app, session, t, change, now, parties=parties, addresses=addresses, defer=True)
-        acted += 1
-        if change.status is TransferStatus.EXPIRED:
-            log.info("%s: expired; unanswered: %s", t.id, ", ".join(change.events[0][1]["unanswered"]))
-    write_pending(session)  # the batch's events and mail: a statement per table
+    with transition.batched(session):  # the batch's events and mail: a statement per table (it is one transaction)
+        for t in transfers:
+            parties = parties_by[t.id]
+            change = rules.sweep(facts_of(session, t, parties, addresses), policy, now)
+            if change is None:
+                reschedule(app.config, session, t, parties, addresses)  # due time was stale: nothing to do now
+                continue
+            transition.apply(app, session, t, change, now, parties=parties, addresses=addresses)
+            acted += 1
+            if change.status is TransferStatus.EXPIRED:
+                log.info("%s: expired; unanswered: %s", t.id, ", ".join(change.events[0][1]["unanswered"]))
     return Swept(tuple(t.id for t in transfers), acted)
 
 

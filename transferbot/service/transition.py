@@ -9,6 +9,8 @@ webhook events the change causes, all or nothing. The caller has locked the tran
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -21,7 +23,7 @@ from transferbot.rules import Change, PartyUpdate
 from transferbot.service import schedule, webhooks
 from transferbot.service.app import App
 from transferbot.service.facts import Addresses, complete_addresses, parties_of
-from transferbot.service.mail import Mailer, Queued, forget_mail
+from transferbot.service.mail import Mailer, Queued, forget_mail, write_pending
 from transferbot.tokens import new_token
 
 log = logging.getLogger(__name__)
@@ -32,19 +34,42 @@ class EntitlementMoved(Exception):
     the rules see where it is now)."""
 
 
+_DEFER = "transferbot.defer_writes"
+
+
+@contextmanager
+def batched(session: Session) -> Iterator[None]:
+    """Changes applied inside leave their events and mail rows to be written together when it ends (a
+    statement per table for a whole batch of transfers, not per change). Should anything inside raise,
+    nothing of them is written and the caller must roll back everything the batch did (its transaction,
+    or a savepoint around the batch), and forget what was left (``forget_batch``)."""
+    session.info[_DEFER] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_DEFER, None)
+    write_pending(session)
+
+
+def forget_batch(session: Session) -> None:
+    """What a batch that raised appended and did not write is dropped (see ``batched``)."""
+    forget_heads(session)
+    forget_mail(session)
+
+
 def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, *,
           parties: list[Party] | None = None, cause: InboundMessage | None = None,
-          addresses: Addresses | None = None, defer: bool = False) -> list[Queued]:
+          addresses: Addresses | None = None) -> list[Queued]:
     """Write ``change`` to ``t`` and queue the mail and webhook events it causes; returns the mail queued.
     ``parties`` and ``addresses`` (each party's, by id), when the caller has them loaded, save queries;
-    the addresses are kept up to date here (a replaced contact). ``defer``: the events and mail rows are
-    left for the caller to write with those of other changes (mail.write_pending, before it commits);
-    should this raise, the caller must then roll the whole transaction back."""
+    the addresses are kept up to date here (a replaced contact). Inside ``batched`` the events and mail
+    rows are written when the batch ends."""
+    defer = bool(session.info.get(_DEFER))
     try:
         return _apply(app, session, t, change, now, parties, cause, addresses, defer)
     except BaseException:
-        forget_heads(session)  # nothing this change appended is written
-        forget_mail(session)
+        if not defer:
+            forget_batch(session)  # nothing this change appended is written
         raise
 
 
