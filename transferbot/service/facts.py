@@ -101,7 +101,10 @@ def find_transfer(session: Session, transfer_id: str) -> Transfer | None:
 
 def lock_transfer(session: Session, transfer_id: str) -> Transfer | None:
     """The transfer row, locked for the rest of the transaction: every use case takes it first, so two
-    daemons never interleave one transfer's changes (SQLite's BEGIN IMMEDIATE already serialises)."""
+    daemons never interleave one transfer's changes. On SQLite the write transaction (BEGIN IMMEDIATE)
+    already holds the only lock there is, so a row this transaction loaded already is used as it is."""
+    if session.get_bind().dialect.name == "sqlite":
+        return session.get(Transfer, transfer_id)
     return session.exec(_LOCK_TRANSFER, params={"transfer_id": transfer_id}).first()
 
 

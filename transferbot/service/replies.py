@@ -155,7 +155,8 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: Aut
         raise KeyError(inbound_id)
     if row.state == "done":
         return row.outcome  # read already (a retry or another daemon): acted on once
-    verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app), auth)
+    lookup = DbLookup(app, session, inbound_id)  # held while acting: the transfer it found stays loaded
+    verdict = run_chain(reading, lookup, policy_of(app), auth)
     t = lock_transfer(session, verdict.party.transfer_id) if verdict.party is not None else None
     if t is not None and not app.store.serialises_writes and t.id not in locked:
         # The transfer is locked now: read again, so the verdict rests on facts no other daemon can change.
