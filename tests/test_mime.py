@@ -117,3 +117,18 @@ def test_literals_translated_at_compile_time_render_as_gettext_renders_them(loca
     source = ('{{ _("Transfer") }}|{{ _("Product") ~ ":" }}|{{ _("Note from %(isv)s:", isv="<A&B>") }}'
               '|{{ _("100%% sure") if false else "" }}|{{ x._("y") if false else "" }}')
     assert fast.from_string(source).render(x=None) == plain.from_string(source).render(x=None)
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab cd\u00a0é-\n\t  xyzlongerword")), max_size=300),
+       st.integers(min_value=5, max_value=90), st.booleans(), st.booleans())
+def test_the_remembered_wordwrap_wraps_exactly_as_jinjas_own(text: str, width: int, long_words: bool,
+                                                             hyphens: bool) -> None:
+    """compose's wordwrap filter remembers its results (the same paragraphs recur in every notice): what it
+    gives must be what Jinja's wordwrap gives, whatever the text, the first time and the next."""
+    from jinja2.filters import do_wordwrap
+
+    env = compose.environment("en", "text")
+    template = env.from_string("{{ s | wordwrap(w, break_long_words=b, break_on_hyphens=h) }}")
+    expected = do_wordwrap(Environment(keep_trailing_newline=True), text, width, long_words, None, hyphens)
+    for _ in range(2):
+        assert template.render(s=text, w=width, b=long_words, h=hyphens) == expected

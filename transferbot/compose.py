@@ -17,12 +17,13 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime as rfc2822_date
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, pass_environment
 from jinja2.ext import Extension
+from jinja2.filters import do_wordwrap
 from jinja2.lexer import Token, TokenStream
 
 from transferbot import i18n, mime
@@ -92,7 +93,24 @@ def environment(locale: str, fmt: str) -> Environment:
     env.globals["locale"] = locale
     env.globals["format"] = fmt
     env.filters["when"] = _when_filter(locale)
+    env.filters["wordwrap"] = _wordwrap
     return env
+
+
+@pass_environment
+def _wordwrap(env: Environment, s: str, width: int = 79, break_long_words: bool = True,
+              wrapstring: str | None = None, break_on_hyphens: bool = True) -> str:
+    """Jinja's own ``wordwrap``, remembered: most paragraphs of a notice are the same sentence in every
+    notice of a locale, and textwrap costs more than the rest of the text part's template."""
+    return _wrapped(str(s), width, break_long_words, wrapstring or env.newline_sequence, break_on_hyphens)
+
+
+@lru_cache(maxsize=4096)
+def _wrapped(s: str, width: int, break_long_words: bool, wrapstring: str, break_on_hyphens: bool) -> str:
+    return do_wordwrap(_PLAIN, s, width, break_long_words, wrapstring, break_on_hyphens)
+
+
+_PLAIN = Environment()  # do_wordwrap reads only the newline sequence of an environment, and gets it here
 
 
 def _when_filter(locale: str) -> Any:
