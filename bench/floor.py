@@ -9,6 +9,8 @@ libraries called directly: the bare sink and a plain client (the processes the b
 their CPU read from /proc), then parsing and verifying in this process. The sum is a floor under
 what one daemon process spends per reply before any database work, template or check of its own;
 against the bare sink's rate it gives the highest `decided_vs_sink` one process could reach.
+The same for outbound mail: the plain aiosmtplib loop's rate, what sending and receiving a confirmation
+cost, and rendering it (transferbot's one part there), against `outbound_vs_plain`.
 Nothing is asserted; the numbers are printed (bench/README.md quotes a run).
 """
 
@@ -22,9 +24,11 @@ import time
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+OUTBOUND_CONNECTIONS = 4  # [outbound] connections, the daemon's default and the benchmark's
 NOTICES_PER_REPLY = 1.7  # what the end-to-end scenario measures (bench/README.md, "notices per reply")
 
 
@@ -80,6 +84,34 @@ def parse_and_dkim(raws: list[bytes]) -> dict[str, float]:
     return {"parse_ms": 1000 * parse / len(raws), "dkim_ms": 1000 * verify / len(raws)}
 
 
+def render_ms(url: str) -> float:
+    """CPU per confirmation of rendering it from its outbox row and snapshot (transferbot's Renderer, warm)."""
+    from transferbot.clock import now
+    from transferbot.rendering import Renderer
+    from transferbot.service import outbox
+    from transferbot.service.app import open_app
+
+    app = open_app(world_config(url))
+    try:
+        snapshots: dict[int, Any] = {}
+        items = app.store.run(outbox.claim_due, "floor", now(), 60, 100_000, snapshots)
+    finally:
+        app.store.close()
+    renderer = Renderer()
+    for item in items[:20]:  # templates compiled, caches warm, as in a daemon that has been running
+        renderer.render(item.row, snapshots.get(item.row.snapshot_id or 0))
+    started = time.process_time()
+    for item in items:
+        renderer.render(item.row, snapshots.get(item.row.snapshot_id or 0))
+    return 1000 * (time.process_time() - started) / len(items)
+
+
+def world_config(url: str) -> Any:
+    from bench import world
+
+    return world.config_for(url)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replies", type=int, default=600, help="replies to measure with (default 600)")
@@ -95,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         path = world.save_messages(messages, work / "replies.pkl")
         smtp = smtp_costs(work, path, len(messages), args.connections)
         local = parse_and_dkim([raw for _f, _r, raw in messages])
+        confirmations = world.queued_messages(url)
+        plain = smtp_costs(work, world.save_messages(confirmations, work / "confirmations.pkl"), len(confirmations),
+                           OUTBOUND_CONNECTIONS)
+        render = render_ms(url)
     floor = smtp["receive_ms"] + local["parse_ms"] + local["dkim_ms"] + NOTICES_PER_REPLY * smtp["send_ms"]
     budget = 1000 / (0.3 * smtp["sink_per_s"])
     print(f"transferbot benchmark floor: {len(messages)} DKIM-signed replies, CPU per reply of the libraries alone\n")
@@ -114,6 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     cores = rate * (floor + smtp["send_ms"] + NOTICES_PER_REPLY * smtp["receive_ms"]) / 1000
     print(f"  CPU the whole run needs at 0.3 of the sink {cores:8.2f} cores of {os.cpu_count()}"
           f"   (daemon floor + client + relay sink, at {rate:.0f} replies/s)")
+    print(f"\n  outbound: {len(confirmations)} confirmations over {OUTBOUND_CONNECTIONS} connections")
+    print(f"  plain aiosmtplib loop rate                 {plain['sink_per_s']:8.0f}/s")
+    print(f"  aiosmtplib, sending one (client CPU)       {plain['send_ms']:8.3f} ms")
+    print(f"  aiosmtpd, receiving it (sink CPU)          {plain['receive_ms']:8.3f} ms")
+    print(f"  transferbot, rendering it from its row     {render:8.3f} ms   (the daemon's Renderer, warm)")
+    out_rate = 0.9 * plain["sink_per_s"]
+    out_cores = out_rate * (plain["send_ms"] + plain["receive_ms"] + render) / 1000
+    print(f"  CPU outbound needs at 0.9 of the plain loop {out_cores:7.2f} cores of {os.cpu_count()}"
+          f"   (sending + relay sink + rendering, at {out_rate:.0f}/s; no claim or record counted)")
     return 0
 
 
