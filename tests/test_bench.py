@@ -54,7 +54,8 @@ def test_bench_floor_prints_each_librarys_cost_per_reply_and_the_ceiling_they_le
     assert done.returncode == 0, done.stderr[-4000:]
     for line in ("aiosmtpd, receiving one reply", "email package, parsing it", "dkimpy, verifying its signature",
                  "aiosmtplib, sending", "floor per reply", "highest decided_vs_sink at the floor",
-                 "CPU the whole run needs at 0.3 of the sink"):
+                 "CPU the whole run needs at 0.3 of the sink", "plain aiosmtplib loop rate",
+                 "transferbot, rendering it from its row", "CPU outbound needs at 0.9 of the plain loop"):
         assert line in done.stdout, done.stdout
     floor = next(ln for ln in done.stdout.splitlines() if "floor per reply" in ln)
     assert float(floor.split()[3]) > 0
