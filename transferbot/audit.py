@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from transferbot.models import Event
 
@@ -28,7 +28,7 @@ _LAST_SEQ = (sa.select(_EVENTS.c.transfer_id, sa.func.max(_EVENTS.c.seq).label("
              .group_by(_EVENTS.c.transfer_id).subquery())
 _HEADS_OF = (sa.select(_EVENTS.c.transfer_id, _EVENTS.c.seq, _EVENTS.c.hash, _EVENTS.c.at)
              .join(_LAST_SEQ, sa.and_(_LAST_SEQ.c.transfer_id == _EVENTS.c.transfer_id, _LAST_SEQ.c.seq == _EVENTS.c.seq)))
-_EVENTS_OF = select(Event).where(Event.transfer_id == sa.bindparam("transfer_id")).order_by(col(Event.seq))
+_EVENTS_OF = sa.select(_EVENTS).where(_EVENTS.c.transfer_id == sa.bindparam("transfer_id")).order_by(_EVENTS.c.seq)
 
 
 def canonical(value: Any) -> str:
@@ -100,7 +100,9 @@ def forget_heads(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-class _ChainLink(Protocol):
+class ChainLink(Protocol):
+    """An event as the trail is read: its columns, by name."""
+
     transfer_id: str
     seq: int
     at: datetime
@@ -110,7 +112,7 @@ class _ChainLink(Protocol):
     hash: str
 
 
-def first_broken(events: Sequence[_ChainLink]) -> tuple[int, str] | None:
+def first_broken(events: Sequence[ChainLink]) -> tuple[int, str] | None:
     """The first event (seq, why) whose stored hash or link does not match; None if intact."""
     prev = GENESIS
     for expected_seq, event in enumerate(events, start=1):
@@ -124,6 +126,8 @@ def first_broken(events: Sequence[_ChainLink]) -> tuple[int, str] | None:
     return None
 
 
-def events_of(session: Session, transfer_id: str) -> list[Event]:
+def events_of(session: Session, transfer_id: str) -> list[ChainLink]:
+    """A transfer's trail in order, as read-only rows (every completion notice's certificate reads the whole
+    trail: ORM objects cost several times as much, for nothing here)."""
     write_events(session)
-    return list(session.exec(_EVENTS_OF, params={"transfer_id": transfer_id}))
+    return list(session.connection().execute(_EVENTS_OF, {"transfer_id": transfer_id}))

@@ -17,9 +17,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from transferbot import certdoc
-from transferbot.audit import events_of, fingerprint, first_broken
+from transferbot.audit import ChainLink, events_of, fingerprint, first_broken
 from transferbot.domain import TransferStatus
-from transferbot.models import Account, Entitlement, Event, InboundMessage, OutboundMessage, Party, Transfer
+from transferbot.models import Account, Entitlement, InboundMessage, OutboundMessage, Party, Transfer
 from transferbot.rules import Unknown
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of, find_transfer, parties_of
@@ -44,7 +44,7 @@ def title_of(status: str) -> str:
     return "Certificate of completion" if status == TransferStatus.COMPLETED.value else "Transfer record"
 
 
-def _common(app: App, session: Session, t: Transfer, events: list[Event], now: datetime) -> dict[str, Any]:
+def _common(app: App, session: Session, t: Transfer, events: list[ChainLink], now: datetime) -> dict[str, Any]:
     ent = session.get(Entitlement, t.entitlement_id)
     assert ent is not None
     requested = next((e for e in events if e.kind == "requested"), None)
