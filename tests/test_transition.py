@@ -319,3 +319,45 @@ def test_a_batch_where_one_reply_raises_is_decided_again_one_by_one_and_only_tha
         trail = list(session.exec(select(Event).where(Event.transfer_id == tid).order_by(col(Event.seq))))
     assert first_broken(trail) is None
     assert [e.kind for e in trail].count("approved") == 2 and [e.kind for e in trail].count("reply-received") == 2
+
+
+def test_a_batch_locks_every_transfer_its_replies_name_however_they_name_it(world: App) -> None:
+    """lock_in_order (several daemons: lock a batch's transfers first, in id order) finds a transfer by a live
+    token, by a revoked one, by threading and by a bounce key, with one query for the tokens and one for the
+    mail, whatever the number of messages."""
+    from dataclasses import replace
+
+    from transferbot.models import RevokedToken
+    from transferbot.service import registry, replies
+    from transferbot.service.operator import replace_contact
+
+    registry.add_entitlement(world, "ent-fourth", "Storage Plus", "acme", "vendor")
+    by_token, by_revoked, by_thread, by_key = (request_transfer(world, ent, target) for ent, target in
+                                               (("ent-direct", "r1"), ("ent-r1", "r2"), ("ent-globex", "r2"),
+                                                ("ent-fourth", "r2")))
+    with world.store.read() as session:
+        live = parties_of(session, by_token)[0].token
+        old = parties_of(session, by_revoked)[0].token
+    replace_contact(world, by_revoked, "customer", "carol@acme.example.com")
+    with world.store.read() as session:
+        assert session.get(RevokedToken, old) is not None
+    thread = rows(world, by_thread)[0].message_id
+    key = rows(world, by_key)[0].key
+    [(_id, template, _auth)] = _stored_approvals(world, [by_token])[:1]
+    assert not isinstance(template, str)
+    blank = replace(template, envelope_tokens=(), body_tokens=(), thread_ids=(), bounce_keys=())
+    readings = [replace(blank, envelope_tokens=(live.upper(),)), replace(blank, body_tokens=(old,)),
+                replace(blank, thread_ids=(thread,)), replace(blank, bounce_keys=(key.upper(),)), blank]
+    selects: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    sa.event.listen(world.store.engine, "before_cursor_execute", count)
+    try:
+        locked = world.store.run(replies.lock_in_order, readings)
+    finally:
+        sa.event.remove(world.store.engine, "before_cursor_execute", count)
+    assert locked == {by_token, by_revoked, by_thread, by_key}
+    assert len(selects) == 3, selects  # the tokens, the mail, the lock

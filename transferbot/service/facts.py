@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -99,11 +99,12 @@ def find_transfer(session: Session, transfer_id: str) -> Transfer | None:
     return session.get(Transfer, key)
 
 
-def lock_transfer(session: Session, transfer_id: str) -> Transfer | None:
+def lock_transfer(session: Session, transfer_id: str, held: Collection[str] = ()) -> Transfer | None:
     """The transfer row, locked for the rest of the transaction: every use case takes it first, so two
-    daemons never interleave one transfer's changes. On SQLite the write transaction (BEGIN IMMEDIATE)
-    already holds the only lock there is, so a row this transaction loaded already is used as it is."""
-    if session.get_bind().dialect.name == "sqlite":
+    daemons never interleave one transfer's changes. Where this transaction holds the lock already (on
+    SQLite the write transaction, BEGIN IMMEDIATE, is the only lock there is; elsewhere ``held``, the
+    transfers it locked before reading anything of them), a row it loaded since is used as it is."""
+    if transfer_id in held or session.get_bind().dialect.name == "sqlite":
         return session.get(Transfer, transfer_id)
     return session.exec(_LOCK_TRANSFER, params={"transfer_id": transfer_id}).first()
 

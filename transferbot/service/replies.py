@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from transferbot import rules
 from transferbot.audit import forget_heads
@@ -126,24 +126,34 @@ def _one_by_one(session: Session, app: App, batch: Sequence[Item], locked: set[s
 
 def lock_in_order(session: Session, readings: Sequence[Reading]) -> set[str]:
     """Lock the transfers these messages concern, ordered by id (what the chain's token lookup finds:
-    envelope tokens, threading, body references, bounce keys); returns their ids."""
+    envelope tokens, threading, body references, bounce keys); returns their ids. A batch's lookups
+    are one query each, whatever the number of messages."""
     table = Transfer.__table__  # type: ignore[attr-defined]
+    tokens = sorted({t.lower() for r in readings for t in (*r.envelope_tokens, *r.body_tokens)})
+    keys = sorted({k.lower() for r in readings for k in r.bounce_keys})
+    threads = sorted({m for r in readings for m in r.thread_ids})
     ids: set[str] = set()
-    for reading in readings:
-        tokens = [t.lower() for t in (*reading.envelope_tokens, *reading.body_tokens)]
-        if tokens:
-            ids.update(session.exec(select(Party.transfer_id).where(col(Party.token).in_(tokens))))
-            ids.update(session.exec(select(Party.transfer_id).join(RevokedToken, col(RevokedToken.party_id) == Party.id)
-                                    .where(col(RevokedToken.token).in_(tokens))))
-        keys = [k.lower() for k in reading.bounce_keys]
-        if reading.thread_ids or keys:
-            found = session.exec(select(OutboundMessage.transfer_id).where(sa.or_(
-                col(OutboundMessage.message_id).in_(list(reading.thread_ids)), col(OutboundMessage.key).in_(keys))))
-            ids.update(t for t in found if t)
+    if tokens:
+        ids.update(session.connection().execute(_TRANSFERS_BY_TOKEN, {"tokens": tokens}).scalars())
+    if threads or keys:
+        ids.update(t for t in session.connection().execute(_TRANSFERS_BY_MAIL, {"threads": threads, "keys": keys})
+                   .scalars() if t)
     if ids:
         session.connection().execute(sa.select(table.c.id).where(table.c.id.in_(sorted(ids)))
                                      .order_by(table.c.id).with_for_update())
     return ids
+
+
+_PARTIES = Party.__table__  # type: ignore[attr-defined]
+_REVOKED = RevokedToken.__table__  # type: ignore[attr-defined]
+_OUTBOUND = OutboundMessage.__table__  # type: ignore[attr-defined]
+_TRANSFERS_BY_TOKEN = sa.union(
+    sa.select(_PARTIES.c.transfer_id).where(_PARTIES.c.token.in_(sa.bindparam("tokens", expanding=True))),
+    sa.select(_PARTIES.c.transfer_id).join(_REVOKED, _REVOKED.c.party_id == _PARTIES.c.id)
+    .where(_REVOKED.c.token.in_(sa.bindparam("tokens", expanding=True))))
+_TRANSFERS_BY_MAIL = sa.select(_OUTBOUND.c.transfer_id).where(sa.or_(
+    _OUTBOUND.c.message_id.in_(sa.bindparam("threads", expanding=True)),
+    _OUTBOUND.c.key.in_(sa.bindparam("keys", expanding=True))))
 
 
 def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: AuthOutcome | None = None,
@@ -157,7 +167,7 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: Aut
         return row.outcome  # read already (a retry or another daemon): acted on once
     lookup = DbLookup(app, session, inbound_id)  # held while acting: the transfer it found stays loaded
     verdict = run_chain(reading, lookup, policy_of(app), auth)
-    t = lock_transfer(session, verdict.party.transfer_id) if verdict.party is not None else None
+    t = lock_transfer(session, verdict.party.transfer_id, held=locked) if verdict.party is not None else None
     if t is not None and not app.store.serialises_writes and t.id not in locked:
         # The transfer is locked now: read again, so the verdict rests on facts no other daemon can change.
         verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app), auth)
