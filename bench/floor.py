@@ -86,12 +86,13 @@ def parse_and_dkim(raws: list[bytes]) -> dict[str, float]:
 
 def render_ms(url: str) -> float:
     """CPU per confirmation of rendering it from its outbox row and snapshot (transferbot's Renderer, warm)."""
+    from bench import world
     from transferbot.clock import now
     from transferbot.rendering import Renderer
     from transferbot.service import outbox
     from transferbot.service.app import open_app
 
-    app = open_app(world_config(url))
+    app = open_app(world.config_for(url))
     try:
         snapshots: dict[int, Any] = {}
         items = app.store.run(outbox.claim_due, "floor", now(), 60, 100_000, snapshots)
@@ -107,12 +108,6 @@ def render_ms(url: str) -> float:
             renderer.render(item.row, snapshots.get(item.row.snapshot_id or 0))
         best = min(best, time.process_time() - started)
     return 1000 * best / len(items)
-
-
-def world_config(url: str) -> Any:
-    from bench import world
-
-    return world.config_for(url)
 
 
 def main(argv: list[str] | None = None) -> int:

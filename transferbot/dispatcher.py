@@ -45,8 +45,8 @@ class Dispatcher:
         self.connections = connections
         self.owner = owner
         self.renderer = Renderer()
-        # Rendering costs more than sending; with a backlog, helper processes render ahead while this
-        # loop sends (started on the first backlog, not before: most daemons never need them).
+        # Rendering costs more than sending; once mail flows, helper processes render ahead while this
+        # loop sends (started then, not before: most daemons never need them; see _render_ahead).
         self.render_processes = app.config.outbound.render_processes
         self._pool: ProcessPoolExecutor | None = None
         self._ahead: dict[int, tuple[asyncio.Future[list[tuple[str, bytes] | str]], int]] = {}

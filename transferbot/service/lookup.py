@@ -34,7 +34,7 @@ class DbLookup:
         self.app, self.session, self.inbound_id = app, session, inbound_id
         # The session's identity map holds rows weakly: the transfers looked up are held here, so that
         # acting on the verdict while this lookup lives finds them loaded rather than reading them again.
-        self.transfers: dict[str, Transfer] = {}
+        self._held: list[Transfer] = []
 
     def earlier_copy(self, message_id: str, digest: str) -> int | None:
         me = self.inbound_id if self.inbound_id is not None else 0  # ids start at 1
@@ -45,7 +45,7 @@ class DbLookup:
     def _info(self, party: Party, revoked: bool = False) -> PartyInfo:
         transfer = self.session.get(Transfer, party.transfer_id)
         assert transfer is not None
-        self.transfers[transfer.id] = transfer
+        self._held.append(transfer)
         addresses = tuple(a.address for a in addresses_of(self.session, party.id or 0))
         return PartyInfo(party.id or 0, party.transfer_id, party.role, addresses, Decision(party.decision),
                          TransferStatus(transfer.status), revoked)

@@ -62,10 +62,7 @@ def write_mail(session: Session) -> int:
     if not pending:
         return 0
     conn = session.connection()
-    new: list[_Snapshot] = []
-    for snap, _row in pending:
-        if snap is not None and snap.id is None and all(snap is not s for s in new):
-            new.append(snap)
+    new = list({id(snap): snap for snap, _row in pending if snap is not None and snap.id is None}.values())
     if len(new) == 1:
         new[0].id = conn.execute(_INSERT_SNAPSHOT, new[0].row).scalar_one()
     elif new:

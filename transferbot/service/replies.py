@@ -52,6 +52,16 @@ Item = tuple[int, "Reading | str", "AuthOutcome | None"]  # a read message, read
 
 _LOCK_INBOUND = select(InboundMessage).where(InboundMessage.id == sa.bindparam("inbound_id")).with_for_update()
 _LOCK_ENTITLEMENT = select(Entitlement).where(Entitlement.id == sa.bindparam("entitlement_id")).with_for_update()
+_PARTIES = Party.__table__  # type: ignore[attr-defined]
+_REVOKED = RevokedToken.__table__  # type: ignore[attr-defined]
+_OUTBOUND = OutboundMessage.__table__  # type: ignore[attr-defined]
+_TRANSFERS_BY_TOKEN = sa.union(
+    sa.select(_PARTIES.c.transfer_id).where(_PARTIES.c.token.in_(sa.bindparam("tokens", expanding=True))),
+    sa.select(_PARTIES.c.transfer_id).join(_REVOKED, _REVOKED.c.party_id == _PARTIES.c.id)
+    .where(_REVOKED.c.token.in_(sa.bindparam("tokens", expanding=True))))
+_TRANSFERS_BY_MAIL = sa.select(_OUTBOUND.c.transfer_id).where(sa.or_(
+    _OUTBOUND.c.message_id.in_(sa.bindparam("threads", expanding=True)),
+    _OUTBOUND.c.key.in_(sa.bindparam("keys", expanding=True))))
 
 
 def policy_of(app: App) -> Policy:
@@ -142,18 +152,6 @@ def lock_in_order(session: Session, readings: Sequence[Reading]) -> set[str]:
         session.connection().execute(sa.select(table.c.id).where(table.c.id.in_(sorted(ids)))
                                      .order_by(table.c.id).with_for_update())
     return ids
-
-
-_PARTIES = Party.__table__  # type: ignore[attr-defined]
-_REVOKED = RevokedToken.__table__  # type: ignore[attr-defined]
-_OUTBOUND = OutboundMessage.__table__  # type: ignore[attr-defined]
-_TRANSFERS_BY_TOKEN = sa.union(
-    sa.select(_PARTIES.c.transfer_id).where(_PARTIES.c.token.in_(sa.bindparam("tokens", expanding=True))),
-    sa.select(_PARTIES.c.transfer_id).join(_REVOKED, _REVOKED.c.party_id == _PARTIES.c.id)
-    .where(_REVOKED.c.token.in_(sa.bindparam("tokens", expanding=True))))
-_TRANSFERS_BY_MAIL = sa.select(_OUTBOUND.c.transfer_id).where(sa.or_(
-    _OUTBOUND.c.message_id.in_(sa.bindparam("threads", expanding=True)),
-    _OUTBOUND.c.key.in_(sa.bindparam("keys", expanding=True))))
 
 
 def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: AuthOutcome | None = None,
@@ -282,7 +280,8 @@ def _record_retry(session: Session, app: App, transfer_id: str, row: InboundMess
 # -- from a verdict to a change ---------------------------------------------------------------------
 
 def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, verdict: Verdict,
-           now: datetime, auth: AuthOutcome | None = None, locked: Transfer | None = None) -> None:
+           now: datetime, auth: AuthOutcome | None = None, transfer: Transfer | None = None) -> None:
+    """``transfer``: the verdict's transfer, as ``act`` locked it."""
     if verdict.outcome is Outcome.BOUNCE:
         _apply_bounce(app, session, row, reading, verdict, now)
         return
@@ -292,7 +291,7 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
     if info.revoked:
         _from_replaced_contact(app, session, row, reading, info.party_id, now)
         return
-    t = locked if locked is not None and locked.id == info.transfer_id else lock_transfer(session, info.transfer_id)
+    t = transfer if transfer is not None and transfer.id == info.transfer_id else lock_transfer(session, info.transfer_id)
     assert t is not None
     parties = parties_of(session, t.id)
     addresses = addresses_for(session, [p.id for p in parties])
