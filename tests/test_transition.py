@@ -356,8 +356,37 @@ def test_a_batch_locks_every_transfer_its_replies_name_however_they_name_it(worl
 
     sa.event.listen(world.store.engine, "before_cursor_execute", count)
     try:
-        locked = world.store.run(replies.lock_in_order, readings)
+        locked = world.store.run(replies.lock_in_order, readings, world.secret)
     finally:
         sa.event.remove(world.store.engine, "before_cursor_execute", count)
     assert locked == {by_token, by_revoked, by_thread, by_key}
-    assert len(selects) == 3, selects  # the tokens, the mail, the lock
+    assert len(selects) == 4, selects  # the tokens, the threads, the bounce keys, the lock
+
+
+def test_a_batch_stuffed_with_made_up_references_still_locks_what_its_genuine_reply_names(world: App) -> None:
+    """A hostile sender fills each body with thousands of references that are not ours and a References
+    header with thousands of ids: the batch's lookups stay within what the database takes per statement,
+    forged references are never looked up, and the genuine reply in the batch still finds its transfer."""
+    from dataclasses import replace
+
+    from transferbot.service import replies
+    from transferbot.tokens import new_token
+
+    tid = request_transfer(world, "ent-direct", "r1")
+    [(_id, genuine, _auth), *_rest] = _stored_approvals(world, [tid])
+    assert not isinstance(genuine, str)
+    forged = [replace(genuine, envelope_tokens=(), thread_ids=tuple(f"<{n}.{i}@attacker.example>" for i in range(7000)),
+                      body_tokens=tuple(new_token(b"not our secret") for _ in range(7000))) for n in range(10)]
+    selects: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    sa.event.listen(world.store.engine, "before_cursor_execute", count)
+    try:
+        locked = world.store.run(replies.lock_in_order, [*forged, genuine], world.secret)
+    finally:
+        sa.event.remove(world.store.engine, "before_cursor_execute", count)
+    assert locked == {tid}
+    assert max(s.count("?") + s.count("%(") for s in selects) <= 2 * replies.LOOKUP_CHUNK + 10

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,7 @@ from transferbot.service.facts import (
 from transferbot.service.lookup import DbLookup
 from transferbot.service.mail import alert_operator
 from transferbot.store.base import transient
+from transferbot.tokens import check_token
 from transferbot.wire import storable
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
     failed for it)."""
     locked: set[str] = set()
     if not app.store.serialises_writes:
-        locked = lock_in_order(session, [r for _i, r, _a in batch if not isinstance(r, str)])
+        locked = lock_in_order(session, [r for _i, r, _a in batch if not isinstance(r, str)], app.secret)
     try:
         with session.begin_nested(), transition.batched(session):
             return [_fail(session, inbound_id, reading) if isinstance(reading, str)
@@ -134,24 +135,38 @@ def _one_by_one(session: Session, app: App, batch: Sequence[Item], locked: set[s
     return outcomes
 
 
-def lock_in_order(session: Session, readings: Sequence[Reading]) -> set[str]:
+def lock_in_order(session: Session, readings: Sequence[Reading], secret: bytes) -> set[str]:
     """Lock the transfers these messages concern, ordered by id (what the chain's token lookup finds:
-    envelope tokens, threading, body references, bounce keys); returns their ids. A batch's lookups
-    are one query each, whatever the number of messages."""
+    envelope tokens, threading, body references that are ours, bounce keys); returns their ids.
+
+    A batch's lookups are a query per kind, not per message, with at most LOOKUP_CHUNK values each: a
+    sender may fill a body with made-up references or a References header with thousands of ids, and
+    the database takes a bounded number of parameters per statement. Body references that are not
+    ours (checked as the chain checks them) are never looked up."""
     table = Transfer.__table__  # type: ignore[attr-defined]
-    tokens = sorted({t.lower() for r in readings for t in (*r.envelope_tokens, *r.body_tokens)})
+    tokens = sorted({t.lower() for r in readings for t in r.envelope_tokens}
+                    | {t.lower() for r in readings for t in r.body_tokens if check_token(secret, t)})
     keys = sorted({k.lower() for r in readings for k in r.bounce_keys})
     threads = sorted({m for r in readings for m in r.thread_ids})
+    conn = session.connection()
     ids: set[str] = set()
-    if tokens:
-        ids.update(session.connection().execute(_TRANSFERS_BY_TOKEN, {"tokens": tokens}).scalars())
-    if threads or keys:
-        ids.update(t for t in session.connection().execute(_TRANSFERS_BY_MAIL, {"threads": threads, "keys": keys})
-                   .scalars() if t)
+    for chunk in _chunks(tokens):
+        ids.update(conn.execute(_TRANSFERS_BY_TOKEN, {"tokens": chunk}).scalars())
+    for name, values in (("threads", threads), ("keys", keys)):
+        for chunk in _chunks(values):
+            found = conn.execute(_TRANSFERS_BY_MAIL, {"threads": [], "keys": [], name: chunk}).scalars()
+            ids.update(t for t in found if t)
     if ids:
-        session.connection().execute(sa.select(table.c.id).where(table.c.id.in_(sorted(ids)))
-                                     .order_by(table.c.id).with_for_update())
+        conn.execute(sa.select(table.c.id).where(table.c.id.in_(sorted(ids))).order_by(table.c.id).with_for_update())
     return ids
+
+
+LOOKUP_CHUNK = 1000  # values per IN list (PostgreSQL takes at most 65,535 parameters a statement)
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        yield values[start:start + LOOKUP_CHUNK]
 
 
 def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: AuthOutcome | None = None,
