@@ -10,6 +10,9 @@ And the outbox's promise: a row renders to the same bytes at any time, on any da
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -54,6 +57,23 @@ def rows(app: App, tid: str) -> list[OutboundMessage]:
 def events(app: App, tid: str) -> list[str]:
     with app.store.read() as session:
         return [e.kind for e in session.exec(select(Event).where(Event.transfer_id == tid).order_by(col(Event.seq)))]
+
+
+@contextmanager
+def statements(app: App, verb: str) -> Iterator[list[str]]:
+    """The statements beginning with ``verb`` (INSERT, SELECT) that the database is sent meanwhile."""
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith(verb):
+            seen.append(statement)
+
+    sa.event.listen(app.store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(app.store.engine, "before_cursor_execute", record)
+
 
 
 def test_the_last_approval_moves_the_entitlement_in_the_same_change_with_its_events(world: App) -> None:
@@ -212,20 +232,12 @@ def test_a_sweep_batch_writes_its_events_and_mail_in_one_statement_per_table_eac
     tids = [request_transfer(world, ent, target) for ent, target in
             (("ent-direct", "r1"), ("ent-r1", "r2"), ("ent-globex", None))]
     before = {tid: len(rows(world, tid)) for tid in tids}
-    inserts: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO"):
-            inserts.append(statement.split()[2].strip('"'))
-
     later = now() + timedelta(days=20)  # past every expiry: each transfer expires and mails its parties
-    sa.event.listen(world.store.engine, "before_cursor_execute", count)
-    try:
+    with statements(world, "INSERT") as inserts:
         swept = world.store.run(sweep_batch, world, later)
-    finally:
-        sa.event.remove(world.store.engine, "before_cursor_execute", count)
     assert sorted(swept.looked_at) == sorted(tids) and swept.acted == 3
-    assert inserts.count("outboundmessage") == 1 and inserts.count("event") == 1, inserts
+    tables = [i.split()[2].strip('"') for i in inserts]
+    assert tables.count("outboundmessage") == 1 and tables.count("event") == 1, tables
     with world.store.read() as session:
         for tid in tids:
             assert session.get(Transfer, tid).status == "expired"  # type: ignore[union-attr]
@@ -268,21 +280,13 @@ def test_a_batch_of_replies_is_decided_with_its_events_and_mail_written_once_per
 
     tids = [request_transfer(world, "ent-direct", "r1"), request_transfer(world, "ent-globex", "r2")]
     items = _stored_approvals(world, tids)
-    inserts: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO"):
-            inserts.append(statement.split()[2].strip('"'))
-
-    sa.event.listen(world.store.engine, "before_cursor_execute", count)
-    try:
+    with statements(world, "INSERT") as inserts:
         outcomes = world.store.run(replies.apply_batch, world, items)
-    finally:
-        sa.event.remove(world.store.engine, "before_cursor_execute", count)
     assert outcomes == ["approved"] * len(items)
     # the certificate of each completion reads its trail, so events may be written before the end; mail is not
-    assert inserts.count("outboundmessage") == 1, inserts
-    assert inserts.count("event") < len(items), inserts
+    tables = [i.split()[2].strip('"') for i in inserts]
+    assert tables.count("outboundmessage") == 1, tables
+    assert tables.count("event") < len(items), tables
     with world.store.read() as session:
         for tid in tids:
             assert session.get(Transfer, tid).status == "completed"  # type: ignore[union-attr]
@@ -348,17 +352,8 @@ def test_a_batch_locks_every_transfer_its_replies_name_however_they_name_it(worl
     blank = replace(template, envelope_tokens=(), body_tokens=(), thread_ids=(), bounce_keys=())
     readings = [replace(blank, envelope_tokens=(live.upper(),)), replace(blank, body_tokens=(old,)),
                 replace(blank, thread_ids=(thread,)), replace(blank, bounce_keys=(key.upper(),)), blank]
-    selects: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(statement)
-
-    sa.event.listen(world.store.engine, "before_cursor_execute", count)
-    try:
+    with statements(world, "SELECT") as selects:
         locked = world.store.run(replies.lock_in_order, readings, world.secret)
-    finally:
-        sa.event.remove(world.store.engine, "before_cursor_execute", count)
     assert locked == {by_token, by_revoked, by_thread, by_key}
     assert len(selects) == 4, selects  # the tokens, the threads, the bounce keys, the lock
 
@@ -377,16 +372,7 @@ def test_a_batch_stuffed_with_made_up_references_still_locks_what_its_genuine_re
     assert not isinstance(genuine, str)
     forged = [replace(genuine, envelope_tokens=(), thread_ids=tuple(f"<{n}.{i}@attacker.example>" for i in range(7000)),
                       body_tokens=tuple(new_token(b"not our secret") for _ in range(7000))) for n in range(10)]
-    selects: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            selects.append(statement)
-
-    sa.event.listen(world.store.engine, "before_cursor_execute", count)
-    try:
+    with statements(world, "SELECT") as selects:
         locked = world.store.run(replies.lock_in_order, [*forged, genuine], world.secret)
-    finally:
-        sa.event.remove(world.store.engine, "before_cursor_execute", count)
     assert locked == {tid}
     assert max(s.count("?") + s.count("%(") for s in selects) <= 2 * replies.LOOKUP_CHUNK + 10
