@@ -62,7 +62,7 @@ def parse_and_dkim(raws: list[bytes]) -> dict[str, float]:
     """CPU per reply of the stdlib parse (headers, the text part) and of dkimpy's verification."""
     import dkim
 
-    from transferbot.demo import DEMO_DKIM_PUBLIC
+    from transferbot.devtools.demo import DEMO_DKIM_PUBLIC
 
     record = f"v=DKIM1; k=rsa; p={DEMO_DKIM_PUBLIC}".encode()
 
@@ -87,10 +87,10 @@ def parse_and_dkim(raws: list[bytes]) -> dict[str, float]:
 def render_ms(url: str) -> float:
     """CPU per confirmation of rendering it from its outbox row and snapshot (transferbot's Renderer, warm)."""
     from bench import world
-    from transferbot.clock import now
-    from transferbot.rendering import Renderer
-    from transferbot.service import outbox
-    from transferbot.service.app import open_app
+    from transferbot.app import outbox
+    from transferbot.app.context import open_app
+    from transferbot.core.clock import now
+    from transferbot.outbound.rendering import Renderer
 
     app = open_app(world.config_for(url))
     try:

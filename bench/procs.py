@@ -27,10 +27,10 @@ from aiosmtpd.smtp import SMTP
 # The modules a running daemon has imported: the baseline process imports the same. The sink and the
 # client import none of them (they start faster and stay small).
 DAEMON_MODULES = (
-    "transferbot.daemon", "transferbot.sweeper", "transferbot.service.app", "transferbot.service.arrivals",
-    "transferbot.service.replies", "transferbot.service.outbox", "transferbot.service.sweep",
-    "transferbot.service.mail", "transferbot.rendering", "transferbot.compose", "transferbot.readloop",
-    "transferbot.reader.chain", "transferbot.reader.reading", "transferbot.senderauth", "transferbot.logsetup",
+    "transferbot.runners.daemon", "transferbot.runners.sweeper", "transferbot.app.context", "transferbot.app.arrivals",
+    "transferbot.app.replies", "transferbot.app.outbox", "transferbot.app.sweep",
+    "transferbot.app.effects.mail", "transferbot.outbound.rendering", "transferbot.outbound.compose", "transferbot.runners.reader",
+    "transferbot.inbound.reader.chain", "transferbot.inbound.reader.reading", "transferbot.inbound.senderauth", "transferbot.cli.logsetup",
     "apscheduler.schedulers.asyncio", "bench.world",
 )
 
@@ -139,9 +139,9 @@ def daemon_proc(conn: Connection, url: str, sink_port: int | None, reader: bool 
     """transferbot's Daemon as `transferbot serve` runs it (logging at INFO to a file)."""
     _quiet_stderr(log_path)
     from bench import world
-    from transferbot.daemon import Daemon
-    from transferbot.logsetup import configure_logging
-    from transferbot.service.app import open_app
+    from transferbot.app.context import open_app
+    from transferbot.cli.logsetup import configure_logging
+    from transferbot.runners.daemon import Daemon
 
     configure_logging(log_level)
 
@@ -281,8 +281,8 @@ def sweep_proc(conn: Connection, warm_url: str, url: str, now_iso: str) -> None:
     import sqlalchemy as sa
 
     from bench import world
-    from transferbot.service.app import open_app
-    from transferbot.service.sweep import sweep
+    from transferbot.app.context import open_app
+    from transferbot.app.sweep import sweep
 
     now = datetime.fromisoformat(now_iso)
     out: dict[str, Any] = {}

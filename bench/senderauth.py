@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.mailauth import make_key, reply, sign  # noqa: E402
-from transferbot.senderauth import CachingResolver, StaticResolver, authenticate  # noqa: E402
+from transferbot.inbound.senderauth import CachingResolver, StaticResolver, authenticate  # noqa: E402
 
 
 async def run(count: int) -> None:

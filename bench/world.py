@@ -23,9 +23,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.dbs import engine_for
-from transferbot.audit import GENESIS, event_hash
+from transferbot.app import registry
+from transferbot.app.context import open_app
+from transferbot.app.effects.audit import GENESIS, event_hash
+from transferbot.app.transfers import fingerprint, request_transfer
 from transferbot.config import Config, InboundConfig, parse_config
-from transferbot.models import (
+from transferbot.core.tokens import new_token
+from transferbot.store.models import (
     Account,
     AccountAddress,
     Entitlement,
@@ -35,10 +39,6 @@ from transferbot.models import (
     PartyAddress,
     Transfer,
 )
-from transferbot.service import registry
-from transferbot.service.app import open_app
-from transferbot.service.transfers import fingerprint, request_transfer
-from transferbot.tokens import new_token
 
 DOMAIN = "transfers.bench.example"
 SECRET = "bench-secret-not-for-production"
@@ -135,7 +135,7 @@ def build_world(url: str, transfers: int, seed: int = 5) -> World:
 
 def _render_rows(app: Any, where: Any) -> list[tuple[Any, bytes]]:
     """Outbox rows (and their bytes, rendered from their snapshot exactly as the dispatcher renders them)."""
-    from transferbot.service.outbox import raw_of
+    from transferbot.app.outbox import raw_of
 
     om = OutboundMessage.__table__  # type: ignore[attr-defined]
     with app.store.read() as session:
@@ -228,7 +228,7 @@ DKIM_SELECTOR = "bench"
 
 def dkim_signed(msg: EmailMessage) -> bytes:
     """The message as the sender's mail server sends it: DKIM-signed for the From domain (the demo's key)."""
-    from transferbot.demo import signed
+    from transferbot.devtools.demo import signed
 
     return signed(msg, DKIM_SELECTOR)
 
@@ -244,7 +244,7 @@ class BenchResolver:
         return (await self.query_with_ttl(name, rdtype))[0]
 
     async def query_with_ttl(self, name: str, rdtype: str) -> tuple[list[str], float | None]:
-        from transferbot.demo import DEMO_DKIM_PUBLIC
+        from transferbot.devtools.demo import DEMO_DKIM_PUBLIC
 
         key = name.lower().rstrip(".")
         values: list[str] = []
@@ -259,7 +259,7 @@ class BenchResolver:
 
 
 def bench_resolver() -> Any:
-    from transferbot.senderauth.dns import CachingResolver
+    from transferbot.inbound.senderauth.dns import CachingResolver
 
     return CachingResolver(BenchResolver())
 

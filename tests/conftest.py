@@ -12,10 +12,10 @@ import pytest
 from tests.dnsserver import DnsServer
 from tests.helpers import RunningDaemon, dns_toml, internet_dns
 from tests.postgres import DATABASES
+from transferbot.app import registry
+from transferbot.app.context import App, open_app
 from transferbot.config import Config, parse_config
-from transferbot.service import registry
-from transferbot.service.app import App, open_app
-from transferbot.sink import MailSink
+from transferbot.devtools.sink import MailSink
 
 DOMAIN = "transfers.example.com"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"

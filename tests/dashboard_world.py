@@ -24,12 +24,12 @@ from tests.conftest import make_config
 from tests.dnsserver import DnsServer
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from tests.mailauth import publish_key, sign
-from transferbot.service import operators, registry
-from transferbot.service.app import App, open_app
-from transferbot.service.operator import cancel_transfer
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import list_inbox, transfer_detail
-from transferbot.sink import MailSink, Received
+from transferbot.app import operators, registry
+from transferbot.app.context import App, open_app
+from transferbot.app.controls import cancel_transfer
+from transferbot.app.queries.views import list_inbox, transfer_detail
+from transferbot.app.transfers import request_transfer
+from transferbot.devtools.sink import MailSink, Received
 
 ALICE, BOB = "alice@acme.example", "bob@globex.example"
 DEALS, R1, R2 = "deals@vendor.example", "ops@northwind.example", "sales@contoso.example"

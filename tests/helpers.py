@@ -13,10 +13,10 @@ from email.utils import format_datetime, make_msgid
 from typing import Any, TypeVar
 
 from tests.dnsserver import DnsServer
-from transferbot.clock import now
-from transferbot.daemon import Daemon
-from transferbot.service.app import App
-from transferbot.sink import Received
+from transferbot.app.context import App
+from transferbot.core.clock import now
+from transferbot.devtools.sink import Received
+from transferbot.runners.daemon import Daemon
 
 T = TypeVar("T")
 
@@ -103,7 +103,7 @@ def mark_all_sent(app: App) -> None:
     """Every queued mail recorded as delivered, as the dispatcher would (set-up for reader tests)."""
     import sqlalchemy as sa
 
-    from transferbot.models import OutboundMessage
+    from transferbot.store.models import OutboundMessage
 
     table = OutboundMessage.__table__  # type: ignore[attr-defined]
     app.store.run(lambda s: s.connection().execute(

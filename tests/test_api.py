@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tests.helpers import RunningDaemon
-from transferbot.service import apikeys, registry
-from transferbot.service.app import App
+from transferbot.app import apikeys, registry
+from transferbot.app.context import App
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_an_isv_key_sees_and_acts_on_its_own_transfers_only(api: httpx.Client, k
 def test_the_record_carries_no_reply_token(api: httpx.Client, keys: dict[str, str], world: App) -> None:
     from sqlmodel import select
 
-    from transferbot.models import Party
+    from transferbot.store.models import Party
 
     tid = file(api, keys["vendor"], "ent-r1", "r2").json()["id"]
     text = api.get(f"/v1/transfers/{tid}", headers=auth(keys["admin"])).text

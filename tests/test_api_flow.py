@@ -16,12 +16,12 @@ from tests.conftest import make_config
 from tests.helpers import RunningDaemon, wait_until
 from tests.receiver import Receiver, verified
 from tests.test_lifecycle import approve_all
+from transferbot.app import apikeys, registry, webhooks
+from transferbot.app.context import App
+from transferbot.app.queries.views import transfer_detail
 from transferbot.config import Config
-from transferbot.models import Party
-from transferbot.service import apikeys, registry, webhooks
-from transferbot.service.app import App
-from transferbot.service.views import transfer_detail
-from transferbot.sink import MailSink
+from transferbot.devtools.sink import MailSink
+from transferbot.store.models import Party
 
 BOTH_BACKENDS = True  # tests/conftest.py runs this on SQLite and on PostgreSQL
 

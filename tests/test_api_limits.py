@@ -13,12 +13,12 @@ import pytest
 
 from tests.conftest import make_config
 from tests.helpers import RunningDaemon
-from transferbot.cli import main
+from transferbot.app import apikeys
+from transferbot.app.context import App
+from transferbot.cli.main import main
 from transferbot.config import Config
-from transferbot.http.ratelimit import RateLimiter
-from transferbot.service import apikeys
-from transferbot.service.app import App
-from transferbot.sink import MailSink
+from transferbot.devtools.sink import MailSink
+from transferbot.http.api.ratelimit import RateLimiter
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_a_key_never_reaches_a_log(api: httpx.Client, world: App, caplog: pytest
     # Only the hash is kept.
     from sqlmodel import select
 
-    from transferbot.models import ApiKey
+    from transferbot.store.models import ApiKey
 
     with world.store.read() as session:
         row = session.exec(select(ApiKey).where(ApiKey.prefix == key[:12])).one()
@@ -96,7 +96,7 @@ def test_a_key_never_reaches_a_log(api: httpx.Client, world: App, caplog: pytest
 
 
 def test_apikey_commands(cli_config: Path, capsys: pytest.CaptureFixture[str], app: App) -> None:
-    from transferbot.service import registry
+    from transferbot.app import registry
 
     registry.add_account(app, "vendor", "isv", "Vendor", ["deals@vendor.example.com"])
     registry.add_account(app, "acme", "customer", "Acme", ["a@acme.example.com"])

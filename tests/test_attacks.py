@@ -25,14 +25,14 @@ from tests.conftest import DOMAIN, make_config
 from tests.dnsserver import DnsServer
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from tests.mailauth import publish_key, sign
-from transferbot.cli import main
-from transferbot.models import Event, InboundMessage
-from transferbot.service import registry
-from transferbot.service.app import App, open_app
-from transferbot.service.operator import replace_contact
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import list_inbox, transfer_detail
-from transferbot.sink import MailSink, Received
+from transferbot.app import registry
+from transferbot.app.context import App, open_app
+from transferbot.app.controls import replace_contact
+from transferbot.app.queries.views import list_inbox, transfer_detail
+from transferbot.app.transfers import request_transfer
+from transferbot.cli.main import main
+from transferbot.devtools.sink import MailSink, Received
+from transferbot.store.models import Event, InboundMessage
 
 ALICE, DEALS, OPS = "alice@acme.example", "deals@vendor.example", "ops@r2.example"
 PARTY_DOMAINS = ("acme.example", "vendor.example", "r2.example")
@@ -461,9 +461,8 @@ def test_a_failed_group_commit_fails_no_other_message_in_it() -> None:
 
     import sqlalchemy as sa
 
-    from transferbot.clock import now
-    from transferbot.intake import GroupCommit, Unstorable
-    from transferbot.service.arrivals import Arrival
+    from transferbot.core.clock import now
+    from transferbot.inbound.intake import Arrival, GroupCommit, Unstorable
 
     stored: list[bytes] = []
     groups: list[int] = []

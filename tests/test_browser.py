@@ -23,8 +23,8 @@ import pytest
 
 from tests.dashboard_world import OPERATOR, PASSWORD, Market, build
 from tests.dnsserver import DnsServer
-from transferbot.cli import main
-from transferbot.sink import MailSink
+from transferbot.cli.main import main
+from transferbot.devtools.sink import MailSink
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

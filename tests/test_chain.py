@@ -11,14 +11,14 @@ import pytest
 
 from tests.helpers import reply, reply_address, send, wait_until
 from tests.test_lifecycle import ADDRESSES, mail
-from transferbot.addresses import AddressBook
-from transferbot.domain import Decision, Outcome, TransferStatus
-from transferbot.reader.chain import CHAIN, OutboundInfo, PartyInfo, Policy, run_chain
-from transferbot.reader.reading import read_message
-from transferbot.senderauth import AuthOutcome, unauthenticated
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import list_inbox
-from transferbot.wire import message_id_of
+from transferbot.app.queries.views import list_inbox
+from transferbot.app.transfers import request_transfer
+from transferbot.core.addresses import AddressBook
+from transferbot.core.domain import Decision, Outcome, TransferStatus
+from transferbot.inbound.reader.chain import CHAIN, OutboundInfo, PartyInfo, Policy, run_chain
+from transferbot.inbound.reader.reading import read_message
+from transferbot.inbound.senderauth import AuthOutcome, unauthenticated
+from transferbot.inbound.wire import message_id_of
 
 BOOK = AddressBook("transfers.example.com")
 TOKEN = "a" * 24

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from transferbot.cli import main
+from transferbot.cli.main import main
 
 
 @pytest.fixture
@@ -229,9 +229,9 @@ def test_a_separator_already_in_the_database_never_breaks_a_header(
         conn.execute("update entitlement set product = 'P\u2028Bcc: evil@attacker.example.com' where id = 'ent-r'")
     capsys.readouterr()
     assert run(registry, "request", "ent-r", "--to-reseller", "r2") == 0, capsys.readouterr().err
+    from transferbot.app.context import open_app
+    from transferbot.app.outbox import raw_of
     from transferbot.config import load_config
-    from transferbot.service.app import open_app
-    from transferbot.service.outbox import raw_of
 
     app = open_app(load_config(registry))
     with sqlite3.connect(registry.parent / "tb.db") as conn:

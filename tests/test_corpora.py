@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from transferbot.reader.html import html_to_text
-from transferbot.reader.message import body, parse
-from transferbot.reader.reading import fresh_from_body
+from transferbot.inbound.reader.html import html_to_text
+from transferbot.inbound.reader.message import body, parse
+from transferbot.inbound.reader.reading import fresh_from_body
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 if not CORPORA.is_dir():

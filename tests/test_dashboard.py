@@ -16,11 +16,11 @@ from sqlmodel import select
 from tests.dashboard_world import FORGED_IMG, OPERATOR, PASSWORD, Market, build, csrf_of, signed_in
 from tests.dnsserver import DnsServer
 from tests.helpers import wait_until
-from transferbot.cli import main
+from transferbot.app import operators
+from transferbot.cli.main import main
+from transferbot.devtools.sink import MailSink
 from transferbot.http.ui.auth import SESSION_COOKIE
-from transferbot.models import InboundMessage, OperatorSession, OutboundMessage
-from transferbot.service import operators
-from transferbot.sink import MailSink
+from transferbot.store.models import InboundMessage, OperatorSession, OutboundMessage
 
 
 @pytest.fixture(scope="module")
@@ -300,8 +300,8 @@ def test_a_cancelled_transfer_is_cancelled_for_the_cli_too(market: Market, clien
 
 def test_webhooks_page_lists_endpoints_and_deliveries_and_retries_a_failed_one_under_the_operators_name(
         market: Market, client: httpx.Client) -> None:
-    from transferbot.models import WebhookDelivery
-    from transferbot.service import webhooks
+    from transferbot.app import webhooks
+    from transferbot.store.models import WebhookDelivery
 
     endpoint, secret = webhooks.add_endpoint(market.app, "https://billing.example/hooks/transferbot")
     tid = market.fresh_transfer()
@@ -331,9 +331,9 @@ def test_listings_page_newest_first_and_count_what_the_filter_matches(tmp_path: 
     """The inbox and outbox pages: ``limit`` rows older than ``before``, a cursor while older ones remain,
     and the total of what the filter matches."""
     from tests.conftest import make_config
-    from transferbot.service import dashboard
-    from transferbot.service.app import open_app
-    from transferbot.service.arrivals import store_inbound
+    from transferbot.app.arrivals import store_inbound
+    from transferbot.app.context import open_app
+    from transferbot.app.queries import dashboard
 
     app = open_app(make_config(tmp_path, 2525), upgrade=True)
     ids = [store_inbound(app, f"Message-ID: <m{n}@x.example>\r\n\r\nhi\r\n".encode(), "a@x.example",

@@ -14,11 +14,11 @@ import pytest
 
 from tests.conftest import DOMAIN, make_config
 from tests.helpers import RunningDaemon, wait_until
-from transferbot.service import registry
-from transferbot.service.app import App, open_app
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import list_inbox
-from transferbot.sink import MailSink
+from transferbot.app import registry
+from transferbot.app.context import App, open_app
+from transferbot.app.queries.views import list_inbox
+from transferbot.app.transfers import request_transfer
+from transferbot.devtools.sink import MailSink
 
 BARE = f"transfer@{DOMAIN}"
 SMALL = b"From: alice@acme.example.com\r\nSubject: hi\r\n\r\nAPPROVE\r\n"

@@ -1,10 +1,10 @@
-"""Why a reply did or did not count, in plain words (transferbot.explain): pure, from what the reader stored."""
+"""Why a reply did or did not count, in plain words (transferbot.inbound.explain): pure, from what the reader stored."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from transferbot.explain import explain_inbound
+from transferbot.inbound.explain import explain_inbound
 
 
 def row(outcome: str, checks: list[str], reason: str = "", **extra: Any) -> dict[str, Any]:

@@ -20,16 +20,16 @@ from sqlmodel import select
 from tests.conftest import DOMAIN, make_config
 from tests.helpers import RunningDaemon, dns_toml, reply, reply_address, send, wait_until
 from tests.test_serve import Serve
-from transferbot.models import OutboundMessage
-from transferbot.rules import Refusal
-from transferbot.service import registry
-from transferbot.service.app import App, open_app
-from transferbot.service.arrivals import store_inbound
-from transferbot.service.certificate import verify
-from transferbot.service.outbox import raw_of
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import list_inbox, transfer_detail
-from transferbot.sink import MailSink, Received
+from transferbot.app import registry
+from transferbot.app.arrivals import store_inbound
+from transferbot.app.context import App, open_app
+from transferbot.app.outbox import raw_of
+from transferbot.app.queries.certificate import verify
+from transferbot.app.queries.views import list_inbox, transfer_detail
+from transferbot.app.transfers import request_transfer
+from transferbot.core.rules import Refusal
+from transferbot.devtools.sink import MailSink, Received
+from transferbot.store.models import OutboundMessage
 
 TRANSFERS = 50  # three parties each: 150 replies
 BOTH_BACKENDS = True  # tests/conftest.py runs these on SQLite and on PostgreSQL

@@ -14,11 +14,11 @@ from email.message import EmailMessage
 
 import pytest
 
-from transferbot.addresses import AddressBook
-from transferbot.reader.fresh import fresh_text, split_fresh
-from transferbot.reader.html import html_segments, html_to_text
-from transferbot.reader.message import decode_bytes
-from transferbot.reader.reading import Reading, fresh_from_body, read_message
+from transferbot.core.addresses import AddressBook
+from transferbot.inbound.reader.fresh import fresh_text, split_fresh
+from transferbot.inbound.reader.html import html_segments, html_to_text
+from transferbot.inbound.reader.message import decode_bytes
+from transferbot.inbound.reader.reading import Reading, fresh_from_body, read_message
 
 DOMAIN = "transfers.example.com"
 BOOK = AddressBook(domain=DOMAIN)

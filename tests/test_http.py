@@ -29,7 +29,7 @@ def test_an_unknown_path_is_a_problem_document(daemon: RunningDaemon) -> None:
 
 
 def test_readyz_turns_503_first_thing_in_a_graceful_stop(world: object) -> None:
-    from transferbot.service.app import App
+    from transferbot.app.context import App
 
     assert isinstance(world, App)
     d = RunningDaemon(world).start()

@@ -26,12 +26,13 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from transferbot import compose, i18n
-from transferbot.domain import MailKind
+from transferbot.core import languages
+from transferbot.core.domain import MailKind
+from transferbot.outbound import compose, i18n
 
 ROOT = Path(__file__).resolve().parent.parent
-POT = i18n.LOCALE_DIR / "messages.pot"
-TRANSLATED = tuple(locale for locale in i18n.SUPPORTED if locale != "en")
+POT = languages.LOCALE_DIR / "messages.pot"
+TRANSLATED = tuple(locale for locale in languages.MAIL if locale != "en")
 UPDATE = ("pybabel extract -F babel.cfg -c TRANSLATORS: --project=transferbot --version=0.1.0 "
           "--copyright-holder=transferbot -o transferbot/locale/messages.pot . && "
           "pybabel update -i transferbot/locale/messages.pot -d transferbot/locale --previous; then translate "
@@ -76,7 +77,7 @@ def test_the_template_is_up_to_date_with_the_sources() -> None:
 
 
 def test_every_locale_directory_is_a_supported_locale() -> None:
-    on_disk = {p.parent.parent.name for p in i18n.LOCALE_DIR.glob("*/LC_MESSAGES/messages.po")}
+    on_disk = {p.parent.parent.name for p in languages.LOCALE_DIR.glob("*/LC_MESSAGES/messages.po")}
     assert on_disk == set(TRANSLATED)
 
 
@@ -88,7 +89,7 @@ def _strings(msgid: str | tuple[str, ...], msgstr: str | tuple[str, ...]) -> lis
 
 @pytest.mark.parametrize("locale", TRANSLATED)
 def test_every_message_is_translated_with_the_same_placeholders(locale: str) -> None:
-    cat = catalog(i18n.catalog_path(locale), locale)
+    cat = catalog(languages.catalog_path(locale), locale)
     assert keys(cat) == extracted(), (f"{locale} catalog does not match the sources; run: {UPDATE}\n"
                                       f"missing:\n{_describe(extracted() - keys(cat))}\n"
                                       f"stale:\n{_describe(keys(cat) - extracted())}")
@@ -114,16 +115,16 @@ def test_every_message_is_translated_with_the_same_placeholders(locale: str) -> 
 
 
 def test_french_punctuation_has_a_no_break_space_and_typographic_apostrophes() -> None:
-    cat = catalog(i18n.catalog_path("fr"), "fr")
+    cat = catalog(languages.catalog_path("fr"), "fr")
     bad = [m.string for m in cat if m.id and isinstance(m.string, str)
            and (re.search(r"(?<![\u00a0\u202f])[:;?!](?!\S)", m.string) or "'" in m.string)]
     assert not bad, bad
 
 
 def test_the_catalogs_are_what_the_runtime_uses() -> None:
-    assert i18n.translations("fr").gettext("Customer") == "Client"
-    assert i18n.translations("de").gettext("Customer") == "Kunde"
-    assert i18n.translations("en").gettext("Customer") == "Customer"
+    assert languages.translations("fr").gettext("Customer") == "Client"
+    assert languages.translations("de").gettext("Customer") == "Kunde"
+    assert languages.translations("en").gettext("Customer") == "Customer"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -321,7 +322,7 @@ ENGLISH = ("Hello", "Thank you", "Please", "Where things stand", "transfer of", 
            "Moves from", "Answer by", "December", "Monday", "Customer", "reseller")
 
 
-@pytest.mark.parametrize("locale", i18n.SUPPORTED)
+@pytest.mark.parametrize("locale", languages.MAIL)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_each_email_renders_as_well_formed_mime(case: Case, locale: str) -> None:
     m = mail(case.name, locale)
@@ -366,7 +367,7 @@ def test_each_email_renders_as_well_formed_mime(case: Case, locale: str) -> None
     if case.name not in NO_DATES:
         assert MONTH[locale] in m.text and f"({ZONE[locale]})" in m.text, m.text
         assert MONTH[locale] in m.html
-    answer_by = i18n.translations(locale).gettext("Answer by")
+    answer_by = languages.translations(locale).gettext("Answer by")
     if case.transfer and case.name not in NO_FACTS:
         # Only mail that asks for an answer says by when; the others (receipt, completed, declined, …) do not.
         assert (answer_by in m.text) == (case.name in HOW_TO_ANSWER), m.text
@@ -389,12 +390,12 @@ def test_the_cases_show_every_translated_string(locale: str) -> None:
         return re.sub(r"\s+", " ", text.replace("\u00a0", " "))
 
     shown = "\n".join(squash(f"{m.subject}\n{m.text}\n{m.html}") for m in (mail(c.name, locale) for c in CASES))
-    unseen = [message.id for message in catalog(i18n.catalog_path(locale), locale) if message.id and not all(
+    unseen = [message.id for message in catalog(languages.catalog_path(locale), locale) if message.id and not all(
         squash(piece) in shown for piece in PLACEHOLDER.split(str(message.string))[::2] if piece.strip())]
     assert not unseen, f"add a case that renders: {unseen}"
 
 
-@pytest.mark.parametrize("locale", i18n.SUPPORTED)
+@pytest.mark.parametrize("locale", languages.MAIL)
 def test_the_message_says_its_language(locale: str) -> None:
     m = mail("confirmation", locale)
     # EmailMessage.set_content() drops Content-* headers set before it: compose must set this one after.
@@ -426,7 +427,7 @@ def test_translations_read_naturally(locale: str, expected: list[str]) -> None:
 
 
 def test_every_authentication_advice_has_a_translated_sentence() -> None:
-    from transferbot.senderauth.verdict import ADVICE
+    from transferbot.inbound.senderauth.verdict import ADVICE
 
     assert set(ADVICE_KEYS) == set(ADVICE), "add the new advice to templates/mail/_details.j2 and to ADVICE_KEYS"
 

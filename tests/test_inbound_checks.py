@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transferbot.addresses import AddressBook
-from transferbot.reader.autoreply import auto_reply_reason, machine_text_reason
-from transferbot.reader.bounce import read_bounce
-from transferbot.reader.decision import fold, read_decision
-from transferbot.reader.message import parse
-from transferbot.reader.reading import Reading, read_message
+from transferbot.core.addresses import AddressBook
+from transferbot.inbound.reader.autoreply import auto_reply_reason, machine_text_reason
+from transferbot.inbound.reader.bounce import read_bounce
+from transferbot.inbound.reader.decision import fold, read_decision
+from transferbot.inbound.reader.message import parse
+from transferbot.inbound.reader.reading import Reading, read_message
 
 HUMAN = ("From: Alice Martin <alice@acme.example.com>\r\nTo: transfer+tok@transfers.example.com\r\n"
          "Subject: Re: [TR-7K3Q9M] Please approve the transfer of Analytics Pro\r\n"
@@ -471,7 +471,7 @@ def test_a_decline_reason_is_the_rest_of_its_line(word: str, rest: str) -> None:
 def test_any_authentication_results_value_parses_and_vouches_only_from_a_trusted_relay(value: str) -> None:
     from ipaddress import ip_network
 
-    from transferbot.senderauth import trusted_relay
+    from transferbot.inbound.senderauth import trusted_relay
 
     relays = [ip_network("192.0.2.0/24")]
     outside = trusted_relay([value], client_ip="203.0.113.9", trusted_relays=relays,

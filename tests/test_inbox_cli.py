@@ -10,11 +10,11 @@ import pytest
 
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from tests.test_lifecycle import ADDRESSES, mail
-from transferbot.cli import main
-from transferbot.service import replies
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import list_inbox, transfer_detail
-from transferbot.sink import MailSink
+from transferbot.app import replies
+from transferbot.app.queries.views import list_inbox, transfer_detail
+from transferbot.app.transfers import request_transfer
+from transferbot.cli.main import main
+from transferbot.devtools.sink import MailSink
 
 
 def run(cfg: Path, *args: str) -> int:

@@ -9,10 +9,10 @@ import pytest
 
 from tests.conftest import DOMAIN
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
-from transferbot.service.app import App
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import list_inbox, transfer_detail
-from transferbot.sink import MailSink, Received
+from transferbot.app.context import App
+from transferbot.app.queries.views import list_inbox, transfer_detail
+from transferbot.app.transfers import request_transfer
+from transferbot.devtools.sink import MailSink, Received
 
 BOTH_BACKENDS = True  # tests/conftest.py runs these on SQLite and on PostgreSQL
 

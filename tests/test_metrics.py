@@ -12,13 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_config
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
-from transferbot.clock import now
-from transferbot.models import OutboundMessage
-from transferbot.service import registry
-from transferbot.service.app import App, open_app
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import list_inbox
-from transferbot.sink import MailSink
+from transferbot.app import registry
+from transferbot.app.context import App, open_app
+from transferbot.app.queries.views import list_inbox
+from transferbot.app.transfers import request_transfer
+from transferbot.core.clock import now
+from transferbot.devtools.sink import MailSink
+from transferbot.store.models import OutboundMessage
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from transferbot import compose, i18n, mime
-from transferbot.compose import Envelope, Rendered
+from transferbot.core import languages
+from transferbot.outbound import compose, mime
+from transferbot.outbound.compose import Envelope, Rendered
 
 WHEN = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 
@@ -112,7 +113,7 @@ def test_quoted_printable_text_reads_back(text: str) -> None:
 def test_literals_translated_at_compile_time_render_as_gettext_renders_them(locale: str, fmt: str) -> None:
     plain = Environment(loader=FileSystemLoader(str(compose.templates_dir())), autoescape=(fmt == "html"),
                         extensions=["jinja2.ext.i18n"], undefined=StrictUndefined)
-    plain.install_gettext_translations(i18n.translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    plain.install_gettext_translations(languages.translations(locale), newstyle=True)  # type: ignore[attr-defined]
     fast = compose.environment(locale, fmt)
     source = ('{{ _("Transfer") }}|{{ _("Product") ~ ":" }}|{{ _("Note from %(isv)s:", isv="<A&B>") }}'
               '|{{ _("100%% sure") if false else "" }}|{{ x._("y") if false else "" }}')

@@ -26,11 +26,11 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import make_config
 from tests.helpers import RunningDaemon
+from transferbot.app import apikeys, registry
+from transferbot.app.context import App
+from transferbot.app.transfers import request_transfer
 from transferbot.config import Config
-from transferbot.service import apikeys, registry
-from transferbot.service.app import App
-from transferbot.service.transfers import request_transfer
-from transferbot.sink import MailSink
+from transferbot.devtools.sink import MailSink
 
 COMMITTED = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 EXAMPLES = 25  # per operation and generation mode: about 700 requests

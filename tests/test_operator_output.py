@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from transferbot.cli import build_parser, main
-from transferbot.service.app import App
-from transferbot.service.arrivals import store_inbound
-from transferbot.service.replies import read_inbound
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import transfer_detail
+from transferbot.app.arrivals import store_inbound
+from transferbot.app.context import App
+from transferbot.app.queries.views import transfer_detail
+from transferbot.app.replies import read_inbound
+from transferbot.app.transfers import request_transfer
+from transferbot.cli.main import build_parser, main
 
 
 def run(cfg: Path, *args: str) -> int:

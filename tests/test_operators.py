@@ -19,13 +19,13 @@ from sqlmodel import SQLModel, select
 from tests.conftest import make_config
 from tests.dashboard_world import csrf_of
 from tests.helpers import RunningDaemon
-from transferbot.cli import main
+from transferbot.app import operators
+from transferbot.app.context import App, open_app
+from transferbot.cli.main import main
 from transferbot.config import ConfigError, parse_config
 from transferbot.http.ui.auth import SESSION_COOKIE, Auth
 from transferbot.http.ui.throttle import SignInThrottle
-from transferbot.models import Operator, OperatorSession
-from transferbot.service import operators
-from transferbot.service.app import App, open_app
+from transferbot.store.models import Operator, OperatorSession
 
 
 def run(config: Path, *argv: str, stdin: str = "") -> tuple[int, str, str]:

@@ -17,18 +17,18 @@ from sqlmodel import select
 
 from tests.conftest import make_config
 from tests.helpers import RunningDaemon, wait_until
-from transferbot.cli import main
-from transferbot.clock import now
-from transferbot.models import OutboundMessage
-from transferbot.service import outbox, registry
-from transferbot.service.app import App, open_app
-from transferbot.service.arrivals import store_inbound
-from transferbot.service.mail import Mailer
-from transferbot.service.outbox import backoff
-from transferbot.service.replies import read_inbound
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import transfer_detail
-from transferbot.sink import MailSink
+from transferbot.app import outbox, registry
+from transferbot.app.arrivals import store_inbound
+from transferbot.app.context import App, open_app
+from transferbot.app.effects.mail import Mailer
+from transferbot.app.outbox import backoff
+from transferbot.app.queries.views import transfer_detail
+from transferbot.app.replies import read_inbound
+from transferbot.app.transfers import request_transfer
+from transferbot.cli.main import main
+from transferbot.core.clock import now
+from transferbot.devtools.sink import MailSink
+from transferbot.store.models import OutboundMessage
 
 
 def _world(app: App) -> None:
@@ -256,7 +256,7 @@ def test_a_backlog_is_rendered_by_a_helper_process_into_the_same_bytes(tmp_path:
     for n in range(40):
         registry.add_entitlement(app, f"ent-{n}", f"Analytics {n}", "acme", "vendor")
         request_transfer(app, f"ent-{n}", "r2")
-    caplog.set_level("INFO", logger="transferbot.dispatcher")
+    caplog.set_level("INFO", logger="transferbot.runners.mail_dispatcher")
     daemon = RunningDaemon(app).start()
     try:
         got = sink.wait_for(lambda ms: len(ms) >= 120, timeout=60)

@@ -23,10 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from transferbot.addresses import AddressBook
-from transferbot.reader.fresh import _INVISIBLE, fresh_text
-from transferbot.reader.html import read_html
-from transferbot.reader.reading import Reading, read_message
+from transferbot.core.addresses import AddressBook
+from transferbot.inbound.reader.fresh import _INVISIBLE, fresh_text
+from transferbot.inbound.reader.html import read_html
+from transferbot.inbound.reader.reading import Reading, read_message
 
 BOOK = AddressBook(domain="transfers.example.com")
 RCPT = ["transfer+abcdefghijklmnopqrstuvwx@transfers.example.com"]
@@ -262,8 +262,8 @@ def test_a_failing_check_is_recorded_and_a_null_sender_still_reads_as_a_bounce(m
     def explode(*_args: object, **_kwargs: object) -> None:
         raise ValueError("malformed")
 
-    monkeypatch.setattr("transferbot.reader.reading.auto_reply_reason", explode)
-    monkeypatch.setattr("transferbot.reader.reading.read_bounce", explode)
+    monkeypatch.setattr("transferbot.inbound.reader.reading.auto_reply_reason", explode)
+    monkeypatch.setattr("transferbot.inbound.reader.reading.read_bounce", explode)
     reading = read_message(_plain(b"APPROVE\r\n"), "<>", RCPT, BOOK)
     assert {"AutoReplyCheckFailed", "BounceCheckFailed"} <= set(reading.defects)
     assert reading.bounce is not None and reading.auto_reply is None

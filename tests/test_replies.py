@@ -37,16 +37,16 @@ from sqlmodel import col, select
 from tests.conftest import DOMAIN, make_config
 from tests.helpers import RunningDaemon, mark_all_sent, send, wait_until
 from tests.postgres import DATABASES
-from transferbot.clock import now
-from transferbot.domain import OutboxStatus
-from transferbot.models import InboundMessage, OutboundMessage, Party, PartyAddress, Transfer
-from transferbot.service import registry
-from transferbot.service.app import App, open_app
-from transferbot.service.arrivals import store_inbound
-from transferbot.service.replies import explain, read_inbound
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import transfer_detail
-from transferbot.sink import MailSink
+from transferbot.app import registry
+from transferbot.app.arrivals import store_inbound
+from transferbot.app.context import App, open_app
+from transferbot.app.queries.views import transfer_detail
+from transferbot.app.replies import explain, read_inbound
+from transferbot.app.transfers import request_transfer
+from transferbot.core.clock import now
+from transferbot.core.domain import OutboxStatus
+from transferbot.devtools.sink import MailSink
+from transferbot.store.models import InboundMessage, OutboundMessage, Party, PartyAddress, Transfer
 
 CORPUS = Path(__file__).resolve().parent / "replies"
 BARE = f"transfer@{DOMAIN}"

@@ -7,11 +7,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from transferbot import rules
-from transferbot.addresses import AddressBook, AddressError, normalize_address
-from transferbot.audit import GENESIS, event_hash, first_broken
-from transferbot.domain import AccountKind, Decision, EntitlementState, MailKind, Role, TransferKind, TransferStatus
-from transferbot.tokens import check_token, new_token, new_transfer_id
+from transferbot.app.effects.audit import GENESIS, event_hash, first_broken
+from transferbot.core import rules
+from transferbot.core.addresses import AddressBook, AddressError, normalize_address
+from transferbot.core.domain import (
+    AccountKind,
+    Decision,
+    EntitlementState,
+    MailKind,
+    Role,
+    TransferKind,
+    TransferStatus,
+)
+from transferbot.core.tokens import check_token, new_token, new_transfer_id
 
 ENT = rules.EntitlementFacts("e1", "P", "cust", "isv", None, EntitlementState.ACTIVE)
 R2 = rules.AccountFacts("r2", AccountKind.RESELLER)

@@ -1,4 +1,4 @@
-"""The models (transferbot.models) and the migrations describe the same schema, on SQLite and on PostgreSQL:
+"""The models (transferbot.store.models) and the migrations describe the same schema, on SQLite and on PostgreSQL:
 a database brought to head by the migrations differs in nothing from the models (alembic compare_metadata)."""
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import pytest
 
 from tests.dnsserver import DnsServer
 from tests.mailauth import make_key, publish_key, reply, sign
-from transferbot.senderauth import AuthOutcome, CachingResolver, authenticate, build_resolver, from_domain
-from transferbot.senderauth.domains import aligned, organizational_domain
+from transferbot.inbound.senderauth import AuthOutcome, CachingResolver, authenticate, build_resolver, from_domain
+from transferbot.inbound.senderauth.domains import aligned, organizational_domain
 
 PARTY_IP = "192.0.2.25"  # acme.example's outgoing server
 EVIL_IP = "198.51.100.66"

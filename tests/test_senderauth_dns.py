@@ -9,9 +9,15 @@ import pytest
 
 from tests.dnsserver import DnsServer
 from tests.mailauth import publish_key, reply, sign
-from transferbot.senderauth import CachingResolver, DnsPythonResolver, DnsTemporaryError, StaticResolver, authenticate
-from transferbot.senderauth.dmarc import discover, parse_record
-from transferbot.senderauth.nameservers import DnsConfigError, parse_nameserver
+from transferbot.core.nameservers import DnsConfigError, parse_nameserver
+from transferbot.inbound.senderauth import (
+    CachingResolver,
+    DnsPythonResolver,
+    DnsTemporaryError,
+    StaticResolver,
+    authenticate,
+)
+from transferbot.inbound.senderauth.dmarc import discover, parse_record
 
 
 class Clock:
@@ -182,7 +188,7 @@ def test_publish_key_helper_uses_the_selector(dns_server: DnsServer) -> None:
 
 
 def test_retries_start_within_30_seconds_and_back_off_to_an_hour() -> None:
-    from transferbot.senderauth import retry_delay
+    from transferbot.inbound.senderauth import retry_delay
 
     delays = [retry_delay(n) for n in range(1, 12)]
     assert delays[0] <= 30 and delays == sorted(delays) and delays[-1] == 3600

@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
-from transferbot.senderauth import AuthOutcome, trusted_relay
-from transferbot.senderauth.authresults import parse
+from transferbot.inbound.senderauth import AuthOutcome, trusted_relay
+from transferbot.inbound.senderauth.authresults import parse
 
 RELAYS = [ipaddress.ip_network("192.0.2.0/28"), ipaddress.ip_network("2001:db8::/64")]
 RELAY_IP = "192.0.2.10"

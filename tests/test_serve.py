@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import DOMAIN
 from tests.helpers import dns_toml, reply, reply_address, send, wait_until
-from transferbot.sink import MailSink
+from transferbot.devtools.sink import MailSink
 
 pytestmark = pytest.mark.slow
 

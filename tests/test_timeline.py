@@ -13,18 +13,18 @@ from sqlmodel import col, select
 
 from tests.conftest import make_config
 from tests.helpers import RunningDaemon, reply, reply_address, wait_until
-from transferbot import timeline
-from transferbot.clock import now
-from transferbot.models import OutboundMessage, Party
-from transferbot.service import registry
-from transferbot.service.app import App, open_app
-from transferbot.service.arrivals import store_inbound
-from transferbot.service.outbox import raw_of
-from transferbot.service.replies import read_inbound
-from transferbot.service.sweep import sweep
-from transferbot.service.transfers import request_transfer
-from transferbot.service.views import transfer_detail
-from transferbot.sink import MailSink, Received
+from transferbot.app import registry
+from transferbot.app.arrivals import store_inbound
+from transferbot.app.context import App, open_app
+from transferbot.app.outbox import raw_of
+from transferbot.app.queries.views import transfer_detail
+from transferbot.app.replies import read_inbound
+from transferbot.app.sweep import sweep
+from transferbot.app.transfers import request_transfer
+from transferbot.core import timeline
+from transferbot.core.clock import now
+from transferbot.devtools.sink import MailSink, Received
+from transferbot.store.models import OutboundMessage, Party
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

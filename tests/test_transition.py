@@ -17,16 +17,16 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from transferbot import rules
-from transferbot.clock import now
-from transferbot.domain import Decision, Role
-from transferbot.models import Account, Entitlement, Event, MailSnapshot, OutboundMessage, Party, Transfer
-from transferbot.rendering import Outgoing, Renderer
-from transferbot.service import transition
-from transferbot.service.app import App
-from transferbot.service.facts import entitlement_facts, facts_of, parties_of
-from transferbot.service.operator import cancel_transfer
-from transferbot.service.transfers import request_transfer
+from transferbot.app.context import App
+from transferbot.app.controls import cancel_transfer
+from transferbot.app.effects import transition
+from transferbot.app.effects.facts import entitlement_facts, facts_of, parties_of
+from transferbot.app.transfers import request_transfer
+from transferbot.core import rules
+from transferbot.core.clock import now
+from transferbot.core.domain import Decision, Role
+from transferbot.outbound.rendering import Outgoing, Renderer
+from transferbot.store.models import Account, Entitlement, Event, MailSnapshot, OutboundMessage, Party, Transfer
 
 BOTH_BACKENDS = True  # the one path, and the sweep's deferred writes (multi-row INSERT … RETURNING), on both
 
@@ -200,8 +200,8 @@ def test_a_partys_completion_notice_carries_a_certificate_without_the_other_part
 
 
 def test_the_operators_certificate_names_every_address_and_the_partys_copy_none(world: App) -> None:
-    from transferbot import certdoc
-    from transferbot.service.certificate import certificate
+    from transferbot.app.queries.certificate import certificate
+    from transferbot.outbound import certdoc
 
     tid = request_transfer(world, "ent-direct", "r2")
     for role in (Role.CUSTOMER, Role.ISV, Role.NEW_RESELLER):
@@ -227,7 +227,7 @@ def test_a_sweep_batch_writes_its_events_and_mail_in_one_statement_per_table_eac
     batch's at the end: the rows must still be exactly those of each change, linked to their own snapshot."""
     from datetime import timedelta
 
-    from transferbot.service.sweep import sweep_batch
+    from transferbot.app.sweep import sweep_batch
 
     tids = [request_transfer(world, ent, target) for ent, target in
             (("ent-direct", "r1"), ("ent-r1", "r2"), ("ent-globex", None))]
@@ -254,9 +254,9 @@ def test_a_sweep_batch_writes_its_events_and_mail_in_one_statement_per_table_eac
 def _stored_approvals(app: App, tids: list[str]) -> list[tuple[int, object, object]]:
     """Every party of these transfers approving from its first address, stored and read as the reader
     reads them, its sender authenticated (the batch is what is tested here, not the checks)."""
-    from transferbot.models import PartyAddress
-    from transferbot.senderauth import AuthOutcome
-    from transferbot.service import arrivals, replies
+    from transferbot.app import arrivals, replies
+    from transferbot.inbound.senderauth import AuthOutcome
+    from transferbot.store.models import PartyAddress
 
     with app.store.read() as session:
         senders = [(p.token, session.exec(select(PartyAddress.address).where(PartyAddress.party_id == p.id)
@@ -276,7 +276,7 @@ def _stored_approvals(app: App, tids: list[str]) -> list[tuple[int, object, obje
 
 
 def test_a_batch_of_replies_is_decided_with_its_events_and_mail_written_once_per_table(world: App) -> None:
-    from transferbot.service import replies
+    from transferbot.app import replies
 
     tids = [request_transfer(world, "ent-direct", "r1"), request_transfer(world, "ent-globex", "r2")]
     items = _stored_approvals(world, tids)
@@ -302,8 +302,8 @@ def parties_of_read(app: App, tid: str) -> list[Party]:
 
 def test_a_batch_where_one_reply_raises_is_decided_again_one_by_one_and_only_that_one_fails(
         world: App, monkeypatch: pytest.MonkeyPatch) -> None:
-    from transferbot.audit import first_broken
-    from transferbot.service import replies
+    from transferbot.app import replies
+    from transferbot.app.effects.audit import first_broken
 
     tid = request_transfer(world, "ent-direct", "r1")
     items = _stored_approvals(world, [tid])
@@ -331,9 +331,9 @@ def test_a_batch_locks_every_transfer_its_replies_name_however_they_name_it(worl
     mail, whatever the number of messages."""
     from dataclasses import replace
 
-    from transferbot.models import RevokedToken
-    from transferbot.service import registry, replies
-    from transferbot.service.operator import replace_contact
+    from transferbot.app import registry, replies
+    from transferbot.app.controls import replace_contact
+    from transferbot.store.models import RevokedToken
 
     registry.add_entitlement(world, "ent-fourth", "Storage Plus", "acme", "vendor")
     by_token, by_revoked, by_thread, by_key = (request_transfer(world, ent, target) for ent, target in
@@ -364,8 +364,8 @@ def test_a_batch_stuffed_with_made_up_references_still_locks_what_its_genuine_re
     forged references are never looked up, and the genuine reply in the batch still finds its transfer."""
     from dataclasses import replace
 
-    from transferbot.service import replies
-    from transferbot.tokens import new_token
+    from transferbot.app import replies
+    from transferbot.core.tokens import new_token
 
     tid = request_transfer(world, "ent-direct", "r1")
     [(_id, genuine, _auth), *_rest] = _stored_approvals(world, [tid])

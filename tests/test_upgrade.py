@@ -20,12 +20,12 @@ import sqlalchemy as sa
 
 from tests.conftest import make_config
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
-from transferbot.cli import main
+from transferbot.app.context import open_app
+from transferbot.app.queries.certificate import verify
+from transferbot.app.queries.views import list_transfers, transfer_detail
+from transferbot.cli.main import main
 from transferbot.config import DatabaseConfig
-from transferbot.service.app import open_app
-from transferbot.service.certificate import verify
-from transferbot.service.views import list_transfers, transfer_detail
-from transferbot.sink import MailSink, Received
+from transferbot.devtools.sink import MailSink, Received
 from transferbot.store import open_store, schema
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release-0.1.sql.gz"

@@ -29,9 +29,9 @@ import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.helpers import wait_until
-from transferbot.clock import now
 from transferbot.config import ConfigError, WebhooksConfig, parse_config
-from transferbot.webhooks import (
+from transferbot.core.clock import now
+from transferbot.outbound.webhooks import (
     EVENT_TYPES,
     AddressGuard,
     AddressRefused,
@@ -46,9 +46,9 @@ from transferbot.webhooks import (
     sign_headers,
     validate_url,
 )
-from transferbot.webhooks.backoff import MAX_AGE, MAX_DELAY
-from transferbot.webhooks.transport import GuardedBackend
-from transferbot.webhooks.urls import address_kind
+from transferbot.outbound.webhooks.backoff import MAX_AGE, MAX_DELAY
+from transferbot.outbound.webhooks.transport import GuardedBackend
+from transferbot.outbound.webhooks.urls import address_kind
 
 HUGE_LIMIT = 64 * 1024 * 1024  # what /huge would send to a client that read everything
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -15,17 +15,19 @@ from sqlmodel import Session, col, select
 from tests.conftest import make_config, populate
 from tests.helpers import RunningDaemon, wait_until
 from tests.receiver import Receiver, verified
-from transferbot import rules
-from transferbot.clock import now
+from transferbot.app import controls as operator
+from transferbot.app import sweep, webhooks
+from transferbot.app.context import App, open_app
+from transferbot.app.effects import transition
+from transferbot.app.effects.facts import entitlement_facts, facts_of, lock_transfer, parties_of
+from transferbot.app.transfers import request_in, request_transfer
 from transferbot.config import Config
-from transferbot.domain import Decision, Role
-from transferbot.models import Entitlement, OutboundMessage, Party, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from transferbot.rules import Refusal
-from transferbot.service import operator, sweep, transition, webhooks
-from transferbot.service.app import App, open_app
-from transferbot.service.facts import entitlement_facts, facts_of, lock_transfer, parties_of
-from transferbot.service.transfers import request_in, request_transfer
-from transferbot.sink import MailSink
+from transferbot.core import rules
+from transferbot.core.clock import now
+from transferbot.core.domain import Decision, Role
+from transferbot.core.rules import Refusal
+from transferbot.devtools.sink import MailSink
+from transferbot.store.models import Entitlement, OutboundMessage, Party, WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 
 @pytest.fixture
@@ -121,7 +123,7 @@ def test_an_event_exists_exactly_when_its_change_was_committed(world: App) -> No
 
 
 def test_endpoints_get_the_event_types_and_the_isv_they_asked_for(world: App) -> None:
-    from transferbot.service import registry
+    from transferbot.app import registry
 
     registry.add_account(world, "other-isv", "isv", "Other", ["o@other.example.com"])
     everything, _ = webhooks.add_endpoint(world, "https://a.example.com/")
@@ -252,7 +254,7 @@ def test_a_dead_daemons_deliveries_are_taken_over(world: App, receiver: Receiver
 
 
 def test_with_two_daemons_each_delivery_is_made_once(world: App, receiver: Receiver) -> None:
-    from transferbot.service import registry
+    from transferbot.app import registry
 
     webhooks.add_endpoint(world, receiver.url("/hook"))
     one, two = RunningDaemon(world).start(), RunningDaemon(world).start()

@@ -1,3 +1,3 @@
-from transferbot.cli import main
+from transferbot.cli.main import main
 
 raise SystemExit(main())

@@ -27,12 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from transferbot.addresses import AddressError, normalize_address
-from transferbot.senderauth.nameservers import DnsConfigError, parse_nameserver
-
-Locale = Literal["en", "fr", "de"]
-LOCALES: tuple[str, ...] = ("en", "fr", "de")
-
+from transferbot.core.addresses import AddressError, normalize_address
+from transferbot.core.languages import Locale
+from transferbot.core.nameservers import DnsConfigError, parse_nameserver
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")

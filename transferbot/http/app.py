@@ -7,11 +7,13 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from transferbot import __version__
-from transferbot.http import health, limits, openapi, problems, v1
+from transferbot.app.context import App
+from transferbot.http import bodylimit as limits
+from transferbot.http import health, openapi, problems
+from transferbot.http.api import v1
 from transferbot.http.metrics import Metrics
 from transferbot.http.metrics import router as metrics_router
 from transferbot.http.ui import dashboard
-from transferbot.service.app import App
 
 
 def create(app: App, readiness: health.Readiness, on_change: Callable[[], None] | None = None,

@@ -10,10 +10,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from transferbot.app.context import open_app
 from transferbot.config import parse_config
 from transferbot.http import app as http_app
 from transferbot.http.health import Readiness
-from transferbot.service.app import open_app
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from transferbot.service.app import App
+from transferbot.app.context import App
 from transferbot.store import schema
 
 

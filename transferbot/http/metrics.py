@@ -24,9 +24,9 @@ from prometheus_client.registry import Collector
 from sqlmodel import Session
 
 from transferbot import __version__
-from transferbot.domain import OutboxStatus, Outcome, TransferStatus
-from transferbot.models import InboundMessage, OutboundMessage, Transfer, WebhookDelivery
-from transferbot.service.app import App
+from transferbot.app.context import App
+from transferbot.core.domain import OutboxStatus, Outcome, TransferStatus
+from transferbot.store.models import InboundMessage, OutboundMessage, Transfer, WebhookDelivery
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from transferbot import models  # noqa: F401  (registers the tables)
 from transferbot.config import DatabaseConfig
+from transferbot.store import models  # noqa: F401  (registers the tables)
 from transferbot.store.base import DatabaseTrouble, Store, StoreError
 
 __all__ = ["DatabaseTrouble", "Store", "StoreError", "open_store"]

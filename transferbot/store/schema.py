@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 ADVISORY_LOCK = 0x7472616E73666572  # "transfer"
 LEGACY_TABLE = "transfer"  # present in every database release 0.1 made
 VERSION_TABLE = "alembic_version"

@@ -18,11 +18,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from transferbot.app.context import App
 from transferbot.http.ui import actions, pages
 from transferbot.http.ui.auth import Auth, Forbidden, NotSignedIn, Poke
 from transferbot.http.ui.forms import FormError
 from transferbot.http.ui.render import SECURITY_HEADERS, page
-from transferbot.service.app import App
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from transferbot.clock import now
+from transferbot.app import controls as operator
+from transferbot.app import outbox, replies
+from transferbot.app.context import App
+from transferbot.core.clock import now
+from transferbot.core.rules import Refusal
 from transferbot.http.ui.auth import Who, client_of
 from transferbot.http.ui.forms import read_form
 from transferbot.http.ui.pages import Site, safe_next, transfer_view
 from transferbot.http.ui.render import page
-from transferbot.rules import Refusal
-from transferbot.service import operator, outbox, replies
-from transferbot.service.app import App
 
 log = logging.getLogger(__name__)
 

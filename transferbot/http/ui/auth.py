@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from fastapi import Request
 from fastapi.responses import Response
 
+from transferbot.app import operators
+from transferbot.app.context import App
 from transferbot.http.ui.throttle import SignInThrottle
-from transferbot.service import operators
-from transferbot.service.app import App
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from transferbot.domain import OutboxStatus, Outcome, TransferStatus
+from transferbot.app import outbox
+from transferbot.app.context import App
+from transferbot.app.queries import dashboard
+from transferbot.core.domain import OutboxStatus, Outcome, TransferStatus
+from transferbot.core.rules import Refusal
 from transferbot.http.ui.auth import Auth, Poke
 from transferbot.http.ui.render import SECURITY_HEADERS, page
-from transferbot.rules import Refusal
-from transferbot.service import dashboard, outbox
-from transferbot.service.app import App
 
 # What a successful action says when the page it leads back to is shown (``?done=KEY``): fixed texts only.
 NOTICES = {

@@ -17,9 +17,9 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from transferbot import __version__
-from transferbot.clock import now as clock_now
-from transferbot.compose import templates_dir
-from transferbot.explain import ROLE_WORDS
+from transferbot.core.clock import now as clock_now
+from transferbot.inbound.explain import ROLE_WORDS
+from transferbot.outbound.compose import templates_dir
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "

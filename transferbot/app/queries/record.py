@@ -1,0 +1,124 @@
+"""A transfer's record as `show --json` prints it (and, without reply tokens, as the API and webhooks carry
+it), built inside the caller's transaction. Webhook payloads are built from it at queue time, so it names
+nothing that depends on webhooks."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from transferbot.app.effects.audit import events_of
+from transferbot.app.effects.facts import addresses_of, parties_of
+from transferbot.store.models import (
+    Account,
+    Entitlement,
+    InboundMessage,
+    OutboundMessage,
+    Party,
+    RevokedToken,
+    Transfer,
+)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def inbound_summary(row: InboundMessage, roles: dict[int, str] | None = None) -> dict[str, Any]:
+    """One inbound message for `inbox`; ``party`` is the role it was matched to."""
+    return {
+        "id": row.id, "received_at": iso(row.received_at), "mail_from": row.mail_from, "rcpt_tos": row.rcpt_tos,
+        "from": row.from_address, "subject": row.subject, "message_id": row.message_id, "size": row.size,
+        "transfer": row.transfer_id, "party": (roles or {}).get(row.party_id or 0), "state": row.state,
+        "outcome": row.outcome, "checks": row.checks, "decided_by": row.checks[-1] if row.checks else None,
+        "reason": row.reason, "read_at": iso(row.read_at), "peer": row.peer, "helo": row.helo,
+        "authentication": row.auth, "auth": auth_summary(row.auth),
+    }
+
+
+def auth_summary(auth: dict[str, Any] | None) -> str | None:
+    """One line for a stored authentication outcome: ``auth=pass spf=pass dkim=… dmarc=…``."""
+    if not auth:
+        return None
+    from transferbot.inbound.senderauth import AuthOutcome
+
+    return AuthOutcome.from_dict(auth).summary()
+
+
+def roles_of(session: Session, rows: list[InboundMessage]) -> dict[int, str]:
+    ids = {r.party_id for r in rows if r.party_id}
+    if not ids:
+        return {}
+    return {p.id or 0: p.role for p in session.exec(select(Party).where(col(Party.id).in_(ids)))}
+
+
+def detail_of(session: Session, t: Transfer) -> dict[str, Any]:
+    """A transfer's whole record as it stands in this transaction (what `show --json` prints)."""
+    ent = session.get(Entitlement, t.entitlement_id)
+    assert ent is not None
+    parties = []
+    for p in parties_of(session, t.id):
+        account = session.get(Account, p.account_id)
+        addresses = addresses_of(session, p.id or 0)
+        decided_by = session.get(InboundMessage, p.decided_by) if p.decided_by else None
+        parties.append({
+            "role": p.role, "account": p.account_id, "name": account.name if account else p.account_id,
+            "email": addresses[0].address if addresses else None,
+            "emails": [a.address for a in addresses],
+            "undeliverable": [{"address": a.address, "since": iso(a.undeliverable_at),
+                               "reason": a.undeliverable_reason} for a in addresses if a.undeliverable_at],
+            "decision": p.decision, "decided_at": iso(p.decided_at), "reason": p.reason or None,
+            "reply": ({"inbound": decided_by.id, "message_id": decided_by.message_id,
+                       "from": decided_by.from_address} if decided_by else None),
+            "locale": p.locale, "timezone": p.timezone,
+        })
+    events = [{**e.data, "seq": e.seq, "at": iso(e.at), "kind": e.kind} for e in events_of(session, t.id)]
+    received = list(session.exec(
+        select(InboundMessage).where(InboundMessage.transfer_id == t.id).order_by(col(InboundMessage.id))))
+    roles = roles_of(session, received)
+    inbound = [inbound_summary(r, roles) for r in received]
+    outbound = [{"id": o.id, "kind": o.kind, "to": o.recipients, "status": o.status, "attempts": o.attempts,
+                 "message_id": o.message_id, "last_error": o.last_error or None}
+                for o in session.exec(select(OutboundMessage).where(OutboundMessage.transfer_id == t.id)
+                                      .order_by(col(OutboundMessage.id)))]
+    return {
+        "id": t.id, "kind": t.kind, "status": t.status, "note": t.note, "fingerprint": t.fingerprint,
+        "created_at": iso(t.created_at), "expires_at": iso(t.expires_at), "closed_at": iso(t.closed_at),
+        "from_reseller": t.from_reseller_id, "to_reseller": t.to_reseller_id,
+        "entitlement": {"id": ent.id, "product": ent.product, "customer": ent.customer_id, "isv": ent.isv_id,
+                        "reseller": ent.reseller_id, "state": ent.state},
+        "parties": parties, "events": events, "inbound": inbound, "outbound": outbound,
+    }
+
+
+REDACTED = "…"
+
+
+def public_detail(session: Session, t: Transfer) -> dict[str, Any]:
+    """The record as the API answers it and webhooks carry it: `show --json` without any reply token.
+
+    A token (live, or revoked when a contact was replaced) is what a reply must carry to count, so it
+    never leaves transferbot but in the mail to its own party: the envelope recipients of inbound mail
+    (``transfer+TOKEN@domain``) and any text quoting one show ``transfer+…@domain`` instead."""
+    parties = parties_of(session, t.id)
+    tokens = [p.token for p in parties]
+    party_ids = [p.id for p in parties]
+    tokens += list(session.exec(select(RevokedToken.token).where(col(RevokedToken.party_id).in_(party_ids))))
+    wanted = sorted({tok for tok in tokens if tok}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(tok) for tok in wanted), re.IGNORECASE) if wanted else None
+    return _scrub(detail_of(session, t), pattern)
+
+
+def _scrub(value: Any, pattern: re.Pattern[str] | None) -> Any:
+    if pattern is None:
+        return value
+    if isinstance(value, str):
+        return pattern.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {k: _scrub(v, pattern) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, pattern) for v in value]
+    return value

@@ -1,1 +1,0 @@
-"""Use cases: each one opens one transaction, applies the rules, audits, queues mail."""
