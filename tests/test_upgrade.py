@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import sqlite3
 import threading
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -32,8 +33,16 @@ FIXTURE = Path(__file__).parent / "fixtures" / "release-0.1.sql.gz"
 
 
 def release_01_database(path: Path) -> None:
+    """The dump, with its pending transfer's deadline a week from today.
+
+    The dump was taken on 2026-11-27 and that transfer expired on 2026-12-04: run on any later day, the daemon
+    would rightly expire it instead of completing it. Only the transfer row's deadline moves; the audit chain
+    and the queued mail are as release 0.1 wrote them.
+    """
+    week_ahead = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%d %H:%M:%S.%f")
     with sqlite3.connect(path) as db:
         db.executescript(gzip.decompress(FIXTURE.read_bytes()).decode("utf-8"))
+        db.execute("UPDATE transfer SET expires_at = ? WHERE status = 'pending'", (week_ahead,))
 
 
 @pytest.fixture
