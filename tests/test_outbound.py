@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import ssl
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,10 @@ from transferbot.app.replies import read_inbound
 from transferbot.app.transfers import request_transfer
 from transferbot.cli.main import main
 from transferbot.core.clock import now
+from transferbot.core.domain import MailKind
 from transferbot.devtools.sink import MailSink
+from transferbot.outbound import rendering
+from transferbot.outbound.rendering import Outgoing
 from transferbot.store.models import OutboundMessage
 
 
@@ -275,7 +280,7 @@ def test_a_helper_process_ends_when_its_daemon_is_killed(tmp_path: Path) -> None
     """SIGKILL gives the daemon no chance to stop its helpers: they notice and end by themselves."""
     script = ("import multiprocessing, sys, time\n"
               "from concurrent.futures import ProcessPoolExecutor\n"
-              "from transferbot import rendering\n"
+              "from transferbot.outbound import rendering\n"
               "if __name__ == '__main__':\n"
               "    pool = ProcessPoolExecutor(1, initializer=rendering.helper_started,\n"
               "                               mp_context=multiprocessing.get_context('spawn'))\n"
@@ -302,3 +307,25 @@ def test_a_helper_process_ends_when_its_daemon_is_killed(tmp_path: Path) -> None
     while not gone():
         assert time.monotonic() < deadline, "the helper process outlived its daemon"
         time.sleep(0.05)
+
+
+def stamped(raw: bytes) -> bytes:
+    """A finish that marks what it finished (top level: a helper process unpickles it by name)."""
+    return b"X-Finished: yes\r\n" + raw
+
+
+def _alert_row() -> Outgoing:
+    spec = {"from_address": "transfer@transfers.example.com", "from_name": "Marketplace", "locale": "en",
+            "extra": {"alert": "a bounce of mail we cannot place", "alert_facts": [["Message-ID", "<x@y>"]]}}
+    return Outgoing(1, MailKind.OPERATOR_ALERT.value, "k-1", "<a1@transfers.example.com>", ("ops@market.example",),
+                    datetime(2026, 12, 1, tzinfo=UTC), None, spec, None)
+
+
+def test_every_rendered_message_passes_the_finish_hook_here_and_in_a_helper_process() -> None:
+    row = _alert_row()
+    plain = rendering.Renderer().render(row, None)[1]
+    assert rendering.Renderer(finish=stamped).render(row, None)[1] == b"X-Finished: yes\r\n" + plain
+    with ProcessPoolExecutor(1, initializer=rendering.helper_started, initargs=(stamped,),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        [(_subject, helper_bytes)] = pool.submit(rendering.render_batch, [(row, None)]).result(timeout=60)
+    assert helper_bytes == b"X-Finished: yes\r\n" + plain

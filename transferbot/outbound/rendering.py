@@ -4,6 +4,10 @@ Pure: nothing here reads the database or the clock. The row's ``render`` holds w
 recipient, the snapshot the facts of the transfer when the mail was queued; the Date is the row's
 creation time and the MIME boundaries derive from its key, so a retry, or another daemon, sends
 exactly the same message. A party's certificate is rendered once per snapshot, not once per party.
+
+Finished bytes pass one hook, ``Finish``, before they are sent: the place for what is done to a whole
+message (signing it). The dispatcher gives the same hook to its render helper processes, so a message
+is finished the same way wherever it was rendered.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import Any
+from typing import Any, Protocol
 
 from transferbot.core.domain import MailKind
 from transferbot.outbound import certdoc, compose
@@ -60,12 +64,24 @@ def context(row: Outgoing, shared: dict[str, Any] | None) -> dict[str, Any]:
     return ctx
 
 
+class Finish(Protocol):
+    """What is done to a rendered message's bytes before it is sent (picklable: helper processes run it)."""
+
+    def __call__(self, raw: bytes) -> bytes: ...
+
+
+def unchanged(raw: bytes) -> bytes:
+    """The finish of a daemon that does nothing more to its mail."""
+    return raw
+
+
 class Renderer:
     """Renders rows; keeps the certificate attachments of recent snapshots (they never change)."""
 
-    def __init__(self, cache_size: int = 64) -> None:
+    def __init__(self, cache_size: int = 64, finish: Finish = unchanged) -> None:
         self._attachments: OrderedDict[int, tuple[list[EmailMessage], list[bytes]]] = OrderedDict()
         self.cache_size = cache_size
+        self.finish = finish
 
     def _certificate(self, row: Outgoing, shared: dict[str, Any]) -> tuple[list[EmailMessage], list[bytes]]:
         """The attachment parts, as objects and as bytes: built and encoded once per snapshot."""
@@ -83,7 +99,11 @@ class Renderer:
         return parts
 
     def render(self, row: Outgoing, shared: dict[str, Any] | None) -> tuple[str, bytes]:
-        """The subject and the bytes of one mail."""
+        """The subject and the finished bytes of one mail."""
+        subject, raw = self._render(row, shared)
+        return subject, self.finish(raw)
+
+    def _render(self, row: Outgoing, shared: dict[str, Any] | None) -> tuple[str, bytes]:
         spec = row.render
         kind = MailKind(row.kind)
         locale = spec.get("locale") or "en"
@@ -113,9 +133,12 @@ def _crlf(raw: bytes) -> bytes:
 _process_renderer: Renderer | None = None
 
 
-def helper_started() -> None:
-    """A helper process leaves SIGINT to the daemon, which stops it (Ctrl-C reaches the whole group), and
-    ends when its daemon is gone, however it went (SIGKILL included): no orphan renders for nobody."""
+def helper_started(finish: Finish = unchanged) -> None:
+    """A helper process finishes its mail as its daemon does; it leaves SIGINT to the daemon, which stops it
+    (Ctrl-C reaches the whole group), and ends when its daemon is gone, however it went (SIGKILL included):
+    no orphan renders for nobody."""
+    global _process_renderer
+    _process_renderer = Renderer(finish=finish)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = os.getppid()
 

@@ -40,11 +40,13 @@ POOL_CHUNK = 8  # rows rendered per call in a helper process (fewer only in a cl
 
 
 class Dispatcher:
-    def __init__(self, app: App, connections: list[Connection], owner: str) -> None:
+    def __init__(self, app: App, connections: list[Connection], owner: str,
+                 finish: rendering.Finish = rendering.unchanged) -> None:
         self.app = app
         self.connections = connections
         self.owner = owner
-        self.renderer = Renderer()
+        self.finish = finish
+        self.renderer = Renderer(finish=finish)
         # Rendering costs more than sending; once mail flows, helper processes render ahead while this
         # loop sends (started then, not before: most daemons never need them; see _render_ahead).
         self.render_processes = app.config.outbound.render_processes
@@ -125,6 +127,7 @@ class Dispatcher:
         try:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.render_processes, initializer=rendering.helper_started,
+                                                 initargs=(self.finish,),
                                                  mp_context=multiprocessing.get_context("spawn"))
                 log.info("dispatcher: %d helper process(es) render a backlog of mail", self.render_processes)
             for start in range(0, len(jobs), POOL_CHUNK):
