@@ -23,11 +23,11 @@ from transferbot.app import outbox, registry
 from transferbot.app.arrivals import store_inbound
 from transferbot.app.context import App, open_app
 from transferbot.app.effects.mail import Mailer
-from transferbot.app.outbox import backoff
 from transferbot.app.queries.views import transfer_detail
 from transferbot.app.replies import read_inbound
 from transferbot.app.transfers import request_transfer
 from transferbot.cli.main import main
+from transferbot.core.backoff import backoff
 from transferbot.core.clock import now
 from transferbot.core.domain import MailKind
 from transferbot.devtools.sink import MailSink

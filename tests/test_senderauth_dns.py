@@ -188,7 +188,11 @@ def test_publish_key_helper_uses_the_selector(dns_server: DnsServer) -> None:
 
 
 def test_retries_start_within_30_seconds_and_back_off_to_an_hour() -> None:
-    from transferbot.inbound.senderauth import retry_delay
+    from transferbot.app.replies import AUTH_RETRY_CAP
+    from transferbot.core.backoff import backoff
+
+    def retry_delay(attempt: int) -> float:
+        return backoff(attempt, 15.0, AUTH_RETRY_CAP)  # what the reader waits after DNS trouble (replies.defer)
 
     delays = [retry_delay(n) for n in range(1, 12)]
     assert delays[0] <= 30 and delays == sorted(delays) and delays[-1] == 3600

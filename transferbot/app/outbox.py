@@ -24,6 +24,7 @@ from transferbot.app.effects import transition
 from transferbot.app.effects.facts import addresses_of, facts_of, lock_transfer, parties_of
 from transferbot.app.effects.mail import alert_operator
 from transferbot.core import rules
+from transferbot.core.backoff import backoff
 from transferbot.core.domain import MailKind, OutboxStatus, Role
 from transferbot.core.rules import Refusal
 from transferbot.outbound.rendering import Outgoing, Renderer
@@ -42,11 +43,6 @@ class Claimed:
     attempts: int
     legacy_raw: bytes | None = None
     taken_over: bool = False
-
-
-def backoff(attempts: int, minimum: float, maximum: float) -> float:
-    """Seconds to wait after the given number of failed attempts: min·2^(n-1), capped."""
-    return min(maximum, minimum * (2 ** max(0, attempts - 1)))
 
 
 def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int,

@@ -33,6 +33,7 @@ from transferbot.app.effects.facts import (
 from transferbot.app.effects.lookup import DbLookup
 from transferbot.app.effects.mail import alert_operator
 from transferbot.core import rules
+from transferbot.core.backoff import backoff
 from transferbot.core.clock import now as clock_now
 from transferbot.core.domain import Decision, MailKind, Outcome, Role
 from transferbot.core.tokens import check_token
@@ -161,6 +162,7 @@ def lock_in_order(session: Session, readings: Sequence[Reading], secret: bytes) 
     return ids
 
 
+AUTH_RETRY_CAP = 3600.0  # seconds: a reply waiting on DNS is tried again at least hourly, never given up
 LOOKUP_CHUNK = 1000  # values per IN list (PostgreSQL takes at most 65,535 parameters a statement)
 
 
@@ -223,13 +225,11 @@ def defer(session: Session, inbound_id: int, auth: AuthOutcome, tries: int, now:
           first_retry: float = 15.0) -> str:
     """DNS trouble kept the sender from being authenticated: the message waits, unread, and is tried again
     (within 30 seconds first, then backing off); it is never counted unauthenticated, never dropped."""
-    from transferbot.inbound.senderauth import retry_delay
-
     row = session.get(InboundMessage, inbound_id)
     if row is None or row.state == "done":
         return row.outcome if row else Outcome.FAILED.value
     row.auth, row.auth_tries = auth.as_dict(), tries + 1
-    row.next_read_at = now + timedelta(seconds=retry_delay(tries + 1, first=first_retry))
+    row.next_read_at = now + timedelta(seconds=backoff(tries + 1, first_retry, AUTH_RETRY_CAP))
     row.reason = storable(f"waiting to authenticate the sender again: {auth.why}"[:2000])
     row.lease_owner, row.lease_until = "", None
     session.add(row)

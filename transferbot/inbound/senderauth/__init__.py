@@ -65,7 +65,6 @@ if TYPE_CHECKING:
     )
     from transferbot.inbound.senderauth.domains import aligned, from_domain, organizational_domain
     from transferbot.inbound.senderauth.relay import in_networks, trusted_relay
-    from transferbot.inbound.senderauth.retry import retry_delay
     from transferbot.inbound.senderauth.verdict import (
         ADVICE,
         AuthOutcome,
@@ -95,7 +94,6 @@ _EXPORTS = {
     "from_domain": "domains",
     "in_networks": "relay",
     "organizational_domain": "domains",
-    "retry_delay": "retry",
     "trusted_relay": "relay",
     "unauthenticated": "verdict",
 }
@@ -116,7 +114,6 @@ __all__ = [
     "from_domain",
     "in_networks",
     "organizational_domain",
-    "retry_delay",
     "trusted_relay",
     "unauthenticated",
 ]

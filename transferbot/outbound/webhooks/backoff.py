@@ -1,4 +1,5 @@
-"""When to try a webhook delivery again, and when to give up: pure functions of counts and times.
+"""When to try a webhook delivery again, and when to give up: pure functions of counts and times (the
+waits are core.backoff's).
 
 The schedule the Standard Webhooks spec recommends in spirit: retries soon after a blip, then
 further and further apart, spanning days. Here 5 s, doubling, each wait capped at 6 h, with up to
@@ -12,6 +13,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
+
+from transferbot.core.backoff import backoff
 
 FIRST_DELAY = timedelta(seconds=5)
 FACTOR = 2.0
@@ -27,10 +30,8 @@ def retry_delay(attempts: int, *, first: timedelta = FIRST_DELAY, factor: float 
 
     ``rand`` returns a number in [0, 1); tests pass ``lambda: 0.0`` for the bare schedule.
     """
-    if attempts < 1:
-        raise ValueError("attempts counts the attempts made so far, at least 1")
-    seconds = min(cap.total_seconds(), first.total_seconds() * factor ** min(attempts - 1, 64))
-    return timedelta(seconds=seconds * (1.0 + jitter * rand()))
+    return timedelta(seconds=backoff(attempts, first.total_seconds(), cap.total_seconds(), factor=factor,
+                                     jitter=jitter, rand=rand))
 
 
 def next_attempt(attempts: int, first_at: datetime, now: datetime, *, retry_after: float | None = None,
