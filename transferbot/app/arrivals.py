@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from transferbot.app.context import App
 from transferbot.core.clock import now as clock_now
+from transferbot.core.domain import InboxState
 from transferbot.inbound.intake import Arrival
 from transferbot.inbound.reader.reading import digest_of
 from transferbot.inbound.wire import message_id_of, storable
@@ -54,7 +55,7 @@ def insert_arrivals(session: Session, arrivals: Sequence[Arrival]) -> list[int]:
     return ids
 
 
-_NEW = {"state": "new", "outcome": "pending", "checks": [], "reason": "", "from_address": "", "subject": "",
+_NEW = {"state": InboxState.NEW.value, "outcome": "pending", "checks": [], "reason": "", "from_address": "", "subject": "",
         "attempts": 0, "lease_owner": "", "auth_tries": 0}
 _INSERT_MESSAGES = (sa.insert(InboundMessage.__table__)  # type: ignore[attr-defined]
                     .returning(InboundMessage.__table__.c.id, sort_by_parameter_order=True))  # type: ignore[attr-defined]
@@ -111,7 +112,7 @@ class Stored:
 def claim_unread(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Stored]:
     """The oldest messages stored but not read, leased to ``owner``, with their bytes."""
     query = (select(InboundMessage.id, InboundMessage.lease_owner)
-             .where(InboundMessage.state == "new",
+             .where(InboundMessage.state == InboxState.NEW,
                     sa.or_(col(InboundMessage.lease_until).is_(None), col(InboundMessage.lease_until) < now),
                     sa.or_(col(InboundMessage.next_read_at).is_(None), col(InboundMessage.next_read_at) <= now))
              .order_by(col(InboundMessage.id)).limit(limit).with_for_update(skip_locked=True))

@@ -109,21 +109,21 @@ class Result:
 
 def record(session: Session, app: App, results: Sequence[Result]) -> None:
     """Write the results of several deliveries in this transaction (the dispatcher batches them)."""
-    plain = [r for r in results if r.status == "sent" and not r.refused]
+    plain = [r for r in results if r.status == OutboxStatus.SENT and not r.refused]
     if plain:
         _sent_all(session, plain)
     for r in results:
-        if r.status == "sent" and r.refused:
+        if r.status == OutboxStatus.SENT and r.refused:
             _sent(app, session, r, r.refused)
         elif r.status == "retry":
             _retry(app, session, r)
-        elif r.status == "failed":
+        elif r.status == OutboxStatus.FAILED:
             _failed(app, session, r)
 
 
 def all_plain(results: Sequence[Result]) -> bool:
     """Deliveries to every recipient, the common case: recorded with one statement."""
-    return all(r.status == "sent" and not r.refused for r in results)
+    return all(r.status == OutboxStatus.SENT and not r.refused for r in results)
 
 
 def _sent_all(session: Session, results: Sequence[Result]) -> None:

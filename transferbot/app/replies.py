@@ -35,7 +35,7 @@ from transferbot.app.effects.mail import alert_operator
 from transferbot.core import rules
 from transferbot.core.backoff import backoff
 from transferbot.core.clock import now as clock_now
-from transferbot.core.domain import Decision, MailKind, Outcome, Role
+from transferbot.core.domain import Decision, InboxState, MailKind, Outcome, Role
 from transferbot.core.tokens import check_token
 from transferbot.inbound.authenticator import Authenticator
 from transferbot.inbound.reader.chain import Policy, Verdict, run_chain
@@ -178,7 +178,7 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: Aut
     row = session.exec(_LOCK_INBOUND, params={"inbound_id": inbound_id}).first()
     if row is None:
         raise KeyError(inbound_id)
-    if row.state == "done":
+    if row.state == InboxState.DONE:
         return row.outcome  # read already (a retry or another daemon): acted on once
     lookup = DbLookup(app, session, inbound_id)  # held while acting: the transfer it found stays loaded
     verdict = run_chain(reading, lookup, policy_of(app), auth)
@@ -188,7 +188,7 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: Aut
         verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app), auth)
     now = clock_now()
     row.auth = auth.as_dict() if auth is not None else None
-    row.state, row.outcome, row.checks = "done", verdict.outcome.value, [storable(c) for c in verdict.checks]
+    row.state, row.outcome, row.checks = InboxState.DONE.value, verdict.outcome.value, [storable(c) for c in verdict.checks]
     row.reason = storable(verdict.reason)
     row.from_address = storable(reading.from_address or "")
     row.subject = storable(reading.subject)
@@ -212,9 +212,9 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: Aut
 
 def _fail(session: Session, inbound_id: int, error: str) -> str:
     row = session.get(InboundMessage, inbound_id)
-    if row is None or row.state == "done":
+    if row is None or row.state == InboxState.DONE:
         return row.outcome if row else Outcome.FAILED.value
-    row.state, row.outcome, row.reason = "failed", Outcome.FAILED.value, storable(error[:2000])
+    row.state, row.outcome, row.reason = InboxState.FAILED.value, Outcome.FAILED.value, storable(error[:2000])
     row.attempts += 1
     row.read_at, row.lease_owner, row.lease_until = clock_now(), "", None
     session.add(row)
@@ -226,7 +226,7 @@ def defer(session: Session, inbound_id: int, auth: AuthOutcome, tries: int, now:
     """DNS trouble kept the sender from being authenticated: the message waits, unread, and is tried again
     (within 30 seconds first, then backing off); it is never counted unauthenticated, never dropped."""
     row = session.get(InboundMessage, inbound_id)
-    if row is None or row.state == "done":
+    if row is None or row.state == InboxState.DONE:
         return row.outcome if row else Outcome.FAILED.value
     row.auth, row.auth_tries = auth.as_dict(), tries + 1
     row.next_read_at = now + timedelta(seconds=backoff(tries + 1, first_retry, AUTH_RETRY_CAP))
@@ -267,9 +267,9 @@ def retry_inbound(app: App, inbound_id: int, by: str = "operator") -> InboundMes
         row = session.get(InboundMessage, inbound_id)
         if row is None:
             raise rules.Refusal(f"unknown inbound message #{inbound_id}")
-        if row.state == "done":
+        if row.state == InboxState.DONE:
             raise rules.Refusal(f"inbound message #{inbound_id} was read already (outcome {row.outcome})")
-        row.state, row.lease_owner, row.lease_until, row.next_read_at = "new", "", None, None
+        row.state, row.lease_owner, row.lease_until, row.next_read_at = InboxState.NEW.value, "", None, None
         session.add(row)
 
     app.store.run(reopen)

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 from transferbot.app.context import App
 from transferbot.app.effects.mail import alert_operator, write_pending
 from transferbot.app.queries.record import iso, public_detail
-from transferbot.core.domain import AccountKind, Role, TransferStatus
+from transferbot.core.domain import AccountKind, DeliveryStatus, Role, TransferStatus
 from transferbot.core.rules import Change, Conflict, Refusal, Unknown
 from transferbot.outbound.webhooks import Attempt, EventType, new_event_id, new_secret, next_attempt, payload
 from transferbot.outbound.webhooks.delivery import _origin as origin_of
@@ -36,7 +36,6 @@ from transferbot.store.paging import Page, page_of, parse_cursor
 log = logging.getLogger(__name__)
 
 WEBHOOK_CHANNEL = "transferbot_webhooks"
-QUEUED, DELIVERED, FAILED = "queued", "delivered", "failed"
 HISTORY = 60  # attempts kept per delivery (three days of backoff make about 25)
 TERMINAL = {TransferStatus.COMPLETED: EventType.COMPLETED, TransferStatus.DECLINED: EventType.DECLINED,
             TransferStatus.EXPIRED: EventType.EXPIRED, TransferStatus.CANCELLED: EventType.CANCELLED}
@@ -123,8 +122,8 @@ def remove_endpoint(app: App, endpoint_id: int, now: datetime | None = None) -> 
 def _fail_queued(session: Session, endpoint_id: int, why: str) -> int:
     table = WebhookDelivery.__table__  # type: ignore[attr-defined]
     result = session.connection().execute(
-        sa.update(table).where(table.c.endpoint_id == endpoint_id, table.c.status == QUEUED)
-        .values(status=FAILED, last_error=why, lease_owner="", lease_until=None))
+        sa.update(table).where(table.c.endpoint_id == endpoint_id, table.c.status == DeliveryStatus.QUEUED)
+        .values(status=DeliveryStatus.FAILED, last_error=why, lease_owner="", lease_until=None))
     return int(result.rowcount or 0)
 
 
@@ -193,7 +192,7 @@ def queue_events(app: App, session: Session, t: Transfer, change: Change, before
         session.flush()
         for endpoint in wanted:
             session.add(WebhookDelivery(event_id=event.id or 0, endpoint_id=endpoint.id, transfer_id=t.id,
-                                        type=kind.value, created_at=now, queued_at=now, status=QUEUED,
+                                        type=kind.value, created_at=now, queued_at=now, status=DeliveryStatus.QUEUED,
                                         next_attempt_at=now))
             queued += 1
         log.info("%s: webhook %s %s queued for %d endpoint(s)", t.id, event.event_id, kind.value, len(wanted))
@@ -236,7 +235,7 @@ def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float,
     v = WebhookEvent.__table__  # type: ignore[attr-defined]
     active = sa.select(e.c.id).where(e.c.removed_at.is_(None), e.c.disabled_at.is_(None))
     ids_query = (sa.select(d.c.id, d.c.lease_owner)
-                 .where(d.c.status == QUEUED, d.c.next_attempt_at <= now, d.c.endpoint_id.in_(active),
+                 .where(d.c.status == DeliveryStatus.QUEUED, d.c.next_attempt_at <= now, d.c.endpoint_id.in_(active),
                         sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now))
                  .order_by(d.c.next_attempt_at, d.c.id).limit(limit).with_for_update(skip_locked=True))
     conn = session.connection()
@@ -264,7 +263,7 @@ def next_due(session: Session) -> datetime | None:
     active = sa.select(e.c.id).where(e.c.removed_at.is_(None), e.c.disabled_at.is_(None))
     claimable = sa.case((d.c.lease_until > d.c.next_attempt_at, d.c.lease_until), else_=d.c.next_attempt_at)
     value = session.connection().execute(sa.select(sa.func.min(claimable)).where(
-        d.c.status == QUEUED, d.c.endpoint_id.in_(active))).scalar()
+        d.c.status == DeliveryStatus.QUEUED, d.c.endpoint_id.in_(active))).scalar()
     if value is None:
         return None
     if isinstance(value, str):  # SQLite's min() hands back the stored text
@@ -276,7 +275,8 @@ def release(session: Session, owner: str, ids: Sequence[int]) -> None:
     """Give back deliveries claimed but not attempted (a daemon stopping): due again at once for any daemon."""
     d = WebhookDelivery.__table__  # type: ignore[attr-defined]
     session.connection().execute(sa.update(d).where(d.c.id.in_(list(ids)), d.c.lease_owner == owner,
-                                                    d.c.status == QUEUED).values(lease_owner="", lease_until=None))
+                                                    d.c.status == DeliveryStatus.QUEUED)
+                                 .values(lease_owner="", lease_until=None))
 
 
 def record(session: Session, app: App, owner: str, results: Sequence[Result]) -> None:
@@ -297,26 +297,26 @@ def record(session: Session, app: App, owner: str, results: Sequence[Result]) ->
         row.last_error, row.last_response = a.error, a.response_excerpt
         if row.lease_owner == owner:
             row.lease_owner, row.lease_until = "", None
-        if row.status != QUEUED:
+        if row.status != DeliveryStatus.QUEUED:
             session.add(row)  # delivered or given up meanwhile (a retry by hand raced it): the attempt is kept
             continue
         if a.outcome == "delivered":
-            row.status, row.delivered_at = DELIVERED, r.at
+            row.status, row.delivered_at = DeliveryStatus.DELIVERED, r.at
         elif a.outcome == "retry":
             due = next_attempt(row.round_attempts, _aware(row.queued_at), r.at, retry_after=a.retry_after,
                                max_age=timedelta(hours=cfg.max_age_hours),
                                first=timedelta(seconds=cfg.retry_first_seconds))
             if due is None:
-                row.status = FAILED
+                row.status = DeliveryStatus.FAILED
                 row.last_error = f"gave up after {row.round_attempts} attempts over {cfg.max_age_hours:g} h: {a.error}"
                 _alert(app, session, "webhook delivery failed", row, row.last_error, r.at)
             else:
                 row.next_attempt_at = due
         elif a.outcome == "disable":
-            row.status = FAILED
+            row.status = DeliveryStatus.FAILED
             _disable(app, session, row, a.error, r.at)
         else:
-            row.status = FAILED
+            row.status = DeliveryStatus.FAILED
             _alert(app, session, "webhook delivery failed", row, a.error, r.at)
         session.add(row)
 
@@ -347,8 +347,9 @@ def _alert(app: App, session: Session, name: str, row: WebhookDelivery, why: str
 def delivery_summary(row: WebhookDelivery, event_id: str, url: str) -> dict[str, Any]:
     return {"id": row.id, "event_id": event_id, "type": row.type, "endpoint": row.endpoint_id,
             "url": url, "transfer": row.transfer_id, "status": row.status, "attempts": row.attempts,
-            "created_at": iso(row.created_at), "next_attempt_at": iso(row.next_attempt_at) if row.status == QUEUED
-            else None, "last_attempt_at": iso(row.last_attempt_at), "delivered_at": iso(row.delivered_at),
+            "created_at": iso(row.created_at),
+            "next_attempt_at": iso(row.next_attempt_at) if row.status == DeliveryStatus.QUEUED else None,
+            "last_attempt_at": iso(row.last_attempt_at), "delivered_at": iso(row.delivered_at),
             "last_status_code": row.last_status_code, "last_error": row.last_error or None,
             "last_response": row.last_response or None, "history": list(row.history)}
 
@@ -391,7 +392,7 @@ def requeue_delivery(session: Session, app: App, delivery_id: int, at: datetime)
     row = session.exec(select(WebhookDelivery).where(WebhookDelivery.id == delivery_id).with_for_update()).first()
     if row is None:
         raise Unknown(f"unknown webhook delivery #{delivery_id}")
-    if row.status != FAILED:
+    if row.status != DeliveryStatus.FAILED:
         raise Conflict(f"webhook delivery #{delivery_id} is {row.status}, not failed")
     endpoint = session.get(WebhookEndpoint, row.endpoint_id)
     if endpoint is None or endpoint.removed_at is not None:
@@ -399,7 +400,7 @@ def requeue_delivery(session: Session, app: App, delivery_id: int, at: datetime)
     if endpoint.disabled_at is not None:
         raise Conflict(f"webhook endpoint #{row.endpoint_id} is disabled ({endpoint.disabled_reason}); remove "
                        f"it and add it again once the receiver wants webhooks")
-    row.status, row.next_attempt_at, row.queued_at, row.round_attempts = QUEUED, at, at, 0
+    row.status, row.next_attempt_at, row.queued_at, row.round_attempts = DeliveryStatus.QUEUED, at, at, 0
     row.lease_owner, row.lease_until = "", None
     session.add(row)
     app.store.notify(session, WEBHOOK_CHANNEL)

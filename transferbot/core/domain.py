@@ -85,6 +85,24 @@ class MailKind(StrEnum):
 
 
 class OutboxStatus(StrEnum):
+    """Where an outbox row (a mail) stands."""
+
     QUEUED = "queued"
     SENT = "sent"
+    FAILED = "failed"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a webhook delivery stands."""
+
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class InboxState(StrEnum):
+    """Where an inbound message stands: waiting to be read, read (its outcome recorded), or failed to read."""
+
+    NEW = "new"
+    DONE = "done"
     FAILED = "failed"

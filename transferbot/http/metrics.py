@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from transferbot import __version__
 from transferbot.app.context import App
-from transferbot.core.domain import OutboxStatus, Outcome, TransferStatus
+from transferbot.core.domain import DeliveryStatus, OutboxStatus, Outcome, TransferStatus
 from transferbot.store.models import InboundMessage, OutboundMessage, Transfer, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class _Collector(Collector):
                          [s.value for s in OutboxStatus])
             yield _gauge("transferbot_webhook_deliveries", "Webhook deliveries in the database, by status (queued: "
                          "waiting or retrying; failed: given up on)", "status", counts.webhooks,
-                         ["queued", "delivered", "failed"])
+                         [s.value for s in DeliveryStatus])
         own = self.metrics.counters()
         if own is not None:
             taken = CounterMetricFamily("transferbot_leases_taken_over",

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from transferbot.core.domain import DeliveryStatus, InboxState, OutboxStatus
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes in and out: a timestamptz on PostgreSQL, naive UTC text on SQLite."""
@@ -144,7 +146,7 @@ class InboundMessage(SQLModel, table=True):
     message_id: str = Field(default="", index=True)
     digest: str = Field(default="", index=True)
     size: int = 0
-    state: str = Field(default="new", index=True)  # new | done | failed
+    state: str = Field(default=InboxState.NEW.value, index=True)
     outcome: str = "pending"
     checks: list[str] = _json([])
     reason: str = ""
@@ -183,7 +185,7 @@ class OutboundMessage(SQLModel, table=True):
     subject: str = ""
     render: dict[str, Any] = _json({})
     snapshot_id: int | None = Field(default=None, foreign_key="mailsnapshot.id")
-    status: str = "queued"
+    status: str = OutboxStatus.QUEUED.value
     attempts: int = 0
     next_attempt_at: datetime = _ts()
     give_up_at: datetime | None = _ts(nullable=True)
@@ -299,7 +301,7 @@ class WebhookDelivery(SQLModel, table=True):
     transfer_id: str | None = Field(default=None, index=True)
     type: str
     created_at: datetime = _ts()
-    status: str = "queued"  # queued | delivered | failed
+    status: str = DeliveryStatus.QUEUED.value
     attempts: int = 0
     queued_at: datetime = _ts()  # when this round of attempts began: created, or `webhook retry`
     round_attempts: int = 0  # attempts since queued_at (the backoff and the giving up count from there)

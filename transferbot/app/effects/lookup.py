@@ -9,12 +9,12 @@ from sqlmodel import Session, col, select
 
 from transferbot.app.context import App
 from transferbot.app.effects.facts import addresses_of
-from transferbot.core.domain import Decision, Outcome, TransferStatus
+from transferbot.core.domain import Decision, InboxState, Outcome, TransferStatus
 from transferbot.core.tokens import check_token
 from transferbot.inbound.reader.chain import OutboundInfo, PartyInfo
 from transferbot.store.models import InboundMessage, OutboundMessage, Party, RevokedToken, Transfer
 
-_EARLIER = (select(InboundMessage.id).where(InboundMessage.state == "done",
+_EARLIER = (select(InboundMessage.id).where(InboundMessage.state == InboxState.DONE,
                                            InboundMessage.outcome != Outcome.DUPLICATE.value,
                                            col(InboundMessage.id) != sa.bindparam("me"))
             .order_by(col(InboundMessage.id)).limit(1))

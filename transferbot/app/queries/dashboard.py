@@ -21,7 +21,7 @@ from transferbot.app.effects.facts import find_transfer
 from transferbot.app.outbox import outbox_summary
 from transferbot.app.queries.record import inbound_summary
 from transferbot.app.queries.views import transfer_detail
-from transferbot.core.domain import ROLE_ORDER, Outcome, Role, TransferStatus
+from transferbot.core.domain import ROLE_ORDER, InboxState, Outcome, Role, TransferStatus
 from transferbot.core.rules import Refusal
 from transferbot.inbound.explain import explain_inbound
 from transferbot.store.models import Account, InboundMessage, OutboundMessage, Party, PartyAddress, Transfer
@@ -212,7 +212,7 @@ def inbound_one(session: Session, inbound_id: int) -> dict[str, Any]:
     item["raw_size"] = len(raw)
     item["raw_text"] = raw_text(raw[:RAW_LIMIT])
     item["raw_truncated"] = len(raw) > RAW_LIMIT
-    item["retryable"] = row.state != "done"
+    item["retryable"] = row.state != InboxState.DONE
     return item
 
 

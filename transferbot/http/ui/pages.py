@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from transferbot.app import outbox
 from transferbot.app.context import App
 from transferbot.app.queries import dashboard
-from transferbot.core.domain import OutboxStatus, Outcome, TransferStatus
+from transferbot.core.domain import DeliveryStatus, OutboxStatus, Outcome, TransferStatus
 from transferbot.core.rules import Refusal
 from transferbot.http.ui.auth import Auth, Poke
 from transferbot.http.ui.render import SECURITY_HEADERS, page
@@ -164,12 +164,12 @@ def router(site: Site) -> APIRouter:
     async def webhooks_page(request: Request) -> Response:
         who = await auth.require(request)
         status = request.query_params.get("status", "")
-        if status not in ("", "queued", "delivered", "failed"):
+        if status and status not in DeliveryStatus.__members__.values():
             status = ""
         endpoints, listing = await site.app.store.read_async(dashboard.webhooks, status or None,
                                                              _int(request.query_params.get("before")))
         return page(request, "webhooks.html", who=who, endpoints=endpoints, listing=listing, status=status,
-                    statuses=["queued", "delivered", "failed"], notice=notice_of(request), nav="webhooks")
+                    statuses=[s.value for s in DeliveryStatus], notice=notice_of(request), nav="webhooks")
 
     @r.get("/outbox/{outbound_id}/raw")
     async def outbound_raw(request: Request, outbound_id: int) -> Response:
