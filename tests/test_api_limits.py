@@ -15,7 +15,7 @@ from tests.conftest import make_config
 from tests.helpers import RunningDaemon
 from transferbot.app import apikeys
 from transferbot.app.context import App
-from transferbot.cli.main import main
+from transferbot.cli import main
 from transferbot.config import Config
 from transferbot.devtools.sink import MailSink
 from transferbot.http.api.ratelimit import RateLimiter

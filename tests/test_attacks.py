@@ -30,7 +30,7 @@ from transferbot.app.context import App, open_app
 from transferbot.app.controls import replace_contact
 from transferbot.app.queries.views import list_inbox, transfer_detail
 from transferbot.app.transfers import request_transfer
-from transferbot.cli.main import main
+from transferbot.cli import main
 from transferbot.devtools.sink import MailSink, Received
 from transferbot.store.models import Event, InboundMessage
 

@@ -23,7 +23,7 @@ import pytest
 
 from tests.dashboard_world import OPERATOR, PASSWORD, Market, build
 from tests.dnsserver import DnsServer
-from transferbot.cli.main import main
+from transferbot.cli import main
 from transferbot.devtools.sink import MailSink
 
 CHROMIUM = Path("/usr/bin/chromium")

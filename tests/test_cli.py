@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from transferbot.cli.main import main
+from transferbot.cli import main
 
 
 @pytest.fixture

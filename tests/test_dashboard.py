@@ -17,7 +17,7 @@ from tests.dashboard_world import FORGED_IMG, OPERATOR, PASSWORD, Market, build,
 from tests.dnsserver import DnsServer
 from tests.helpers import wait_until
 from transferbot.app import operators
-from transferbot.cli.main import main
+from transferbot.cli import main
 from transferbot.devtools.sink import MailSink
 from transferbot.http.ui.auth import SESSION_COOKIE
 from transferbot.store.models import InboundMessage, OperatorSession, OutboundMessage

@@ -13,7 +13,7 @@ from tests.test_lifecycle import ADDRESSES, mail
 from transferbot.app import replies
 from transferbot.app.queries.views import list_inbox, transfer_detail
 from transferbot.app.transfers import request_transfer
-from transferbot.cli.main import main
+from transferbot.cli import main
 from transferbot.devtools.sink import MailSink
 
 

@@ -12,7 +12,7 @@ from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from tests.test_lifecycle import ADDRESSES, mail, outcome_of
 from transferbot.app.queries.views import transfer_detail
 from transferbot.app.transfers import request_transfer
-from transferbot.cli.main import main
+from transferbot.cli import main
 from transferbot.devtools.sink import MailSink
 
 

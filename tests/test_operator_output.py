@@ -15,7 +15,8 @@ from transferbot.app.context import App
 from transferbot.app.queries.views import transfer_detail
 from transferbot.app.replies import read_inbound
 from transferbot.app.transfers import request_transfer
-from transferbot.cli.main import build_parser, main
+from transferbot.cli import main
+from transferbot.cli.commands import build_parser
 
 
 def run(cfg: Path, *args: str) -> int:

@@ -21,7 +21,7 @@ from tests.dashboard_world import csrf_of
 from tests.helpers import RunningDaemon
 from transferbot.app import operators
 from transferbot.app.context import App, open_app
-from transferbot.cli.main import main
+from transferbot.cli import main
 from transferbot.config import ConfigError, parse_config
 from transferbot.http.ui.auth import SESSION_COOKIE, Auth
 from transferbot.http.ui.throttle import SignInThrottle

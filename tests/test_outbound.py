@@ -26,7 +26,7 @@ from transferbot.app.effects.mail import Mailer
 from transferbot.app.queries.views import transfer_detail
 from transferbot.app.replies import read_inbound
 from transferbot.app.transfers import request_transfer
-from transferbot.cli.main import main
+from transferbot.cli import main
 from transferbot.core.backoff import backoff
 from transferbot.core.clock import now
 from transferbot.core.domain import MailKind

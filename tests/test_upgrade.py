@@ -24,7 +24,7 @@ from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from transferbot.app.context import open_app
 from transferbot.app.queries.certificate import verify
 from transferbot.app.queries.views import list_transfers, transfer_detail
-from transferbot.cli.main import main
+from transferbot.cli import main
 from transferbot.config import DatabaseConfig
 from transferbot.devtools.sink import MailSink, Received
 from transferbot.store import open_store, schema

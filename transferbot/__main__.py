@@ -1,3 +1,3 @@
-from transferbot.cli.main import main
+from transferbot.cli import main
 
 raise SystemExit(main())
