@@ -27,7 +27,7 @@ from transferbot.app.outbox import raw_of
 from transferbot.app.queries.certificate import verify
 from transferbot.app.queries.views import list_inbox, transfer_detail
 from transferbot.app.transfers import request_transfer
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.devtools.sink import MailSink, Received
 from transferbot.store.models import OutboundMessage
 

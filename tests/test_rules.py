@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from transferbot.app.effects.audit import GENESIS, event_hash, first_broken
-from transferbot.core import rules
+from transferbot.core import errors, rules
 from transferbot.core.addresses import AddressBook, AddressError, normalize_address
 from transferbot.core.domain import (
     AccountKind,
@@ -29,7 +29,7 @@ def test_kind_follows_from_where_it_is_and_where_it_goes() -> None:
     assert rules.transfer_kind(None, "r2") is TransferKind.DIRECT_TO_RESELLER
     assert rules.transfer_kind("r1", None) is TransferKind.RESELLER_TO_DIRECT
     assert rules.transfer_kind("r1", "r2") is TransferKind.RESELLER_CHANGE
-    with pytest.raises(rules.Refusal):
+    with pytest.raises(errors.Refusal):
         rules.transfer_kind("r1", "r1")
 
 
@@ -51,7 +51,7 @@ def test_parties_are_derived() -> None:
 ])
 def test_refusals(ent: rules.EntitlementFacts | None, target_id: str | None, target: rules.AccountFacts | None,
                   open_: bool, message: str) -> None:
-    with pytest.raises(rules.Refusal, match=message):
+    with pytest.raises(errors.Refusal, match=message):
         rules.plan_request("e1", ent, target_id, target, open_)
 
 

@@ -25,7 +25,7 @@ from transferbot.config import Config
 from transferbot.core import rules
 from transferbot.core.clock import now
 from transferbot.core.domain import Decision, Role
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.devtools.sink import MailSink
 from transferbot.store.models import Entitlement, OutboundMessage, Party, WebhookDelivery, WebhookEndpoint, WebhookEvent
 

@@ -19,7 +19,7 @@ from transferbot.app import registry
 from transferbot.app.apikeys import Principal
 from transferbot.app.effects.facts import forget_names
 from transferbot.core.domain import AccountKind, EntitlementState, TransferStatus
-from transferbot.core.rules import Conflict, Refusal, Unknown
+from transferbot.core.errors import Conflict, Refusal, Unknown
 from transferbot.store import cursors
 from transferbot.store.models import Account, AccountAddress, Entitlement, Transfer
 

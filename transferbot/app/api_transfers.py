@@ -24,7 +24,7 @@ from transferbot.app.queries import certificate
 from transferbot.app.queries.record import iso, public_detail
 from transferbot.app.queries.views import summary_of
 from transferbot.core.domain import Role, TransferStatus
-from transferbot.core.rules import Refusal, Unknown
+from transferbot.core.errors import Refusal, Unknown
 from transferbot.outbound import certdoc
 from transferbot.store import cursors
 from transferbot.store.models import Entitlement, Party, Transfer

@@ -25,7 +25,7 @@ from transferbot.app.context import App
 from transferbot.app.queries.record import iso
 from transferbot.app.registry import check_text
 from transferbot.core.domain import AccountKind
-from transferbot.core.rules import Conflict, Refusal, Unknown
+from transferbot.core.errors import Conflict, Refusal, Unknown
 from transferbot.store.models import Account, ApiKey
 
 log = logging.getLogger(__name__)

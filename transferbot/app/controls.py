@@ -16,7 +16,7 @@ from transferbot.core import rules
 from transferbot.core.addresses import AddressError, normalize_address
 from transferbot.core.clock import now as clock_now
 from transferbot.core.domain import Role, TransferStatus
-from transferbot.core.rules import Conflict, Refusal, Unknown
+from transferbot.core.errors import Conflict, Refusal, Unknown
 from transferbot.store.models import Party, Transfer, WebhookDelivery
 
 log = logging.getLogger(__name__)

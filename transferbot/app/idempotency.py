@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.store.models import IdempotencyRecord
 
 KEPT = timedelta(hours=24)

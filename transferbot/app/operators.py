@@ -23,7 +23,7 @@ from sqlmodel import Session, col, delete, select
 
 from transferbot.app.context import App
 from transferbot.core.clock import now as clock_now
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.store.models import Meta, Operator, OperatorSession
 
 log = logging.getLogger(__name__)

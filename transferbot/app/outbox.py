@@ -26,7 +26,7 @@ from transferbot.app.effects.mail import alert_operator
 from transferbot.core import rules
 from transferbot.core.backoff import backoff
 from transferbot.core.domain import MailKind, OutboxStatus, Role
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.outbound.rendering import Outgoing, Renderer
 from transferbot.store.models import MailSnapshot, OutboundMessage, OutboundRaw, Party
 from transferbot.store.paging import Page, page_of, parse_cursor

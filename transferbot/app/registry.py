@@ -14,8 +14,8 @@ from transferbot.app.effects.facts import forget_names
 from transferbot.core.addresses import AddressError, normalize_address
 from transferbot.core.clock import now
 from transferbot.core.domain import AccountKind, EntitlementState
+from transferbot.core.errors import Refusal, Unknown
 from transferbot.core.languages import MAIL
-from transferbot.core.rules import Refusal, Unknown
 from transferbot.store.models import Account, AccountAddress, Entitlement
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -17,7 +17,8 @@ from transferbot.app.registry import account_emails, refuse_unsafe
 from transferbot.core import rules
 from transferbot.core.clock import now as clock_now
 from transferbot.core.domain import AccountKind, MailKind, TransferStatus
-from transferbot.core.rules import Change, Conflict, Notice, Refusal
+from transferbot.core.errors import Conflict, Refusal
+from transferbot.core.rules import Change, Notice
 from transferbot.core.tokens import new_token, new_transfer_id
 from transferbot.store.models import Account, Entitlement, Party, PartyAddress, Transfer
 

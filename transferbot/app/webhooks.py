@@ -25,7 +25,8 @@ from transferbot.app.context import App
 from transferbot.app.effects.mail import alert_operator, write_pending
 from transferbot.app.queries.record import iso, public_detail
 from transferbot.core.domain import AccountKind, DeliveryStatus, Role, TransferStatus
-from transferbot.core.rules import Change, Conflict, Refusal, Unknown
+from transferbot.core.errors import Conflict, Refusal, Unknown
+from transferbot.core.rules import Change
 from transferbot.outbound.webhooks import Attempt, EventType, new_event_id, new_secret, next_attempt, payload
 from transferbot.outbound.webhooks.delivery import _origin as origin_of
 from transferbot.outbound.webhooks.events import event_type

@@ -24,8 +24,8 @@ from transferbot import __version__
 from transferbot.cli.logsetup import configure_logging
 from transferbot.config import Config, ConfigError, load_config
 from transferbot.core.domain import AccountKind, OutboxStatus, Role, TransferStatus
+from transferbot.core.errors import Refusal
 from transferbot.core.languages import MAIL
-from transferbot.core.rules import Refusal
 from transferbot.store import DatabaseTrouble, StoreError
 from transferbot.store.sqlite import database_path
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.outbound.compose import templates_dir
 
 FORMATS = ("text", "json", "html")

@@ -11,7 +11,7 @@ import binascii
 import json
 from typing import Any
 
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 
 MAX_CURSOR = 512
 

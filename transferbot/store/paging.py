@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from transferbot.app.effects.audit import ChainLink, events_of, fingerprint, fir
 from transferbot.app.effects.facts import addresses_of, find_transfer, parties_of
 from transferbot.app.queries.record import auth_summary
 from transferbot.core.domain import TransferStatus
-from transferbot.core.rules import Unknown
+from transferbot.core.errors import Unknown
 from transferbot.outbound import certdoc
 from transferbot.store.models import Account, Entitlement, InboundMessage, OutboundMessage, Party, Transfer
 

@@ -22,7 +22,7 @@ from transferbot.app.outbox import outbox_summary
 from transferbot.app.queries.record import inbound_summary
 from transferbot.app.queries.views import transfer_detail
 from transferbot.core.domain import ROLE_ORDER, InboxState, Outcome, Role, TransferStatus
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.inbound.explain import explain_inbound
 from transferbot.store.models import Account, InboundMessage, OutboundMessage, Party, PartyAddress, Transfer
 

@@ -11,7 +11,7 @@ from transferbot.app.context import App
 from transferbot.app.effects.facts import find_transfer, parties_of
 from transferbot.app.queries.record import detail_of, inbound_summary, iso, roles_of
 from transferbot.core.domain import TransferStatus
-from transferbot.core.rules import Refusal, Unknown
+from transferbot.core.errors import Refusal, Unknown
 from transferbot.store.models import (
     InboundMessage,
     Transfer,

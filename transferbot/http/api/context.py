@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from transferbot.app.apikeys import Principal
 from transferbot.app.context import App
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.http.api import auth
 from transferbot.http.api.ratelimit import RateLimiter
 from transferbot.http.api.schemas import NO_CONTROLS

@@ -14,7 +14,7 @@ from transferbot.app.controls import REASON_LIMIT
 from transferbot.app.transfers import check_note
 from transferbot.core.clock import now
 from transferbot.core.domain import TransferStatus
-from transferbot.core.rules import Conflict, Refusal
+from transferbot.core.errors import Conflict, Refusal
 from transferbot.http.api.context import Context, Ident, problems, refused
 from transferbot.http.api.schemas import CancelRequest, ResendRequest, Resent, Transfer, TransferPage, TransferRequest
 from transferbot.http.problems import Problem

@@ -20,7 +20,7 @@ from transferbot.app import controls as operator
 from transferbot.app import outbox, replies
 from transferbot.app.context import App
 from transferbot.core.clock import now
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.http.ui.auth import Who, client_of
 from transferbot.http.ui.forms import read_form
 from transferbot.http.ui.pages import Site, safe_next, transfer_view

@@ -14,7 +14,7 @@ from transferbot.app import outbox
 from transferbot.app.context import App
 from transferbot.app.queries import dashboard
 from transferbot.core.domain import DeliveryStatus, OutboxStatus, Outcome, TransferStatus
-from transferbot.core.rules import Refusal
+from transferbot.core.errors import Refusal
 from transferbot.http.ui.auth import Auth, Poke
 from transferbot.http.ui.render import SECURITY_HEADERS, page
 
