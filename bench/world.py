@@ -38,6 +38,7 @@ from transferbot.store.models import (
     Party,
     PartyAddress,
     Transfer,
+    table_of,
 )
 
 DOMAIN = "transfers.bench.example"
@@ -125,7 +126,7 @@ def build_world(url: str, transfers: int, seed: int = 5) -> World:
             session.execute(sa.insert(Entitlement), rows)
         for ent_id, target in plans:
             request_transfer(app, ent_id, target, "Filed by the benchmark")
-        om = OutboundMessage.__table__  # type: ignore[attr-defined]
+        om = table_of(OutboundMessage)
         with app.store.read() as session:
             queued = session.execute(sa.select(om.c.recipients).where(om.c.status == "queued")).scalars().all()
     finally:
@@ -137,7 +138,7 @@ def _render_rows(app: Any, where: Any) -> list[tuple[Any, bytes]]:
     """Outbox rows (and their bytes, rendered from their snapshot exactly as the dispatcher renders them)."""
     from transferbot.app.outbox import raw_of
 
-    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    om = table_of(OutboundMessage)
     with app.store.read() as session:
         rows = session.execute(sa.select(om.c.id, om.c.envelope_from, om.c.recipients, om.c.party_id)
                                .where(where).order_by(om.c.next_attempt_at, om.c.id)).all()
@@ -146,7 +147,7 @@ def _render_rows(app: Any, where: Any) -> list[tuple[Any, bytes]]:
 
 def queued_messages(url: str) -> list[Message]:
     """The queued outbox rows as (envelope from, recipients, raw): what the plain loop sends."""
-    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    om = table_of(OutboundMessage)
     app = open_app(config_for(url))
     try:
         rendered = _render_rows(app, om.c.status == "queued")
@@ -157,7 +158,7 @@ def queued_messages(url: str) -> list[Message]:
 
 def mark_confirmations_sent(url: str) -> None:
     """As if the dispatcher had delivered every confirmation (long before the replies come)."""
-    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    om = table_of(OutboundMessage)
     engine = engine_for(url)
     try:
         with engine.begin() as conn:
@@ -189,7 +190,7 @@ def _quoted_reply(original: EmailMessage, sender: str, fresh: str, when: datetim
 def approval_replies(url: str, seed: int = 5) -> list[Message]:
     """For every party of every open transfer: a fresh approval quoting its confirmation, from its address,
     DKIM-signed for its domain as the party's own mail server would sign it (see bench_resolver)."""
-    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    om = table_of(OutboundMessage)
     app = open_app(config_for(url))
     try:
         rendered = _render_rows(app, om.c.kind == "confirmation")

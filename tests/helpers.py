@@ -17,6 +17,7 @@ from transferbot.app.context import App
 from transferbot.core.clock import now
 from transferbot.devtools.sink import Received
 from transferbot.runners.daemon import Daemon
+from transferbot.store.models import table_of
 
 T = TypeVar("T")
 
@@ -105,7 +106,7 @@ def mark_all_sent(app: App) -> None:
 
     from transferbot.store.models import OutboundMessage
 
-    table = OutboundMessage.__table__  # type: ignore[attr-defined]
+    table = table_of(OutboundMessage)
     app.store.run(lambda s: s.connection().execute(
         sa.update(table).where(table.c.status == "queued").values(status="sent", sent_at=now())))
 

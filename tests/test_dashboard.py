@@ -20,7 +20,7 @@ from transferbot.app import operators
 from transferbot.cli import main
 from transferbot.devtools.sink import MailSink
 from transferbot.http.ui.auth import SESSION_COOKIE
-from transferbot.store.models import InboundMessage, OperatorSession, OutboundMessage
+from transferbot.store.models import InboundMessage, OperatorSession, OutboundMessage, table_of
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +246,7 @@ def test_retrying_a_failed_message_is_recorded_under_the_operators_name(market: 
                                                                         client: httpx.Client) -> None:
     tid = market.fresh_transfer()
     wait_until(lambda: market.sink.to("bob@globex.example"), what="the confirmation")
-    table = OutboundMessage.__table__  # type: ignore[attr-defined]
+    table = table_of(OutboundMessage)
     with market.app.store.read() as session:
         row = session.exec(select(OutboundMessage).where(OutboundMessage.transfer_id == tid)).first()
         assert row is not None
@@ -269,7 +269,7 @@ def test_reading_a_failed_reply_again_is_recorded_under_the_operators_name(marke
                                                                            client: httpx.Client) -> None:
     forged = market.forged[1]
     market.app.store.run(lambda s: s.connection().execute(
-        sa.update(InboundMessage.__table__).where(InboundMessage.__table__.c.id == forged)  # type: ignore[attr-defined]
+        sa.update(table_of(InboundMessage)).where(table_of(InboundMessage).c.id == forged)
         .values(state="failed", outcome="failed", reason="OperationalError: database is locked")))
     page = client.get(f"/ui/inbox/{forged}").text
     assert "Could not be read: OperationalError: database is locked." in page and "Read it again" in page
@@ -309,7 +309,7 @@ def test_webhooks_page_lists_endpoints_and_deliveries_and_retries_a_failed_one_u
         delivery = session.exec(select(WebhookDelivery).where(WebhookDelivery.transfer_id == tid)).first()
         assert delivery is not None
         delivery_id = delivery.id
-    table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+    table = table_of(WebhookDelivery)
     market.app.store.run(lambda s: s.connection().execute(sa.update(table).where(table.c.id == delivery_id).values(
         status="failed", last_status_code=500, last_error="HTTP 500 Internal Server Error")))
     page = client.get("/ui/webhooks", params={"status": "failed"}).text

@@ -18,7 +18,7 @@ from transferbot.app.queries.views import list_inbox
 from transferbot.app.transfers import request_transfer
 from transferbot.core.clock import now
 from transferbot.devtools.sink import MailSink
-from transferbot.store.models import OutboundMessage
+from transferbot.store.models import OutboundMessage, table_of
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -44,7 +44,7 @@ def test_metrics_report_the_database_and_the_daemon(app: App, sink: MailSink,
     registry.add_entitlement(app, "ent-1", "Analytics Pro", "acme", "vendor")
     tid = request_transfer(app, "ent-1", "r1")
     # Its confirmations were claimed by a daemon that died: their leases ran out, this one takes them over.
-    table = OutboundMessage.__table__  # type: ignore[attr-defined]
+    table = table_of(OutboundMessage)
     app.store.run(lambda s: s.connection().execute(sa.update(table).values(
         lease_owner="dead-host:1:abc", lease_until=now() - timedelta(seconds=5))))
     d = daemon_factory(app)

@@ -26,7 +26,16 @@ from transferbot.core import rules
 from transferbot.core.clock import now
 from transferbot.core.domain import Decision, Role
 from transferbot.outbound.rendering import Outgoing, Renderer
-from transferbot.store.models import Account, Entitlement, Event, MailSnapshot, OutboundMessage, Party, Transfer
+from transferbot.store.models import (
+    Account,
+    Entitlement,
+    Event,
+    MailSnapshot,
+    OutboundMessage,
+    Party,
+    Transfer,
+    table_of,
+)
 
 BOTH_BACKENDS = True  # the one path, and the sweep's deferred writes (multi-row INSERT … RETURNING), on both
 
@@ -98,7 +107,7 @@ def test_the_entitlement_moves_only_if_it_is_still_where_the_transfer_said(world
         decide(world, tid, role)
 
     def moved_behind_our_back(session: Session) -> None:
-        session.connection().execute(sa.update(Entitlement.__table__)  # type: ignore[attr-defined]
+        session.connection().execute(sa.update(table_of(Entitlement))
                                      .where(sa.column("id") == "ent-r1").values(reseller_id="r2"))
 
     def last_approval_on_stale_facts(session: Session) -> None:

@@ -23,7 +23,7 @@ from transferbot.core.domain import InboxState
 from transferbot.inbound.intake import Arrival
 from transferbot.inbound.reader.reading import digest_of
 from transferbot.inbound.wire import message_id_of, storable
-from transferbot.store.models import InboundMessage, InboundRaw
+from transferbot.store.models import InboundMessage, InboundRaw, table_of
 
 log = logging.getLogger(__name__)
 INBOUND_CHANNEL = "transferbot_inbound"
@@ -57,9 +57,9 @@ def insert_arrivals(session: Session, arrivals: Sequence[Arrival]) -> list[int]:
 
 _NEW = {"state": InboxState.NEW.value, "outcome": "pending", "checks": [], "reason": "", "from_address": "", "subject": "",
         "attempts": 0, "lease_owner": "", "auth_tries": 0}
-_INSERT_MESSAGES = (sa.insert(InboundMessage.__table__)  # type: ignore[attr-defined]
-                    .returning(InboundMessage.__table__.c.id, sort_by_parameter_order=True))  # type: ignore[attr-defined]
-_INSERT_RAWS = sa.insert(InboundRaw.__table__)  # type: ignore[attr-defined]
+_INSERT_MESSAGES = (sa.insert(table_of(InboundMessage))
+                    .returning(table_of(InboundMessage).c.id, sort_by_parameter_order=True))
+_INSERT_RAWS = sa.insert(table_of(InboundRaw))
 
 
 def _insert_sqlite(session: Session, arrivals: Sequence[Arrival]) -> list[int]:
@@ -121,10 +121,10 @@ def claim_unread(session: Session, owner: str, now: datetime, lease_seconds: flo
         return []
     ids = [int(i or 0) for i, _ in claimed]
     previous = {int(i or 0): o for i, o in claimed}
-    table = InboundMessage.__table__  # type: ignore[attr-defined]
+    table = table_of(InboundMessage)
     session.connection().execute(sa.update(table).where(table.c.id.in_(ids)).values(
         lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)))
-    raw = InboundRaw.__table__  # type: ignore[attr-defined]
+    raw = table_of(InboundRaw)
     rows = session.connection().execute(
         sa.select(table.c.id, table.c.mail_from, table.c.rcpt_tos, table.c.peer, table.c.helo, table.c.auth_tries,
                   raw.c.raw)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from transferbot.core.errors import Refusal
-from transferbot.store.models import IdempotencyRecord
+from transferbot.store.models import IdempotencyRecord, table_of
 
 KEPT = timedelta(hours=24)
 MAX_KEY = 255
@@ -57,7 +57,7 @@ def find(session: Session, api_key_id: int, key: str, request: str, now: datetim
 
 def keep(session: Session, api_key_id: int, key: str, request: str, status: int, body: dict[str, Any],
          now: datetime) -> None:
-    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    table = table_of(IdempotencyRecord)
     session.connection().execute(sa.delete(table).where(table.c.created_at <= now - KEPT))
     session.add(IdempotencyRecord(api_key_id=api_key_id, key=key, request_hash=request, status_code=status,
                                   response=body, created_at=now))

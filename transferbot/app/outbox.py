@@ -28,7 +28,7 @@ from transferbot.core.backoff import backoff
 from transferbot.core.domain import MailKind, OutboxStatus, Role
 from transferbot.core.errors import Refusal
 from transferbot.outbound.rendering import Outgoing, Renderer
-from transferbot.store.models import MailSnapshot, OutboundMessage, OutboundRaw, Party
+from transferbot.store.models import MailSnapshot, OutboundMessage, OutboundRaw, Party, table_of
 from transferbot.store.paging import Page, page_of, parse_cursor
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Claimed:
 def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int,
               snapshots: dict[int, dict[str, Any]]) -> list[Claimed]:
     """Lease up to ``limit`` due rows to ``owner``; ``snapshots`` caches the shared facts by id (immutable)."""
-    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    om = table_of(OutboundMessage)
     ids_query = (sa.select(om.c.id, om.c.lease_owner)
                  .where(om.c.status == OutboxStatus.QUEUED.value, om.c.next_attempt_at <= now,
                         sa.or_(om.c.lease_until.is_(None), om.c.lease_until < now))
@@ -67,13 +67,13 @@ def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float,
         .where(om.c.id.in_(ids)).order_by(om.c.next_attempt_at, om.c.id)))
     wanted = {r.snapshot_id for r in rows if r.snapshot_id is not None and r.snapshot_id not in snapshots}
     if wanted:
-        snaps = MailSnapshot.__table__  # type: ignore[attr-defined]
+        snaps = table_of(MailSnapshot)
         for snap_id, data in conn.execute(sa.select(snaps.c.id, snaps.c.data).where(snaps.c.id.in_(wanted))):
             snapshots[snap_id] = data
     legacy = {r.id for r in rows if not r.render.get("v")}
     raws: dict[int, bytes] = {}
     if legacy:
-        raw = OutboundRaw.__table__  # type: ignore[attr-defined]
+        raw = table_of(OutboundRaw)
         raws = {i: bytes(b) for i, b in conn.execute(sa.select(raw.c.id, raw.c.raw).where(raw.c.id.in_(legacy)))}
     return [Claimed(Outgoing(r.id, r.kind, r.key, r.message_id, tuple(r.recipients), _aware(r.created_at),
                              r.transfer_id, r.render, r.snapshot_id), r.envelope_from, r.attempts,
@@ -84,7 +84,7 @@ def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float,
 
 def release(session: Session, owner: str, ids: Sequence[int]) -> None:
     """Give back rows claimed but not attempted (a daemon stopping): due again at once for any daemon."""
-    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    om = table_of(OutboundMessage)
     session.connection().execute(sa.update(om).where(om.c.id.in_(list(ids)), om.c.lease_owner == owner,
                                                      om.c.status == OutboxStatus.QUEUED.value)
                                  .values(lease_owner="", lease_until=None))
@@ -131,7 +131,7 @@ def _sent_all(session: Session, results: Sequence[Result]) -> None:
 
     A delivery is bookkeeping of the outbox (status, sent_at, attempts), shown by `show` and the
     certificate; the audit chain records what changed a transfer, not each accepted SMTP delivery."""
-    om = OutboundMessage.__table__  # type: ignore[attr-defined]
+    om = table_of(OutboundMessage)
     session.connection().execute(
         sa.update(om).where(om.c.id == sa.bindparam("b_id"), om.c.status != OutboxStatus.SENT.value).values(
             status=OutboxStatus.SENT.value, sent_at=sa.bindparam("b_at"), last_attempt_at=sa.bindparam("b_at"),

@@ -43,7 +43,15 @@ from transferbot.inbound.reader.chain import Policy, Verdict, run_chain
 from transferbot.inbound.reader.reading import Reading, read_message
 from transferbot.inbound.wire import storable
 from transferbot.store.base import transient
-from transferbot.store.models import Entitlement, InboundMessage, OutboundMessage, Party, RevokedToken, Transfer
+from transferbot.store.models import (
+    Entitlement,
+    InboundMessage,
+    OutboundMessage,
+    Party,
+    RevokedToken,
+    Transfer,
+    table_of,
+)
 
 if TYPE_CHECKING:
     from transferbot.inbound.senderauth import AuthOutcome
@@ -55,9 +63,9 @@ Item = tuple[int, "Reading | str", "AuthOutcome | None"]  # a read message, read
 
 _LOCK_INBOUND = select(InboundMessage).where(InboundMessage.id == sa.bindparam("inbound_id")).with_for_update()
 _LOCK_ENTITLEMENT = select(Entitlement).where(Entitlement.id == sa.bindparam("entitlement_id")).with_for_update()
-_PARTIES = Party.__table__  # type: ignore[attr-defined]
-_REVOKED = RevokedToken.__table__  # type: ignore[attr-defined]
-_OUTBOUND = OutboundMessage.__table__  # type: ignore[attr-defined]
+_PARTIES = table_of(Party)
+_REVOKED = table_of(RevokedToken)
+_OUTBOUND = table_of(OutboundMessage)
 _TRANSFERS_BY_TOKEN = sa.union(
     sa.select(_PARTIES.c.transfer_id).where(_PARTIES.c.token.in_(sa.bindparam("tokens", expanding=True))),
     sa.select(_PARTIES.c.transfer_id).join(_REVOKED, _REVOKED.c.party_id == _PARTIES.c.id)
@@ -145,7 +153,7 @@ def lock_in_order(session: Session, readings: Sequence[Reading], secret: bytes) 
     sender may fill a body with made-up references or a References header with thousands of ids, and
     the database takes a bounded number of parameters per statement. Body references that are not
     ours (checked as the chain checks them) are never looked up."""
-    table = Transfer.__table__  # type: ignore[attr-defined]
+    table = table_of(Transfer)
     tokens = sorted({t.lower() for r in readings for t in r.envelope_tokens}
                     | {t.lower() for r in readings for t in r.body_tokens if check_token(secret, t)})
     keys = sorted({k.lower() for r in readings for k in r.bounce_keys})

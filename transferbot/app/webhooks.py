@@ -31,7 +31,7 @@ from transferbot.outbound.webhooks import Attempt, EventType, new_event_id, new_
 from transferbot.outbound.webhooks.delivery import _origin as origin_of
 from transferbot.outbound.webhooks.events import event_type
 from transferbot.outbound.webhooks.urls import UrlError, validate_url
-from transferbot.store.models import Account, Party, Transfer, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from transferbot.store.models import Account, Party, Transfer, WebhookDelivery, WebhookEndpoint, WebhookEvent, table_of
 from transferbot.store.paging import Page, page_of, parse_cursor
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def remove_endpoint(app: App, endpoint_id: int, now: datetime | None = None) -> 
 
 
 def _fail_queued(session: Session, endpoint_id: int, why: str) -> int:
-    table = WebhookDelivery.__table__  # type: ignore[attr-defined]
+    table = table_of(WebhookDelivery)
     result = session.connection().execute(
         sa.update(table).where(table.c.endpoint_id == endpoint_id, table.c.status == DeliveryStatus.QUEUED)
         .values(status=DeliveryStatus.FAILED, last_error=why, lease_owner="", lease_until=None))
@@ -231,9 +231,9 @@ def _aware(value: datetime) -> datetime:
 
 def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries to ``owner`` (to endpoints still active)."""
-    d = WebhookDelivery.__table__  # type: ignore[attr-defined]
-    e = WebhookEndpoint.__table__  # type: ignore[attr-defined]
-    v = WebhookEvent.__table__  # type: ignore[attr-defined]
+    d = table_of(WebhookDelivery)
+    e = table_of(WebhookEndpoint)
+    v = table_of(WebhookEvent)
     active = sa.select(e.c.id).where(e.c.removed_at.is_(None), e.c.disabled_at.is_(None))
     ids_query = (sa.select(d.c.id, d.c.lease_owner)
                  .where(d.c.status == DeliveryStatus.QUEUED, d.c.next_attempt_at <= now, d.c.endpoint_id.in_(active),
@@ -259,8 +259,8 @@ def next_due(session: Session) -> datetime | None:
     """When the soonest queued delivery can next be claimed: its next attempt, or the end of the lease
     someone holds on it (the dispatcher sleeps no longer than that, and does not spin while a delivery
     is under way)."""
-    d = WebhookDelivery.__table__  # type: ignore[attr-defined]
-    e = WebhookEndpoint.__table__  # type: ignore[attr-defined]
+    d = table_of(WebhookDelivery)
+    e = table_of(WebhookEndpoint)
     active = sa.select(e.c.id).where(e.c.removed_at.is_(None), e.c.disabled_at.is_(None))
     claimable = sa.case((d.c.lease_until > d.c.next_attempt_at, d.c.lease_until), else_=d.c.next_attempt_at)
     value = session.connection().execute(sa.select(sa.func.min(claimable)).where(
@@ -274,7 +274,7 @@ def next_due(session: Session) -> datetime | None:
 
 def release(session: Session, owner: str, ids: Sequence[int]) -> None:
     """Give back deliveries claimed but not attempted (a daemon stopping): due again at once for any daemon."""
-    d = WebhookDelivery.__table__  # type: ignore[attr-defined]
+    d = table_of(WebhookDelivery)
     session.connection().execute(sa.update(d).where(d.c.id.in_(list(ids)), d.c.lease_owner == owner,
                                                     d.c.status == DeliveryStatus.QUEUED)
                                  .values(lease_owner="", lease_until=None))

@@ -9,11 +9,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from transferbot.store.models import InboundMessage, OutboundMessage, WebhookDelivery
+from transferbot.store.models import InboundMessage, OutboundMessage, WebhookDelivery, table_of
 
-TABLES: dict[str, sa.Table] = {"inbound": InboundMessage.__table__,  # type: ignore[attr-defined]
-                               "outbox": OutboundMessage.__table__,  # type: ignore[attr-defined]
-                               "webhooks": WebhookDelivery.__table__}  # type: ignore[attr-defined]
+TABLES: dict[str, sa.Table] = {"inbound": table_of(InboundMessage),
+                               "outbox": table_of(OutboundMessage),
+                               "webhooks": table_of(WebhookDelivery)}
 
 
 def release_all(session: Session) -> dict[str, int]:

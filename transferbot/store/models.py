@@ -336,3 +336,8 @@ class OperatorSession(SQLModel, table=True):
     operator_id: int = Field(foreign_key="operator.id", index=True)
     created_at: datetime = _ts()
     expires_at: datetime = _ts(index=True)
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """A model's table, for Core statements (SQLModel does not declare ``__table__`` to type checkers)."""
+    return model.__table__  # type: ignore[attr-defined]

@@ -16,12 +16,12 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from transferbot.store.models import Event
+from transferbot.store.models import Event, table_of
 
 GENESIS = "0" * 64
 _HEADS = "transferbot.chain_heads"
 _PENDING = "transferbot.events_pending"
-_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_EVENTS = table_of(Event)
 _INSERT_EVENTS = sa.insert(_EVENTS)
 _LAST_SEQ = (sa.select(_EVENTS.c.transfer_id, sa.func.max(_EVENTS.c.seq).label("seq"))
              .where(_EVENTS.c.transfer_id.in_(sa.bindparam("ids", expanding=True)))

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from transferbot.core.domain import ROLE_ORDER, Decision, EntitlementState, Role, TransferStatus
 from transferbot.core.rules import EntitlementFacts, PartyFacts, TransferFacts
-from transferbot.store.models import Account, Entitlement, Party, PartyAddress, Transfer
+from transferbot.store.models import Account, Entitlement, Party, PartyAddress, Transfer, table_of
 
 
 def entitlement_facts(ent: Entitlement) -> EntitlementFacts:
@@ -26,7 +26,7 @@ _ADDRESSES_OF = (select(PartyAddress).where(PartyAddress.party_id == sa.bindpara
                  .order_by(col(PartyAddress.position)))
 _ADDRESSES_FOR = (select(PartyAddress).where(col(PartyAddress.party_id).in_(sa.bindparam("ids", expanding=True)))
                   .order_by(col(PartyAddress.party_id), col(PartyAddress.position)))
-_ACCOUNTS = Account.__table__  # type: ignore[attr-defined]
+_ACCOUNTS = table_of(Account)
 _NAMES_OF = sa.select(_ACCOUNTS.c.id, _ACCOUNTS.c.name).where(_ACCOUNTS.c.id.in_(sa.bindparam("ids", expanding=True)))
 _LOCK_TRANSFER = select(Transfer).where(Transfer.id == sa.bindparam("transfer_id")).with_for_update()
 

@@ -12,7 +12,7 @@ from transferbot.app.effects.facts import addresses_of
 from transferbot.core.domain import Decision, InboxState, Outcome, TransferStatus
 from transferbot.core.tokens import check_token
 from transferbot.inbound.reader.chain import OutboundInfo, PartyInfo
-from transferbot.store.models import InboundMessage, OutboundMessage, Party, RevokedToken, Transfer
+from transferbot.store.models import InboundMessage, OutboundMessage, Party, RevokedToken, Transfer, table_of
 
 _EARLIER = (select(InboundMessage.id).where(InboundMessage.state == InboxState.DONE,
                                            InboundMessage.outcome != Outcome.DUPLICATE.value,
@@ -21,7 +21,7 @@ _EARLIER = (select(InboundMessage.id).where(InboundMessage.state == InboxState.D
 _EARLIER_BY_ID = _EARLIER.where(InboundMessage.message_id == sa.bindparam("message_id"))
 _EARLIER_BY_DIGEST = _EARLIER.where(InboundMessage.digest == sa.bindparam("digest"), InboundMessage.message_id == "")
 _PARTY_BY_TOKEN = select(Party).where(Party.token == sa.bindparam("token"))
-_OM = OutboundMessage.__table__  # type: ignore[attr-defined]
+_OM = table_of(OutboundMessage)
 _OUTBOUND = sa.select(_OM.c.id, _OM.c.transfer_id, _OM.c.party_id, _OM.c.recipients, _OM.c.kind).limit(1)
 _OUTBOUND_BY_KEY = _OUTBOUND.where(_OM.c.key == sa.bindparam("key"))
 _OUTBOUND_BY_ID = _OUTBOUND.where(_OM.c.message_id == sa.bindparam("message_id"))

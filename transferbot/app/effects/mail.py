@@ -28,7 +28,7 @@ from transferbot.app.effects.facts import Addresses, account_names, complete_add
 from transferbot.app.queries import certificate
 from transferbot.core.domain import Decision, MailKind, OutboxStatus
 from transferbot.core.tokens import new_token
-from transferbot.store.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer
+from transferbot.store.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer, table_of
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 ASKING = frozenset({MailKind.CONFIRMATION, MailKind.REMINDER, MailKind.LAST_CALL, MailKind.HELP,
                     MailKind.IGNORED_SENDER})
 OUTBOX_CHANNEL = "transferbot_outbox"
-_SNAPSHOTS = MailSnapshot.__table__  # type: ignore[attr-defined]
+_SNAPSHOTS = table_of(MailSnapshot)
 _INSERT_SNAPSHOT = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
 _INSERT_SNAPSHOTS = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id, sort_by_parameter_order=True)
-_INSERT_OUTBOX = sa.insert(OutboundMessage.__table__)  # type: ignore[attr-defined]
+_INSERT_OUTBOX = sa.insert(table_of(OutboundMessage))
 _PENDING = "transferbot.mail_pending"
 
 

@@ -25,7 +25,7 @@ from transferbot.app.effects.mail import Mailer, Queued, forget_mail, write_pend
 from transferbot.core.domain import Decision, Role, TransferStatus
 from transferbot.core.rules import Change, PartyUpdate
 from transferbot.core.tokens import new_token
-from transferbot.store.models import Entitlement, InboundMessage, Party, PartyAddress, RevokedToken, Transfer
+from transferbot.store.models import Entitlement, InboundMessage, Party, PartyAddress, RevokedToken, Transfer, table_of
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetim
 
 def _move_entitlement(session: Session, t: Transfer, now: datetime) -> None:
     """A conditional update: it moves only an active entitlement still where the transfer said it was."""
-    table = Entitlement.__table__  # type: ignore[attr-defined]
+    table = table_of(Entitlement)
     where_now = (table.c.reseller_id.is_(None) if t.from_reseller_id is None
                  else table.c.reseller_id == t.from_reseller_id)
     result = session.connection().execute(
