@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -27,7 +27,7 @@ from transferbot.core import rules
 from transferbot.core.backoff import backoff
 from transferbot.core.domain import MailKind, OutboxStatus, Role
 from transferbot.core.errors import Refusal
-from transferbot.outbound.rendering import Outgoing, Renderer
+from transferbot.outbound.rendering import Outgoing, Renderer, RenderSpec
 from transferbot.store.models import MailSnapshot, OutboundMessage, OutboundRaw, Party, table_of
 from transferbot.store.paging import Page, page_of, parse_cursor
 
@@ -297,6 +297,6 @@ def raw_of(app: App, outbound_id: int) -> bytes:
             return bytes(legacy.raw) if legacy else b""
         shared = session.get(MailSnapshot, row.snapshot_id).data if row.snapshot_id else None  # type: ignore[union-attr]
         item = Outgoing(row.id or 0, row.kind, row.key, row.message_id, tuple(row.recipients), row.created_at,
-                        row.transfer_id, row.render, row.snapshot_id)
+                        row.transfer_id, cast(RenderSpec, row.render), row.snapshot_id)
     return Renderer().render(item, shared)[1]
 

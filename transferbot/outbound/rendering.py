@@ -21,10 +21,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from transferbot.core.domain import MailKind
 from transferbot.outbound import certdoc, compose
+
+
+class RenderSpec(TypedDict, total=False):
+    """What differs per recipient, as an outbox row keeps it (JSON, ``v`` 2); with the snapshot, all that its
+    template reads. Rows of release 0.1 have no ``v`` and were rendered when queued."""
+
+    v: int
+    from_name: str
+    from_address: str
+    locale: str
+    tz: str
+    party: int | None  # the party's id, to mark it among the snapshot's parties
+    me: dict[str, Any] | None  # the recipient as its mail names it: role, name, token, decision
+    asks: bool  # the mail asks for an answer (it shows the reply marker)
+    reply_to: str | None
+    in_reply_to: str | None
+    certificate: bool  # the certificate of the snapshot is attached
+    extra: dict[str, Any]  # what this kind of mail adds (a decline's reason, an operator alert's facts)
 
 
 @dataclass(frozen=True)
@@ -38,7 +56,7 @@ class Outgoing:
     recipients: tuple[str, ...]
     created_at: datetime
     transfer_id: str | None
-    render: dict[str, Any]
+    render: RenderSpec
     snapshot_id: int | None
 
 

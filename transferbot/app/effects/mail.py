@@ -28,6 +28,7 @@ from transferbot.app.effects.facts import Addresses, account_names, complete_add
 from transferbot.app.queries import certificate
 from transferbot.core.domain import Decision, MailKind, OutboxStatus
 from transferbot.core.tokens import new_token
+from transferbot.outbound.rendering import RenderSpec
 from transferbot.store.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer, table_of
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class Mailer:
             self._snapshot = _Snapshot({"created_at": self.now, "transfer_id": t.id, "data": data})
         return self._snapshot
 
-    def _row(self, kind: MailKind, to: list[str], spec: dict[str, Any], party_id: int | None) -> Queued:
+    def _row(self, kind: MailKind, to: list[str], spec: RenderSpec, party_id: int | None) -> Queued:
         key = new_token(self.app.secret)
         transfer_id = self.t.id if self.t else None
         cfg = self.app.config
@@ -153,7 +154,7 @@ class Mailer:
             "message_id": message_id, "envelope_from": self.app.book.bounce(key), "recipients": list(to),
             "subject": "", "status": OutboxStatus.QUEUED.value, "attempts": 0, "next_attempt_at": self.now,
             "last_error": "", "lease_owner": "",
-            "render": {"v": 2, "from_name": cfg.outbound.from_name, "from_address": cfg.from_address, **spec},
+            "render": RenderSpec(v=2, from_name=cfg.outbound.from_name, from_address=cfg.from_address, **spec),
         })
         self._snapshots.append(self._shared())
         queued = Queued(kind.value, key, message_id, party_id, tuple(to))
@@ -187,9 +188,9 @@ class Mailer:
         asks = not explicit and (kind in ASKING or (kind is MailKind.STATUS and party.decision == Decision.PENDING))
         threaded = None if explicit or (kind is MailKind.CONFIRMATION and not party.confirmation_message_id) \
             else (party.confirmation_message_id or None)
-        spec = {"locale": party.locale, "tz": party.timezone, "party": party.id, "me": me, "asks": asks,
-                "reply_to": None if explicit else self.app.book.reply(party.token), "in_reply_to": threaded,
-                "extra": extra, "certificate": kind is MailKind.COMPLETED and self.with_certificate}
+        spec = RenderSpec(locale=party.locale, tz=party.timezone, party=party.id, me=me, asks=asks,
+                          reply_to=None if explicit else self.app.book.reply(party.token), in_reply_to=threaded,
+                          extra=extra, certificate=kind is MailKind.COMPLETED and self.with_certificate)
         row = self._row(kind, to, spec, party.id)
         if kind is MailKind.CONFIRMATION and not party.confirmation_message_id:
             party.confirmation_message_id = row.message_id
@@ -206,9 +207,9 @@ class Mailer:
             log.warning("%s: operator alert %r not mailed: [workflow] operator_address is not set", tid, alert)
             return
         cfg = self.app.config.workflow
-        spec = {"locale": cfg.default_locale, "tz": cfg.default_timezone, "party": None, "me": None, "asks": False,
-                "reply_to": None, "in_reply_to": None, "certificate": False,
-                "extra": {"alert": alert, "alert_facts": [list(f) for f in facts]}}
+        spec = RenderSpec(locale=cfg.default_locale, tz=cfg.default_timezone, party=None, me=None, asks=False,
+                          reply_to=None, in_reply_to=None, certificate=False,
+                          extra={"alert": alert, "alert_facts": [list(f) for f in facts]})
         row = self._row(MailKind.OPERATOR_ALERT, [operator], spec, None)
         if self.t is not None:
             append_event(self.session, self.t.id, "mail-queued", {
