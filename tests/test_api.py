@@ -134,7 +134,9 @@ def test_cancel_resend_and_certificate(api: httpx.Client, keys: dict[str, str]) 
     resent = api.post(f"/v1/transfers/{tid}/resend", json={"role": "isv"}, headers=vendor)
     assert resent.status_code == 200 and resent.json() == {"id": tid, "resent_to": ["isv"]}
     assert api.post(f"/v1/transfers/{tid}/resend", headers=vendor).json()["resent_to"] == [
-        "customer", "isv", "current-reseller", "new-reseller"]
+        "customer", "current-reseller", "new-reseller"], "the ISV was resent its confirmation within the hour"
+    too_soon = api.post(f"/v1/transfers/{tid}/resend", headers=vendor)
+    assert "at most once an hour" in problem(too_soon, 429)["detail"] and int(too_soon.headers["Retry-After"]) > 0
     problem(api.post(f"/v1/transfers/{tid}/resend", json={"role": "boss"}, headers=vendor), 422)
     assert "must not be empty" in problem(api.post(f"/v1/transfers/{tid}/cancel", json={"reason": " "},
                                                    headers=vendor), 422)["detail"]

@@ -61,10 +61,11 @@ def internet(dns_server: DnsServer) -> DnsServer:
     return dns_server
 
 
-def _market(tmp_path: Path, sink: MailSink, dns: DnsServer, **inbound: Any) -> App:
+def _market(tmp_path: Path, sink: MailSink, dns: DnsServer, database: str | None = None, **inbound: Any) -> App:
+    """The marketplace of these tests (on ``database``, a URL; else a SQLite file in ``tmp_path``)."""
     config = make_config(tmp_path, sink.port, inbound={
         "dns_resolvers": [dns.address], "dns_timeout_seconds": 0.5, "dns_retry_seconds": 0.3,
-        "messages_per_minute_per_sender": 0, **inbound})
+        "messages_per_minute_per_sender": 0, **inbound}, **({"database": {"url": database}} if database else {}))
     app = open_app(config, upgrade=True)
     registry.add_account(app, "acme", "customer", "Acme GmbH", [ALICE])
     registry.add_account(app, "vendor", "isv", "Vendor Inc", [DEALS])

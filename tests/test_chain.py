@@ -15,7 +15,7 @@ from transferbot.app.queries.views import list_inbox
 from transferbot.app.transfers import request_transfer
 from transferbot.core.addresses import AddressBook
 from transferbot.core.domain import Decision, Outcome, TransferStatus
-from transferbot.inbound.reader.chain import CHAIN, OutboundInfo, PartyInfo, Policy, run_chain
+from transferbot.inbound.reader.chain import CHAIN, OutboundInfo, PartyInfo, Policy, Verdict, run_chain
 from transferbot.inbound.reader.reading import read_message
 from transferbot.inbound.senderauth import AuthOutcome, unauthenticated
 from transferbot.inbound.wire import message_id_of
@@ -33,6 +33,8 @@ class FakeLookup:
     party: PartyInfo | None = None
     copies: dict[str, int] = field(default_factory=dict)
     asked: list[str] = field(default_factory=list)
+    threads: dict[str, PartyInfo] = field(default_factory=dict)  # Message-ID of our mail -> the party it went to
+    mails: dict[str, OutboundInfo] = field(default_factory=dict)  # bounce key or Message-ID -> our mail
 
     def earlier_copy(self, message_id: str, digest: str) -> int | None:
         self.asked.append("earlier_copy")
@@ -43,10 +45,10 @@ class FakeLookup:
         return self.party if token == TOKEN else None
 
     def party_by_thread(self, message_ids: Sequence[str]) -> PartyInfo | None:
-        return None
+        return next((self.threads[m] for m in message_ids if m in self.threads), None)
 
     def outbound(self, keys: Sequence[str], message_ids: Sequence[str]) -> OutboundInfo | None:
-        return None
+        return next((self.mails[k] for k in (*keys, *message_ids) if k in self.mails), None)
 
     def token_is_ours(self, token: str) -> bool:
         return token == TOKEN
@@ -64,14 +66,15 @@ def raw(first_line: str, *, sender: str = ALICE, message_id: str = "<r1@acme.exa
             f"Message-ID: {message_id}\r\n{extra}\r\n{first_line}\r\n\r\n> quoted\r\n").encode()
 
 
-def verdict(data: bytes, lookup: FakeLookup, auth: AuthOutcome | None = PASS, policy: str = "verify"):  # type: ignore[no-untyped-def]
+def verdict(data: bytes, lookup: FakeLookup, auth: AuthOutcome | None = PASS, policy: str = "verify") -> Verdict:
     reading = read_message(data, ALICE, [f"transfer+{TOKEN}@transfers.example.com"], BOOK)
     return run_chain(reading, lookup, Policy(sender_auth=policy), auth)
 
 
 def test_the_chain_is_declared_in_order_and_every_check_is_named() -> None:
     assert [name for name, _ in CHAIN] == ["duplicate", "bounce", "loop", "token", "auto-reply", "party", "closed",
-                                           "sender", "authentication", "decision", "already-decided", "record"]
+                                           "sender", "authentication", "thread-only", "decision", "already-decided",
+                                           "record"]
 
 
 @pytest.mark.parametrize(("line", "outcome"), [("APPROVE", Outcome.APPROVED), ("Declined - too expensive",
@@ -130,3 +133,51 @@ def test_a_status_reply_with_an_8_bit_message_id_delivered_twice_is_answered_onc
     assert [r["outcome"] for r in rows] == ["status", "duplicate"]
     answered = wait_until(lambda: mail(sink, ADDRESSES["customer"], "status", tid), what="the status mail")
     assert len(answered) == 1
+
+
+KEY, OURS = "b" * 24, "<conf-1.tr-1@transfers.example.com>"
+CONFIRMATION = OutboundInfo(7, "TR-1", 1, (ALICE,), "confirmation")
+
+
+def dsn_to(rcpt: str) -> Verdict:
+    data = (f"From: MAILER-DAEMON@mx.acme.example\r\nTo: {rcpt}\r\nSubject: Undelivered Mail\r\n"
+            "Message-ID: <dsn-1@mx.acme.example>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+            "--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n"
+            "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.example\r\n\r\n"
+            f"Final-Recipient: rfc822; {ALICE}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {OURS}\r\n\r\n--b--\r\n").encode()
+    reading = read_message(data, "", [rcpt], BOOK)
+    return run_chain(reading, FakeLookup(customer(), mails={KEY: CONFIRMATION, OURS: CONFIRMATION}), Policy(), None)
+
+
+def test_a_bounce_counts_only_at_the_bounce_address_of_a_mail_of_ours() -> None:
+    genuine = dsn_to(BOOK.bounce(KEY))
+    assert (genuine.outcome, genuine.outbound) == (Outcome.BOUNCE, CONFIRMATION)
+    assert genuine.checks[1] == "bounce=permanent (delivery status notification)"
+    for rcpt, where in ((BOOK.reply(), "not at a bounce address of ours"),
+                        (BOOK.reply(TOKEN), "not at a bounce address of ours"),
+                        (BOOK.bounce("c" * 24), "its bounce address names no mail of ours")):
+        ignored = dsn_to(rcpt)
+        assert ignored.outcome is Outcome.BOUNCE_IGNORED and ignored.party is None, rcpt
+        assert ignored.outbound == CONFIRMATION, "filed under the mail it names, all the same"
+        assert ignored.reason.endswith(f"; {where}: ignored (it marks no address undeliverable)"), ignored.reason
+        assert OURS not in ignored.reason and OURS not in " ".join(ignored.checks)
+
+
+def test_a_reply_named_by_its_thread_alone_counts_only_from_an_authenticated_sender() -> None:
+    def threaded(policy: str, auth: AuthOutcome | None) -> Verdict:
+        data = (f"From: {ALICE}\r\nTo: transfer@transfers.example.com\r\nSubject: Re: transfer\r\n"
+                f"Message-ID: <r2@acme.example>\r\nIn-Reply-To: {OURS}\r\n\r\nAPPROVE\r\n").encode()
+        reading = read_message(data, ALICE, ["transfer@transfers.example.com"], BOOK)
+        return run_chain(reading, FakeLookup(threads={OURS: customer()}), Policy(sender_auth=policy), auth)
+
+    off = threaded("off", unauthenticated())
+    assert (off.outcome, off.decided_by, off.notify, off.problem) == (
+        Outcome.NOT_A_PARTY, "thread-only", "help", "no-token"), off.checks
+    assert "token=thread" in off.checks and "only the reply address counts" in off.reason
+    assert threaded("verify", PASS).outcome is Outcome.APPROVED
+    relayed = AuthOutcome("pass", mode="trusted-relay", from_domain="acme.example", authserv_id="mx.example")
+    assert threaded("trusted-relay", relayed).outcome is Outcome.APPROVED
+    by_token = verdict(raw("APPROVE"), FakeLookup(customer()), auth=unauthenticated(), policy="off")
+    assert by_token.outcome is Outcome.APPROVED and "thread-only=no" in by_token.checks

@@ -242,6 +242,23 @@ def test_resend_and_replace_contact_are_recorded_under_the_operators_name(market
     wait_until(lambda: market.sink.to("it@globex.example"), what="the new contact's confirmation")
 
 
+def test_a_resend_within_the_hour_is_refused_on_the_page_and_may_be_forced_under_the_operators_name(
+        market: Market, client: httpx.Client) -> None:
+    tid = market.fresh_transfer()
+    token = form_token(client, f"/ui/transfers/{tid}")
+    assert client.post(f"/ui/transfers/{tid}/resend", data={"csrf": token, "role": "isv"}).status_code == 303
+    again = client.post(f"/ui/transfers/{tid}/resend", data={"csrf": token, "role": "isv"})
+    assert again.status_code == 429 and 0 < int(again.headers["Retry-After"]) <= 3600
+    assert f"the isv of {tid} was resent its confirmation at" in again.text and "at most once an hour" in again.text
+    assert 'name="force"' in again.text and '<option value="isv" selected>' in again.text
+    assert len([e for e in market.events(tid) if e["kind"] == "resent"]) == 1
+    forced = client.post(f"/ui/transfers/{tid}/resend", data={"csrf": token, "role": "isv", "force": "1"})
+    assert forced.status_code == 303
+    resent = [e for e in market.events(tid) if e["kind"] == "resent"]
+    assert [(e["by"], e.get("forced", False)) for e in resent] == [(f"operator:{OPERATOR}", False),
+                                                                   (f"operator:{OPERATOR}", True)]
+
+
 def test_retrying_a_failed_message_is_recorded_under_the_operators_name(market: Market,
                                                                         client: httpx.Client) -> None:
     tid = market.fresh_transfer()

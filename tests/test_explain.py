@@ -88,6 +88,13 @@ def test_every_other_outcome_has_its_sentence() -> None:
          "Not counted: its From line holds 2 addresses, so it is nobody's reply."),
         (row("bounce", ["bounce=permanent (dsn)"], "permanent bounce: dsn; bob@x: 550 5.1.1 user unknown"),
          "A delivery report: permanent bounce: dsn; bob@x: 550 5.1.1 user unknown."),
+        (row("bounce-ignored", ["bounce=permanent (dsn), not at a bounce address of ours: ignored"],
+             "permanent bounce: dsn; not at a bounce address of ours: ignored (it marks no address undeliverable)"),
+         "Ignored: a delivery report that did not come to the bounce address of a mail of ours, so it marks no "
+         "address undeliverable."),
+        (row("not-a-party", ["token=thread", "thread-only=sender not authenticated"]),
+         "Not counted: it threads to mail sent to Acme GmbH (the customer) but did not come to its reply address, "
+         "and its sender is not authenticated; only the reply address counts then."),
     ]
     for given, headline in cases:
         assert explain_inbound(given, "Acme GmbH").headline == headline, given

@@ -196,6 +196,7 @@ CASES = [
     Case("help-no-word", MailKind.HELP, {"problem": "no-word", "first_line": "ok"}, role="new-reseller"),
     Case("help-condition", MailKind.HELP, {"problem": "condition", "first_line": "I approve, but only from March"}),
     Case("help-question", MailKind.HELP, {"problem": "question", "first_line": "Approve? Who asked?"}, role="isv"),
+    Case("help-no-token", MailKind.HELP, {"problem": "no-token", "first_line": ""}, role="new-reseller"),
     Case("status", MailKind.STATUS),
     Case("status-decided", MailKind.STATUS, decision="approved"),
     Case("ignored-sender", MailKind.IGNORED_SENDER, {"problem": "sender", "sender": "alice@lookalike.example"}),
@@ -221,7 +222,8 @@ CASES = [
     Case("alert-bounce-no-transfer", MailKind.OPERATOR_ALERT, {"alert": "bounce", "alert_facts": [
         ("message", "<x@elsewhere.example>"), ("reason", "5.1.1 <script>")]}, transfer=False, operator=True),
 ]
-HELP = {"help-negation", "help-both", "help-empty", "help-no-word", "help-condition", "help-question"}
+HELP = {"help-negation", "help-both", "help-empty", "help-no-word", "help-condition", "help-question",
+        "help-no-token"}
 IGNORED = {"ignored-sender", "ignored-authentication", "ignored-hidden", *(f"ignored-advice-{key}" for key in ADVICE_KEYS)}
 HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "status"} | IGNORED | HELP
 NO_DATES = {"alert-bounce-no-transfer"} | IGNORED | HELP

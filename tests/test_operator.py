@@ -59,7 +59,9 @@ def test_resend_uses_the_same_token_and_threads_under_the_first_confirmation(
     capsys.readouterr()
     assert cli(cli_config, "resend", tid, "--role", "isv") == 1
     assert "already approved" in capsys.readouterr().err
-    assert cli(cli_config, "resend", tid, "--role", "customer") == 0
+    assert cli(cli_config, "resend", tid, "--role", "customer") == 1, "resent within the hour"
+    assert "at most once an hour" in capsys.readouterr().err
+    assert cli(cli_config, "resend", tid, "--role", "customer", "--force") == 0
     mail(sink, ADDRESSES["customer"], "confirmation", tid, count=3)
 
 

@@ -53,7 +53,7 @@ BARE = f"transfer@{DOMAIN}"
 OPERATOR = "ops@marketplace.example.com"
 AUTHSERV = "mx.transfers.example.com"
 ANSWERS = {"help", "status", "ignored-sender"}  # the mails that answer a reply
-NEVER_ANSWERED = {"auto-reply", "bounce", "loop", "no-transfer", "duplicate", "already-decided", "closed"}
+NEVER_ANSWERED = {"auto-reply", "bounce", "bounce-ignored", "loop", "no-transfer", "duplicate", "already-decided", "closed"}
 
 # The accounts the .eml files are written from (their addresses are in the files).
 ACCOUNTS: tuple[tuple[str, str, str, list[str], str, str], ...] = (
@@ -293,8 +293,8 @@ def test_the_corpus_is_complete_and_consistent() -> None:
     present = [i for i in ids if i]
     assert len(present) == len(set(present)), "Message-IDs are unique across the corpus"
     outcomes = {c.outcome for c in CASES}
-    assert {"approved", "declined", "unclear", "status", "auto-reply", "bounce", "not-a-party", "already-decided",
-            "closed", "no-transfer", "loop"} <= outcomes
+    assert {"approved", "declined", "unclear", "status", "auto-reply", "bounce", "bounce-ignored", "not-a-party",
+            "already-decided", "closed", "no-transfer", "loop"} <= outcomes
     for case in CASES:
         assert case.rcpt in ("token", "bare", "bounce"), case.id
         assert case.lang in ("en", "fr", "de"), case.id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -104,6 +104,22 @@ class _Ev:
         self.transfer_id, self.seq, self.kind, self.data, self.prev_hash = "TR-1", seq, kind, data, prev
         self.at = datetime(2026, 1, 1, tzinfo=UTC)
         self.hash = event_hash(prev, "TR-1", seq, self.at, kind, data)
+
+
+def test_a_party_is_resent_at_most_once_an_hour_unless_forced() -> None:
+    t, at = _facts(Decision.PENDING, Decision.PENDING, Decision.PENDING), datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+    last = {Role.ISV: at - timedelta(minutes=10), Role.CUSTOMER: at - rules.RESEND_INTERVAL}
+    with pytest.raises(rules.TooSoon, match=r"the isv of TR-1 was resent its confirmation at 11:50 UTC; a party is "
+                                            r"resent at most once an hour: again from 12:50 UTC") as refused:
+        rules.resend(t, (Role.ISV,), {}, at, last)
+    assert refused.value.retry_after == 3000 and refused.value.kind == "too-soon"
+    some = rules.resend(t, (Role.CUSTOMER, Role.ISV, Role.NEW_RESELLER), {}, at, last, "operator:alice")
+    assert some.notices[0].roles == (Role.CUSTOMER, Role.NEW_RESELLER), "an hour on is soon enough; 10 minutes not"
+    assert [e[1] for e in some.events] == [{"role": r, "cleared_undeliverable": [], "by": "operator:alice"}
+                                           for r in ("customer", "new-reseller")]
+    forced = rules.resend(t, (Role.ISV, Role.NEW_RESELLER), {}, at, last, "operator", force=True)
+    assert [(e[1]["role"], e[1].get("forced", False)) for e in forced.events] == [("isv", True),
+                                                                                ("new-reseller", False)]
 
 
 def test_the_hash_chain_names_the_first_tampered_event() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlmodel import Session
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
 
 from transferbot.app import webhooks
 from transferbot.app.context import App
@@ -17,7 +18,7 @@ from transferbot.core.addresses import AddressError, normalize_address
 from transferbot.core.clock import now as clock_now
 from transferbot.core.domain import Role, TransferStatus
 from transferbot.core.errors import Conflict, Refusal, Unknown
-from transferbot.store.models import Party, Transfer, WebhookDelivery
+from transferbot.store.models import Event, Party, Transfer, WebhookDelivery
 
 log = logging.getLogger(__name__)
 REASON_LIMIT = 1000
@@ -65,17 +66,35 @@ def cancel_in(session: Session, app: App, transfer_id: str, reason: str, now: da
 
 
 def resend(app: App, transfer_id: str, role: str | None = None, at: datetime | None = None,
-           by: str = "operator") -> list[str]:
+           by: str = "operator", force: bool = False) -> list[str]:
     """Mail the confirmation again (same token, threaded) to pending parties, or to one.
 
     The operator asks explicitly, so addresses marked undeliverable are tried again too. ``by`` (e.g.
-    ``operator:alice`` from the dashboard) is recorded in the audit trail."""
-    return app.store.run(resend_in, app, transfer_id, role, at or clock_now(), by)
+    ``operator:alice`` from the dashboard) is recorded in the audit trail. A party is resent at most once
+    an hour (rules.RESEND_INTERVAL) unless ``force``."""
+    return app.store.run(resend_in, app, transfer_id, role, at or clock_now(), by, force)
+
+
+_RESENT = (select(Event.at, Event.data)
+           .where(Event.transfer_id == sa.bindparam("transfer_id"), Event.kind == "resent",
+                  col(Event.at) > sa.bindparam("since")))
+
+
+def last_resent(session: Session, transfer_id: str, now: datetime) -> dict[Role, datetime]:
+    """When each party of a transfer was last resent its confirmation within RESEND_INTERVAL of ``now``: read
+    from the audit trail, so that every daemon (and the CLI) keeps one limit."""
+    last: dict[Role, datetime] = {}
+    for at, data in session.exec(_RESENT, params={"transfer_id": transfer_id,
+                                                  "since": now - rules.RESEND_INTERVAL}):
+        role = Role(data["role"])
+        last[role] = max(at, last.get(role, at))
+    return last
 
 
 def resend_in(session: Session, app: App, transfer_id: str, role: str | None, now: datetime,
-              by: str = "operator") -> list[str]:
-    """resend inside the caller's transaction; returns the roles mailed."""
+              by: str = "operator", force: bool = False) -> list[str]:
+    """resend inside the caller's transaction (the transfer locked first, so that two asking at once are
+    counted one after the other); returns the roles mailed."""
     t = _locked(session, transfer_id)
     parties = parties_of(session, t.id)
     if role is not None:
@@ -87,11 +106,15 @@ def resend_in(session: Session, app: App, transfer_id: str, role: str | None, no
         targets = [p for p in parties if p.decision == "pending"]
     cleared = {Role(p.role): [a.address for a in addresses_of(session, p.id or 0) if a.undeliverable_at]
                for p in targets}
-    change = rules.resend(facts_of(session, t, parties), tuple(Role(p.role) for p in targets), cleared, by)
+    change = rules.resend(facts_of(session, t, parties), tuple(Role(p.role) for p in targets), cleared, now,
+                          last_resent(session, t.id, now), by, force)
     queued = transition.apply(app, session, t, change, now, parties=parties)
     mailed = {row.party_id for row in queued}
-    log.info("%s: confirmation resent by %s to %s", t.id, by, ", ".join(p.role for p in targets) or "nobody")
-    return [p.role for p in targets if p.id in mailed]
+    sent = [p for p in targets if p.id in mailed]
+    forced = [e[1]["role"] for e in change.events if e[1].get("forced")]
+    log.info("%s: confirmation resent by %s to %s%s", t.id, by, ", ".join(p.role for p in sent) or "nobody",
+             f" (forced past the limit for {', '.join(forced)})" if forced else "")
+    return [p.role for p in sent]
 
 
 def replace_contact(app: App, transfer_id: str, role: str, email: str, at: datetime | None = None,

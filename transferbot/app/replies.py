@@ -309,6 +309,8 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
     if verdict.outcome is Outcome.BOUNCE:
         _apply_bounce(app, session, row, reading, verdict, now)
         return
+    if verdict.outcome is Outcome.BOUNCE_IGNORED:
+        return  # recorded with its reason on the message, and nothing else: it is no bounce of ours
     info = verdict.party
     if info is None:
         return
@@ -333,9 +335,10 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
         change = rules.record_decision(facts, role, decision, entitlement_facts(ent), reason)
     elif verdict.outcome is Outcome.STATUS:
         change = rules.reply_notice(facts, role, MailKind.STATUS, now)
-    elif verdict.outcome is Outcome.UNCLEAR:
-        change = rules.reply_notice(facts, role, MailKind.HELP, now, {
-            "problem": verdict.problem, "first_line": reading.decision.first_line[:200]})
+    elif verdict.notify == "help":
+        first_line = reading.decision.first_line[:200] if verdict.outcome is Outcome.UNCLEAR else ""
+        change = rules.reply_notice(facts, role, MailKind.HELP, now, {"problem": verdict.problem,
+                                                                       "first_line": first_line})
     elif verdict.outcome is Outcome.NOT_A_PARTY and verdict.notify == "ignored-sender":
         change = rules.reply_notice(facts, role, MailKind.IGNORED_SENDER, now,
                                     _ignored(session, parties, party, reading, verdict, auth))
@@ -388,6 +391,8 @@ def _ignored(session: Session, parties: list[Party], party: Party, reading: Read
 
 def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Reading, verdict: Verdict,
                   now: datetime) -> None:
+    """A bounce at the bounce address of one outgoing mail (check_bounce): a permanent one marks undeliverable
+    the addresses it names that this mail went to and that are still the party's, and no other."""
     bounce = reading.bounce
     assert bounce is not None
     outbound = verdict.outbound
@@ -411,8 +416,9 @@ def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Read
     failed = bounce.permanent_addresses
     if outbound is not None and bounce.permanent and not failed:
         failed = list(outbound.recipients)
-    if bounce.permanent and party is not None:
-        ours = {a.address for a in addresses_of(session, party.id or 0) if a.undeliverable_at is None}
+    if bounce.permanent and party is not None and outbound is not None:
+        ours = {a.address for a in addresses_of(session, party.id or 0)
+                if a.undeliverable_at is None and a.address in outbound.recipients}
         refused = {}
         for address in failed:
             if address in ours:

@@ -164,9 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--reason", required=True, help="why, shown to every party (may have several lines)")
 
     rs = sub.add_parser("resend", help="mail the confirmation again to pending parties (same token, threaded)",
-                        description="Mail the confirmation again to the pending parties, same token, same thread.")
+                        description="Mail the confirmation again to the pending parties, same token, same thread. "
+                                    "A party is resent at most once an hour; one resent within the hour is "
+                                    "left out (refused when that leaves nobody) unless --force.")
     rs.add_argument("transfer", help="the transfer's id (TR-…)")
     rs.add_argument("--role", choices=[r.value for r in Role], help="only this party")
+    rs.add_argument("--force", action="store_true",
+                    help="resend even to a party resent within the hour (recorded as forced in the audit trail)")
 
     rc = sub.add_parser("replace-contact", help="a party's contact changed: new address, new token",
                         description="A party's contact changed: the old token stops counting, the new address "
@@ -549,8 +553,12 @@ def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_resend(args: argparse.Namespace, config: Config) -> int:
     from transferbot.app.controls import resend
+    from transferbot.core.rules import TooSoon
 
-    roles = resend(_app(config), args.transfer, args.role)
+    try:
+        roles = resend(_app(config), args.transfer, args.role, force=args.force)
+    except TooSoon as exc:
+        raise TooSoon(f"{exc} (or --force)", exc.retry_after) from None
     print(f"confirmation queued again for: {', '.join(roles) or 'nobody (no deliverable address)'}", file=sys.stderr)
     return 0
 

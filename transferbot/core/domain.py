@@ -57,6 +57,7 @@ class Outcome(StrEnum):
     STATUS = "status"
     AUTO_REPLY = "auto-reply"
     BOUNCE = "bounce"
+    BOUNCE_IGNORED = "bounce-ignored"  # a delivery report not at a bounce address of ours: changes nothing
     NOT_A_PARTY = "not-a-party"
     DUPLICATE = "duplicate"
     ALREADY_DECIDED = "already-decided"

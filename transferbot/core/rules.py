@@ -7,8 +7,10 @@ what lets the rules be tested without sockets and walked through time.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from transferbot.core import timeline
@@ -22,6 +24,16 @@ from transferbot.core.domain import (
     TransferStatus,
 )
 from transferbot.core.errors import Conflict, Refusal, Unknown
+
+
+class TooSoon(Refusal):
+    """Asked again sooner than a rule allows (HTTP 429); ``retry_after``: seconds until it would be allowed."""
+
+    kind = "too-soon"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -339,16 +351,46 @@ def reply_notice(t: TransferFacts, role: Role, kind: MailKind, now: datetime,
     return Change(updates=(stamp,), notices=(Notice(kind, (role,), extra=dict(extra or {})),))
 
 
-def resend(t: TransferFacts, roles: tuple[Role, ...], cleared: dict[Role, list[str]], by: str = "operator") -> Change:
-    """The confirmation again (same token, same thread) to parties still to answer; ``by`` names who asked."""
+# A party is resent its confirmation at most this often, however many ask (the CLI, the API, the dashboard,
+# several daemons): resending is mail to a third party on the asker's word.
+RESEND_INTERVAL = timedelta(hours=1)
+
+
+def resend(t: TransferFacts, roles: tuple[Role, ...], cleared: dict[Role, list[str]], now: datetime,
+           last_resent: Mapping[Role, datetime], by: str = "operator", force: bool = False) -> Change:
+    """The confirmation again (same token, same thread) to parties still to answer; ``by`` names who asked.
+
+    A party resent less than RESEND_INTERVAL ago (``last_resent``) is left out, and when that leaves
+    nobody the request is refused (TooSoon, saying from when). ``force`` (the operator's) resends all the
+    same, and the event says it was forced."""
     if t.status is not TransferStatus.PENDING:
         raise Conflict(f"transfer {t.id} is {t.status.value}; only a pending transfer can be changed")
+    recent = {r: last_resent[r] for r in roles if r in last_resent and now - last_resent[r] < RESEND_INTERVAL}
+    if recent and not force:
+        roles = tuple(r for r in roles if r not in recent)
+        if not roles:
+            raise _too_soon(t.id, recent, now)
     return Change(
         updates=tuple(PartyUpdate(r, clear_undeliverable=True) for r in roles if cleared.get(r)),
-        events=tuple(("resent", {"role": r.value, "cleared_undeliverable": cleared.get(r, []), "by": by})
+        events=tuple(("resent", {"role": r.value, "cleared_undeliverable": cleared.get(r, []), "by": by,
+                                 **({"forced": True} if r in recent else {})})
                      for r in roles),
         notices=(Notice(MailKind.CONFIRMATION, roles),) if roles else (),
     )
+
+
+def _too_soon(transfer_id: str, recent: Mapping[Role, datetime], now: datetime) -> TooSoon:
+    again = (min(recent.values()) + RESEND_INTERVAL).astimezone(UTC)
+    minutes = int(RESEND_INTERVAL.total_seconds() // 60)
+    every = "an hour" if minutes == 60 else f"every {minutes} minutes"
+    if len(recent) == 1:
+        [(role, last)] = recent.items()
+        said = f"the {role.value} of {transfer_id} was resent its confirmation at {last.astimezone(UTC):%H:%M} UTC"
+    else:
+        *first, final = (r.value for r in recent)
+        said = f"the {', '.join(first)} and {final} of {transfer_id} were each resent their confirmation lately"
+    return TooSoon(f"{said}; a party is resent at most once {every}: again from {again:%H:%M} UTC",
+                   max(1, math.ceil((again - now).total_seconds())))
 
 
 def undeliverable(t: TransferFacts, role: Role, refused: dict[str, str], source: dict[str, Any]) -> Change:

@@ -107,6 +107,11 @@ def explain_inbound(row: Mapping[str, Any], account_name: str | None = None,
                 extra.append(f"What the sender's mail administrator can do: {advice}")
             return Explanation(False, f"Not counted: the sender could not be authenticated: {_end(why)}",
                                (*details, *extra), "ignored")
+        if notes.get("thread-only", "").startswith("sender not authenticated"):
+            return Explanation(False, f"Not counted: it threads to mail sent to {who} but did not come to its reply "
+                                      "address, and its sender is not authenticated; only the reply address counts "
+                                      "then.", (*details, "The party was sent the help mail (at most one a day)."),
+                               "ignored")
         return Explanation(False, f"Not counted: {_end(reason or 'not from the party')}", tuple(details), "ignored")
     if outcome == "unclear":
         problem = notes.get("decision", "")
@@ -132,6 +137,10 @@ def explain_inbound(row: Mapping[str, Any], account_name: str | None = None,
     if outcome == "bounce":
         return Explanation(False, f"A delivery report: {_end(reason or 'a bounce')}",
                            (*details, "A permanent one marks the address undeliverable."), "trouble")
+    if outcome == "bounce-ignored":
+        return Explanation(False, "Ignored: a delivery report that did not come to the bounce address of a mail of "
+                                  "ours, so it marks no address undeliverable.",
+                           (*details, f"It says: {_end(reason or 'a bounce')}"), "info")
     if outcome == "duplicate":
         return Explanation(False, f"Not counted again: {_end(reason or 'a copy of a message already read')}",
                            tuple(details), "info")

@@ -169,7 +169,9 @@ class Dispatcher:
                     self.delivered += 1
                     if self.on_sent is not None:
                         self.on_sent(max(0.0, (result.at - row.created_at).total_seconds()))
-                    log.info("outbox #%s %s: sent to %s", row.id, row.message_id, ", ".join(row.recipients))
+                    # Not the Message-ID: the log is read more widely than the outbox (`transferbot outbox` has it).
+                    log.info("outbox #%s (%s %s): sent to %s", row.id, row.transfer_id or "-", row.kind,
+                             ", ".join(row.recipients))
             except Exception as exc:  # noqa: BLE001 - one bad row never stops the pool
                 log.exception("outbox #%s %s: rendering or delivery raised", row.id, row.message_id)
                 result = Result(row.id, "retry", now(), f"{type(exc).__name__}: {exc}")

@@ -3,8 +3,8 @@
 Every operation takes the caller's key (http.auth), runs one use case of the service layer in one
 transaction (writes through ``store.transact``, so the daemon's loop never waits on the database),
 and answers a refusal of the rules as a problem document by its kind: unknown → 404, conflict →
-409, anything else → 422, with the CLI's words as ``detail``. After a change the dispatchers are
-woken, so the mail and webhooks it caused go out at once.
+409, too soon → 429 with ``Retry-After``, anything else → 422, with the CLI's words as ``detail``.
+After a change the dispatchers are woken, so the mail and webhooks it caused go out at once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from transferbot.app.apikeys import Principal
 from transferbot.app.context import App
 from transferbot.core.errors import Refusal
+from transferbot.core.rules import TooSoon
 from transferbot.http.api import auth
 from transferbot.http.api.ratelimit import RateLimiter
 from transferbot.http.api.schemas import NO_CONTROLS
@@ -28,8 +29,8 @@ T = TypeVar("T")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(auth.bearer)]
 Ident = Annotated[str, Path(min_length=1, max_length=256, pattern=NO_CONTROLS,
                             description="an id (no control characters)")]
-STATUS = {"unknown": 404, "conflict": 409}
-KINDS = {404: "not-found", 409: "conflict", 422: "refused"}
+STATUS = {"unknown": 404, "conflict": 409, "too-soon": 429}
+KINDS = {404: "not-found", 409: "conflict", 422: "refused", 429: "too-soon"}
 DESCRIPTIONS = {
     400: "the body could not be read (not JSON, or not in the encoding it declares)",
     401: "no API key, or one that is not valid (unknown or revoked)",
@@ -39,7 +40,7 @@ DESCRIPTIONS = {
     409: "the current state forbids it (an open transfer exists; the transfer is closed)",
     413: "the request body is larger than [http] max_body_bytes",
     422: "the request is not valid: the problem's detail says why (errors lists invalid fields)",
-    429: "too many requests with this key: wait Retry-After seconds",
+    429: "too many requests with this key, or (resend) too soon for a rule: wait Retry-After seconds",
 }
 
 
@@ -50,7 +51,8 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def refused(exc: Refusal) -> Problem:
     status = STATUS.get(exc.kind, 422)
-    return Problem(status, str(exc), kind=KINDS[status])
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooSoon) else None
+    return Problem(status, str(exc), kind=KINDS[status], headers=headers)
 
 
 class Context:

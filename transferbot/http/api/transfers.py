@@ -120,7 +120,8 @@ def router(ctx: Context) -> APIRouter:
 
     @r.post("/{transfer_id}/resend", response_model=None, summary="Mail the confirmation again",
             description="The confirmation again (same reply address, same thread) to the parties still to answer, "
-                        "or to one.",
+                        "or to one. A party is resent at most once an hour: one resent within the hour is left "
+                        "out, and when that leaves nobody the answer is a 429 with `Retry-After`.",
             responses={200: {"model": Resent, "description": "queued"}, **problems(400, 401, 404, 409, 413, 422, 429)})
     async def resend(transfer_id: Ident, body: ResendRequest | None = None, principal: Principal = who) -> JSONResponse:
         role = body.role.value if body is not None and body.role is not None else None

@@ -21,6 +21,7 @@ from transferbot.app import outbox, replies
 from transferbot.app.context import App
 from transferbot.core.clock import now
 from transferbot.core.errors import Refusal
+from transferbot.core.rules import TooSoon
 from transferbot.http.ui.auth import Who, client_of
 from transferbot.http.ui.forms import read_form
 from transferbot.http.ui.pages import Site, safe_next, transfer_view
@@ -99,12 +100,19 @@ def router(site: Site) -> APIRouter:
                                                None, who.by)
                 key = "cancelled"
             elif work == "resend":
-                await asyncio.to_thread(operator.resend, app, tid, form.get("role") or None, None, who.by)
+                await asyncio.to_thread(operator.resend, app, tid, form.get("role") or None, None, who.by,
+                                        form.get("force") == "1")
                 done, key = tid, "resent"
             else:
                 await asyncio.to_thread(operator.replace_contact, app, tid, form.get("role", ""),
                                         form.get("email", ""), None, who.by)
                 done, key = tid, "replaced"
+        except TooSoon as exc:
+            # The page offers to resend all the same: forced, and recorded as such under the operator's name.
+            log.info("dashboard: %s: %s refused for %s: %s", tid[:32], work, who.name, exc)
+            return await transfer_view(site, request, tid, code=429, error=str(exc), who=who,
+                                       form={**form, "action": work, "too_soon": "1"},
+                                       headers={"Retry-After": str(exc.retry_after)})
         except Refusal as exc:
             log.info("dashboard: %s: %s refused for %s: %s", tid[:32], work, who.name, exc)
             return await transfer_view(site, request, tid, code=409, error=str(exc), form={**form, "action": work},

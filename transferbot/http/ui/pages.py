@@ -66,14 +66,15 @@ def notice_of(request: Request) -> str | None:
 
 
 async def transfer_view(site: Site, request: Request, tid: str, *, code: int = 200, error: str | None = None,
-                        form: dict[str, str] | None = None, who: Any = None) -> Response:
+                        form: dict[str, str] | None = None, who: Any = None,
+                        headers: dict[str, str] | None = None) -> Response:
     """The transfer page; after a refused action, with its one-line error and what the operator typed."""
     try:
         t = await _thread(dashboard.transfer_page, site.app, tid)
     except Refusal as exc:
         return page(request, "missing.html", code=404, who=who, what=str(exc))
     pending_roles = [p["role"] for p in t["parties"] if p["decision"] == "pending"]
-    return page(request, "transfer.html", code=code, who=who, t=t, error=error, form=form or {},
+    return page(request, "transfer.html", code=code, headers=headers, who=who, t=t, error=error, form=form or {},
                 notice=None if error else notice_of(request), roles=[p["role"] for p in t["parties"]],
                 pending_roles=pending_roles, nav="board")
 

@@ -72,6 +72,7 @@ class State:
     problem: str = ""
     reason: str = ""
     duplicate_of: int | None = None
+    named_by: str = ""  # what named the party: envelope | thread | body (check_token)
 
     def note(self, check: str, what: str) -> None:
         self.notes.append(f"{check}={what}")
@@ -92,15 +93,27 @@ def check_duplicate(state: State) -> Outcome | None:
 
 
 def check_bounce(state: State) -> Outcome | None:
-    bounce = state.reading.bounce
+    """A delivery report counts only at a bounce address we issued: the VERP key of one outgoing mail, which
+    names that mail (and so its recipients). Anyone can write a report to the reply address, or name a
+    Message-ID in one, and a bounce that counts stops our mail to a party; such a report is recorded (filed
+    under the mail it names, if any) and changes nothing."""
+    r = state.reading
+    bounce = r.bounce
     if bounce is None:
         state.note("bounce", "no")
         return None
-    state.outbound = state.lookup.outbound(state.reading.bounce_keys, bounce.original_message_ids)
     kind = "permanent" if bounce.permanent else "transient"
-    state.note("bounce", f"{kind} ({bounce.why})")
-    state.reason = f"{kind} bounce: {bounce.why}" + "".join(f"; {detail}" for detail in _diagnostics(bounce))
-    return Outcome.BOUNCE
+    said = f"{kind} bounce: {bounce.why}" + "".join(f"; {detail}" for detail in _diagnostics(bounce))
+    state.outbound = state.lookup.outbound(r.bounce_keys, ()) if r.bounce_keys else None
+    if state.outbound is not None:
+        state.note("bounce", f"{kind} ({bounce.why})")
+        state.reason = said
+        return Outcome.BOUNCE
+    where = "its bounce address names no mail of ours" if r.bounce_keys else "not at a bounce address of ours"
+    state.outbound = state.lookup.outbound((), bounce.original_message_ids)
+    state.note("bounce", f"{kind} ({bounce.why}), {where}: ignored")
+    state.reason = f"{said}; {where}: ignored (it marks no address undeliverable)"
+    return Outcome.BOUNCE_IGNORED
 
 
 def _diagnostics(bounce: Bounce, limit: int = 5) -> list[str]:
@@ -150,20 +163,20 @@ def check_token(state: State) -> Outcome | None:
     for token in r.envelope_tokens:
         party = lookup.party_by_token(token)
         if party:
-            state.party = party
+            state.party, state.named_by = party, "envelope"
             state.note("token", "envelope")
             break
     else:
         party = lookup.party_by_thread(r.thread_ids) if r.thread_ids else None
         if party:
-            state.party = party
+            state.party, state.named_by = party, "thread"
             state.note("token", "thread")
         else:
             for token in r.body_tokens:
                 if lookup.token_is_ours(token):
                     party = lookup.party_by_token(token)
                     if party:
-                        state.party = party
+                        state.party, state.named_by = party, "body"
                         state.note("token", "body")
                         break
     if state.party is None and r.bounce_keys:
@@ -239,6 +252,28 @@ def check_authentication(state: State) -> Outcome | None:
     return Outcome.NOT_A_PARTY
 
 
+def check_thread_only(state: State) -> Outcome | None:
+    """A reply named only by its threading headers counts only from an authenticated sender.
+
+    The token proves which party a reply answers because only that party was sent it; a Message-ID is
+    weaker (a forwarded mail or a mailbox's headers show it), so without the token it takes an
+    authenticated sender, and with authentication off (inbound.sender_auth) only the token counts. The
+    party is sent the help mail (at most once a day): reply to our message itself, to its reply address."""
+    assert state.party is not None
+    if state.named_by != "thread":
+        state.note("thread-only", "no")
+        return None
+    if state.auth is not None and state.auth.authenticated:
+        state.note("thread-only", "sender authenticated")
+        return None
+    state.note("thread-only", "sender not authenticated")
+    state.reason = (f"threaded to mail sent to the {state.party.role} but not sent to its reply address, and the "
+                    "sender is not authenticated: only the reply address counts then")
+    state.notify = "help"
+    state.problem = "no-token"
+    return Outcome.NOT_A_PARTY
+
+
 def check_decision(state: State) -> Outcome | None:
     word = state.reading.decision
     state.note("decision", word.kind + (f" ({word.problem})" if word.problem else ""))
@@ -280,6 +315,7 @@ CHAIN: tuple[tuple[str, Check], ...] = (
     ("closed", check_closed),
     ("sender", check_sender),
     ("authentication", check_authentication),
+    ("thread-only", check_thread_only),
     ("decision", check_decision),
     ("already-decided", check_already_decided),
     ("record", check_record),

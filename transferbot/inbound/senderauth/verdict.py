@@ -78,6 +78,12 @@ class AuthOutcome:
         return self.result in ("pass", "none")
 
     @property
+    def authenticated(self) -> bool:
+        """Whether the sender was authenticated (DMARC, aligned DKIM or SPF, or a trusted relay's verdict):
+        not so when authentication is off."""
+        return self.result == "pass"
+
+    @property
     def temporary(self) -> bool:
         return self.result == "temperror"
 
