@@ -21,6 +21,7 @@ from transferbot.http.ratelimit import RateLimiter
 from transferbot.http.schemas import NO_CONTROLS
 from transferbot.http.schemas import Problem as ProblemModel
 from transferbot.rules import Refusal
+from transferbot.service import idempotency
 from transferbot.service.apikeys import Principal
 from transferbot.service.app import App
 
@@ -49,6 +50,9 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def refused(exc: Refusal) -> Problem:
+    if isinstance(exc, idempotency.InUse):
+        return Problem(409, str(exc), kind="idempotency-key-in-use",
+                       headers={"Retry-After": str(idempotency.RETRY_AFTER)})
     status = STATUS.get(exc.kind, 422)
     return Problem(status, str(exc), kind=KINDS[status])
 
@@ -73,12 +77,15 @@ class Context:
         except Refusal as exc:
             raise refused(exc) from None
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, wake: bool = True) -> T:
+        """``fn`` in a write transaction; then, unless ``wake`` is False (a write that causes no mail or
+        webhook), the dispatchers are woken."""
         try:
             result = await self.app.store.transact(fn, *args)
         except Refusal as exc:
             raise refused(exc) from None
-        self.on_change()
+        if wake:
+            self.on_change()
         return result
 
 

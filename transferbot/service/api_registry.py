@@ -19,7 +19,7 @@ from transferbot.domain import AccountKind, EntitlementState, TransferStatus
 from transferbot.models import Account, AccountAddress, Entitlement, Transfer
 from transferbot.rules import Conflict, Refusal, Unknown
 from transferbot.service import cursors, registry
-from transferbot.service.apikeys import Principal
+from transferbot.service.apikeys import Principal, unseen
 from transferbot.service.facts import forget_names
 
 
@@ -143,7 +143,7 @@ def put_entitlement(session: Session, entitlement_id: str, product: str, custome
 def get_entitlement(session: Session, principal: Principal, entitlement_id: str) -> dict[str, Any]:
     ent = session.get(Entitlement, entitlement_id)
     if ent is None or not principal.may_act_for(ent.isv_id):
-        raise Unknown(f"unknown entitlement {entitlement_id!r}")
+        raise unseen("entitlement")
     return entitlement_json(ent)
 
 
