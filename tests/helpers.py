@@ -111,13 +111,15 @@ def mark_all_sent(app: App) -> None:
         sa.update(table).where(table.c.status == "queued").values(status="sent", sent_at=now())))
 
 
-def send(port: int, msg: EmailMessage | bytes, rcpt: str | list[str], mail_from: str | None = None) -> dict[str, Any]:
-    """Send with a real SMTP client (smtplib); returns its refused-recipients dict."""
+def send(port: int, msg: EmailMessage | bytes, rcpt: str | list[str], mail_from: str | None = None,
+         helo: str | None = None) -> dict[str, Any]:
+    """Send with a real SMTP client (smtplib), greeting with ``helo`` (default: this host's name); returns its
+    refused-recipients dict."""
     rcpts = [rcpt] if isinstance(rcpt, str) else rcpt
     raw = msg.as_bytes(policy=SMTP) if isinstance(msg, EmailMessage) else msg
     sender = mail_from if mail_from is not None else (
         str(msg["From"]).rpartition("<")[2].rstrip(">") if isinstance(msg, EmailMessage) else "")
-    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10, local_hostname=helo) as client:
         return client.sendmail(sender, rcpts, raw)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from transferbot.app import registry
-from transferbot.app.apikeys import Principal
+from transferbot.app.apikeys import Principal, unseen
 from transferbot.app.effects.facts import forget_names
 from transferbot.core.domain import AccountKind, EntitlementState, TransferStatus
 from transferbot.core.errors import Conflict, Refusal, Unknown
@@ -144,7 +144,7 @@ def put_entitlement(session: Session, entitlement_id: str, product: str, custome
 def get_entitlement(session: Session, principal: Principal, entitlement_id: str) -> dict[str, Any]:
     ent = session.get(Entitlement, entitlement_id)
     if ent is None or not principal.may_act_for(ent.isv_id):
-        raise Unknown(f"unknown entitlement {entitlement_id!r}")
+        raise unseen("entitlement")
     return entitlement_json(ent)
 
 

@@ -2,9 +2,10 @@
 
 They are the CLI's use cases (``transfers.request_in``, ``operator.cancel_in``, ``operator.resend_in``)
 plus what a key may see: an ISV key acts only on transfers whose ISV party is its account, and
-anything else is answered exactly as if it did not exist (the same words as an unknown id), so a key
-learns nothing about other ISVs' transfers. What they answer is ``record.public_detail``: the record
-`show --json` prints, without reply tokens.
+anything else is answered exactly as if it did not exist (the same words, after the same query), so a
+key learns nothing about other ISVs' transfers. What they answer is the transfer as the key's audience
+sees it (``record.view_for``): an admin key the operator's view, `show --json` without reply tokens; an
+ISV key the ISV's, what its copy of the certificate shows.
 """
 
 from __future__ import annotations
@@ -17,56 +18,71 @@ from sqlmodel import Session, col, select
 
 from transferbot.app import controls as operator
 from transferbot.app import idempotency, transfers
-from transferbot.app.apikeys import Principal
+from transferbot.app.apikeys import Principal, unseen
 from transferbot.app.context import App
-from transferbot.app.effects.facts import account_names, find_transfer, parties_of
+from transferbot.app.effects.facts import account_names, parties_of, transfer_key
 from transferbot.app.queries import certificate
-from transferbot.app.queries.record import iso, public_detail
+from transferbot.app.queries.record import ISV, OPERATOR, iso, view_for
 from transferbot.app.queries.views import summary_of
-from transferbot.core.domain import Role, TransferStatus
+from transferbot.core.domain import AccountKind, Role, TransferStatus
 from transferbot.core.errors import Refusal, Unknown
 from transferbot.outbound import certdoc
 from transferbot.store import cursors
-from transferbot.store.models import Entitlement, Party, Transfer
+from transferbot.store.models import Account, Entitlement, Party, Transfer
 
-
-def isv_of(session: Session, transfer_id: str) -> str | None:
-    """The ISV a transfer was filed for (its ISV party's account)."""
-    return session.exec(select(Party.account_id).where(Party.transfer_id == transfer_id,
-                                                       Party.role == Role.ISV.value)).first()
+NO_RESELLER = "unknown reseller (to_reseller is not the id of a reseller account)"
 
 
 def visible(session: Session, principal: Principal, transfer_id: str) -> Transfer:
-    """The transfer, if this key may see it; else Unknown, as for an id that does not exist."""
-    t = find_transfer(session, transfer_id)
-    if t is None or not principal.may_act_for(isv_of(session, t.id)):
-        raise Unknown(f"unknown transfer {transfer_id!r}")
+    """The transfer, if this key may see it; else Unknown, as for an id that does not exist. One query
+    either way, filtered by the key's ISV, so another ISV's transfer costs what an unknown id costs."""
+    query = select(Transfer).where(Transfer.id == transfer_key(transfer_id))
+    if not principal.admin:
+        query = query.where(select(Party.id).where(col(Party.transfer_id) == col(Transfer.id),
+                                                   Party.role == Role.ISV.value,
+                                                   Party.account_id == principal.isv).exists())
+    t = session.exec(query).first()
+    if t is None:
+        raise unseen("transfer")
     return t
 
 
-def file_transfer(session: Session, app: App, principal: Principal, entitlement_id: str, to_reseller: str | None,
-                  note: str, idem: tuple[str, str] | None, now: datetime) -> tuple[int, dict[str, Any], bool]:
-    """File a transfer for the key's ISV (any, for an admin key); returns (status, body, replayed).
+def view_of(session: Session, principal: Principal, t: Transfer) -> dict[str, Any]:
+    """The transfer as this key's audience sees it."""
+    return view_for(session, t, OPERATOR if principal.admin else ISV)
 
-    ``idem`` is (Idempotency-Key, request hash): a kept response for them is answered again."""
-    if idem is not None:
-        kept = idempotency.find(session, principal.key_id, idem[0], idem[1], now)
-        if kept is not None:
-            return kept.status_code, dict(kept.response), True
-    ent = session.get(Entitlement, entitlement_id)
-    if ent is not None and not principal.may_act_for(ent.isv_id):
-        raise Unknown(f"unknown entitlement {entitlement_id!r}")
+
+def check_filing(session: Session, principal: Principal, entitlement_id: str, to_reseller: str | None) -> None:
+    """What a filing names is there for the key, with one answer for whatever is not, after the same
+    query: another ISV's entitlement is one that does not exist, and an account that is not a reseller
+    (a customer, an ISV) is no account at all, so that filing tells no key which ids exist. The rules'
+    own checks (service.transfers) follow, with their words."""
+    query = select(Entitlement.id).where(Entitlement.id == entitlement_id)
+    if not principal.admin:
+        query = query.where(Entitlement.isv_id == principal.isv)
+    if session.exec(query).first() is None:
+        raise unseen("entitlement")
+    if to_reseller is not None and session.exec(select(Account.id).where(
+            Account.id == to_reseller, Account.kind == AccountKind.RESELLER.value)).first() is None:
+        raise Unknown(NO_RESELLER)
+
+
+def file_transfer(session: Session, app: App, principal: Principal, entitlement_id: str, to_reseller: str | None,
+                  note: str, claim: idempotency.Claim | None, now: datetime) -> dict[str, Any]:
+    """File a transfer for the key's ISV (any, for an admin key); returns it as the key sees it, kept in
+    the Idempotency-Key's record when ``claim`` is one."""
+    check_filing(session, principal, entitlement_id, to_reseller)
     tid = transfers.request_in(session, app, entitlement_id, to_reseller, note, now)
     t = session.get(Transfer, tid)
     assert t is not None
-    body = public_detail(session, t)
-    if idem is not None:
-        idempotency.keep(session, principal.key_id, idem[0], idem[1], 201, body, now)
-    return 201, body, False
+    body = view_of(session, principal, t)
+    if claim is not None:
+        idempotency.keep(session, claim, 201, body)
+    return body
 
 
 def get_transfer(session: Session, principal: Principal, transfer_id: str) -> dict[str, Any]:
-    return public_detail(session, visible(session, principal, transfer_id))
+    return view_of(session, principal, visible(session, principal, transfer_id))
 
 
 def transfers_page(session: Session, principal: Principal, status: str | None, entitlement: str | None,
@@ -103,7 +119,7 @@ def cancel(session: Session, app: App, principal: Principal, transfer_id: str, r
            now: datetime) -> dict[str, Any]:
     t = visible(session, principal, transfer_id)
     operator.cancel_in(session, app, t.id, reason, now, principal.who)
-    return public_detail(session, t)
+    return view_of(session, principal, t)
 
 
 def resend(session: Session, app: App, principal: Principal, transfer_id: str, role: str | None,

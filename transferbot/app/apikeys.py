@@ -59,6 +59,12 @@ class Principal:
         return f"api key #{self.key_id} ({'admin' if self.admin else 'isv ' + str(self.isv)})"
 
 
+def unseen(what: str) -> Unknown:
+    """The one answer for a ``what`` (transfer, entitlement) a key may not see, or that does not exist: the
+    same words either way, without the id, so that two answers cannot be told apart."""
+    return Unknown(f"unknown {what} (none with this id that this key may see)")
+
+
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 

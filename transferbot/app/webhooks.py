@@ -2,9 +2,10 @@
 
 An event is written by ``transition.apply`` in the transaction of the change that causes it, with
 its payload rendered there and then (``{"type", "timestamp", "data"}``, ``data`` the transfer as the
-API shows it, without reply tokens): a snapshot, so every attempt, on any daemon, sends the same
-bytes under the same ``webhook-id``. It is queued as one delivery per endpoint that wants it (its
-event types, its ISV). A daemon claims due deliveries under a lease (``FOR UPDATE SKIP LOCKED`` on
+endpoint's audience sees it in the API: the operator's view for an endpoint added for every ISV, the
+ISV's for one scoped to an ISV): a snapshot, so every attempt, on any daemon, sends the same bytes
+under the same ``webhook-id``. It is queued as one delivery per endpoint that wants it (its event
+types, its ISV); an event both audiences want is two, each with its own id and payload. A daemon claims due deliveries under a lease (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL), delivers them (webhooks.delivery) and records each attempt here, which ends the lease;
 a daemon that dies leaves leases that run out, and another takes the deliveries. Only a crash between
 a delivery and its record delivers the same event twice, with the same id: receivers deduplicate.
@@ -23,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from transferbot.app.context import App
 from transferbot.app.effects.mail import alert_operator, write_pending
-from transferbot.app.queries.record import iso, public_detail
+from transferbot.app.queries.record import ISV, OPERATOR, iso, view_for
 from transferbot.core.domain import AccountKind, DeliveryStatus, Role, TransferStatus
 from transferbot.core.errors import Conflict, Refusal, Unknown
 from transferbot.core.rules import Change
@@ -165,6 +166,12 @@ def _forget_endpoints(session: Session) -> None:
     session.info.pop(_ENDPOINTS, None)
 
 
+def audience_of(isv_id: str | None) -> str:
+    """Whose view of a transfer an endpoint gets: one scoped to an ISV is that ISV's, and sees what its key
+    sees; one the operator added for every ISV gets the operator's."""
+    return OPERATOR if isv_id is None else ISV
+
+
 def queue_events(app: App, session: Session, t: Transfer, change: Change, before: str, parties: Sequence[Party],
                  now: datetime) -> int:
     """Write the events ``change`` causes, one delivery per endpoint that wants each (inside the
@@ -179,24 +186,27 @@ def queue_events(app: App, session: Session, t: Transfer, change: Change, before
         return 0
     write_pending(session)  # the change's own rows (events, mail) are part of the snapshot
     session.flush()
-    data: dict[str, Any] | None = None
+    data: dict[str, dict[str, Any]] = {}  # each audience's view, built once
     queued = 0
     for kind in kinds:
-        wanted = [e for e in endpoints if not e.event_types or kind.value in e.event_types]
-        if not wanted:
-            continue
-        if data is None:
-            data = public_detail(session, t)
-        event = WebhookEvent(event_id=new_event_id(), type=kind.value, transfer_id=t.id, created_at=now,
-                             payload=payload(kind, now, data))
-        session.add(event)
-        session.flush()
-        for endpoint in wanted:
-            session.add(WebhookDelivery(event_id=event.id or 0, endpoint_id=endpoint.id, transfer_id=t.id,
-                                        type=kind.value, created_at=now, queued_at=now, status=DeliveryStatus.QUEUED,
-                                        next_attempt_at=now))
-            queued += 1
-        log.info("%s: webhook %s %s queued for %d endpoint(s)", t.id, event.event_id, kind.value, len(wanted))
+        for audience in (OPERATOR, ISV):
+            wanted = [e for e in endpoints if audience_of(e.isv_id) == audience
+                      and (not e.event_types or kind.value in e.event_types)]
+            if not wanted:
+                continue
+            if audience not in data:
+                data[audience] = view_for(session, t, audience)
+            event = WebhookEvent(event_id=new_event_id(), type=kind.value, transfer_id=t.id, created_at=now,
+                                 payload=payload(kind, now, data[audience]))
+            session.add(event)
+            session.flush()
+            for endpoint in wanted:
+                session.add(WebhookDelivery(event_id=event.id or 0, endpoint_id=endpoint.id, transfer_id=t.id,
+                                            type=kind.value, created_at=now, queued_at=now, status=DeliveryStatus.QUEUED,
+                                            next_attempt_at=now))
+                queued += 1
+            log.info("%s: webhook %s %s (%s view) queued for %d endpoint(s)", t.id, event.event_id, kind.value,
+                     audience, len(wanted))
     if queued:
         app.store.notify(session, WEBHOOK_CHANNEL)
     return queued

@@ -91,12 +91,15 @@ def forget_names(session: Session) -> None:
     session.info.pop(_NAMES, None)
 
 
+def transfer_key(transfer_id: str) -> str:
+    """A transfer id as stored, forgiving case and a missing TR- prefix."""
+    key = transfer_id.strip().upper()
+    return key if key.startswith("TR-") else "TR-" + key
+
+
 def find_transfer(session: Session, transfer_id: str) -> Transfer | None:
     """Look a transfer up by id, forgiving case and a missing TR- prefix."""
-    key = transfer_id.strip().upper()
-    if not key.startswith("TR-"):
-        key = "TR-" + key
-    return session.get(Transfer, key)
+    return session.get(Transfer, transfer_key(transfer_id))
 
 
 def lock_transfer(session: Session, transfer_id: str, held: Collection[str] = ()) -> Transfer | None:

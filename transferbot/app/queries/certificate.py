@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from transferbot.app.context import App
 from transferbot.app.effects.audit import ChainLink, events_of, fingerprint, first_broken
 from transferbot.app.effects.facts import addresses_of, find_transfer, parties_of
-from transferbot.app.queries.record import auth_summary
+from transferbot.app.queries.record import auth_summary, event_public, party_public
 from transferbot.core.domain import TransferStatus
 from transferbot.core.errors import Unknown
 from transferbot.outbound import certdoc
@@ -97,14 +97,14 @@ def full(app: App, session: Session, t: Transfer, now: datetime) -> dict[str, An
 def party_copy(app: App, session: Session, t: Transfer, parties: list[Party], names: dict[str, str],
                now: datetime) -> dict[str, Any]:
     """What every party may keep: the parties by account name and role with when each decided; the
-    trail by kind, time and hash (its head matches the operator's, so the two can be compared)."""
+    trail by kind, time and hash (its head matches the operator's, so the two can be compared). The
+    ISV's view of a transfer (record.isv_detail) follows the same rule."""
     events = events_of(session, t.id)
     cert = _common(app, session, t, events, now)
     cert.pop("_details")
     cert["audience"] = "party"
-    cert["parties"] = [{"role": p.role, "name": names.get(p.account_id, p.account_id), "decision": p.decision,
-                        "decided_at": _iso(p.decided_at), "reason": p.reason or None} for p in parties]
-    cert["events"] = [{"seq": e.seq, "at": _iso(e.at), "kind": e.kind, "hash": e.hash} for e in events]
+    cert["parties"] = [party_public(p, names.get(p.account_id, p.account_id)) for p in parties]
+    cert["events"] = [event_public(e) for e in events]
     return cert
 
 

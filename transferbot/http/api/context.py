@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
+from transferbot.app import idempotency
 from transferbot.app.apikeys import Principal
 from transferbot.app.context import App
 from transferbot.core.errors import Refusal
@@ -50,6 +51,9 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 def refused(exc: Refusal) -> Problem:
+    if isinstance(exc, idempotency.InUse):
+        return Problem(409, str(exc), kind="idempotency-key-in-use",
+                       headers={"Retry-After": str(idempotency.RETRY_AFTER)})
     status = STATUS.get(exc.kind, 422)
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooSoon) else None
     return Problem(status, str(exc), kind=KINDS[status], headers=headers)
@@ -75,12 +79,15 @@ class Context:
         except Refusal as exc:
             raise refused(exc) from None
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, wake: bool = True) -> T:
+        """``fn`` in a write transaction; then, unless ``wake`` is False (a write that causes no mail or
+        webhook), the dispatchers are woken."""
         try:
             result = await self.app.store.transact(fn, *args)
         except Refusal as exc:
             raise refused(exc) from None
-        self.on_change()
+        if wake:
+            self.on_change()
         return result
 
 

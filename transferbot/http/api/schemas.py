@@ -8,7 +8,7 @@ does); handlers return the service's JSON as it is.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,24 +76,33 @@ class Reply(_Out):
     from_: str = Field(alias="from")
 
 
+OPERATOR_ONLY = "the operator's view only (an admin key)"
+
+
 class PartyOut(_Out):
     role: Role
     account: str
     name: str
-    email: str | None
-    emails: list[str]
-    undeliverable: list[dict[str, Any]]
+    email: str | None = Field(default=None, description="the first of `emails`: the operator's view, and the ISV's "
+                                                        "for the ISV party itself")
+    emails: list[str] = Field(default_factory=list, description="the addresses it was mailed at: the operator's "
+                                                                "view, and the ISV's for the ISV party itself")
+    undeliverable: list[dict[str, Any]] = Field(default_factory=list, description="as `emails`")
     decision: Decision
     decided_at: str | None
     reason: str | None
-    reply: Reply | None
-    locale: str
-    timezone: str
+    reply: Reply | None = Field(default=None, description=OPERATOR_ONLY)
+    locale: str | None = Field(default=None, description=OPERATOR_ONLY)
+    timezone: str | None = Field(default=None, description=OPERATOR_ONLY)
 
 
 class Transfer(_Out):
-    """A transfer as `transferbot show --json` prints it, without reply tokens."""
+    """A transfer as a key sees it: the operator's view (`transferbot show --json` without reply tokens) or
+    the ISV's (what its copy of the certificate shows, and its own addresses)."""
 
+    audience: Literal["operator", "isv"] = Field(
+        description="whose view: `operator` (an admin key, a webhook endpoint for every ISV) or `isv` (an ISV "
+                    "key, an endpoint scoped to one ISV)")
     id: str
     kind: TransferKind
     status: TransferStatus
@@ -106,9 +115,12 @@ class Transfer(_Out):
     to_reseller: str | None
     entitlement: EntitlementNow = Field(description="the entitlement as it stands now")
     parties: list[PartyOut]
-    events: list[dict[str, Any]] = Field(description="the audit trail, in order: {seq, at, kind, …}")
-    inbound: list[dict[str, Any]] = Field(description="mail received for the transfer, with its outcome")
-    outbound: list[dict[str, Any]] = Field(description="mail sent for the transfer, with its status")
+    events: list[dict[str, Any]] = Field(description="the audit trail, in order: {seq, at, kind, …} (the ISV's "
+                                                     "view: {seq, at, kind, hash})")
+    inbound: list[dict[str, Any]] = Field(default_factory=list, description="mail received for the transfer, with "
+                                                                            "its outcome; " + OPERATOR_ONLY)
+    outbound: list[dict[str, Any]] = Field(default_factory=list, description="mail sent for the transfer, with its "
+                                                                             "status; " + OPERATOR_ONLY)
 
 
 class TransferSummary(_Out):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -23,7 +25,9 @@ PAGE_DEFAULT, PAGE_MAX = 50, 200
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", min_length=1, max_length=idempotency.MAX_KEY, pattern=r"^[\x21-\x7e]+$",
     description="Any unique string (a UUID). The same key and body within 24 hours answer the first response "
-                "again and file nothing more; the same key with another body is a 422.")]
+                "again and file nothing more; the same key with another body is a 422; while a request with "
+                "the key is under way, a 409 `idempotency-key-in-use` (retry after `Retry-After` seconds). "
+                "A refused request keeps nothing: fixed, it may be sent again with its key.")]
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -57,36 +61,44 @@ def negotiate(accept: str | None) -> str | None:
 def router(ctx: Context) -> APIRouter:
     r = APIRouter(prefix="/v1/transfers", tags=["transfers"])
     who = Depends(ctx.principal)
+    stale = timedelta(seconds=ctx.app.config.database.lease_seconds)  # a claim outlived by its request
+    filing_problems = problems(400, 401, 404, 409, 413, 422, 429)
+    filing_problems[409] = {**filing_problems[409], "description": (
+        "an open transfer of the entitlement exists; or a request with this Idempotency-Key is under way "
+        "(type `idempotency-key-in-use`): send it again after Retry-After seconds for its answer")}
 
     @r.post("", status_code=201, response_model=None, summary="File a transfer",
             description="File a transfer of an entitlement, as the ISV (an ISV key: only its own entitlements). "
-                        "Every party is mailed at once. Answers the transfer as `transferbot show --json` prints it.",
+                        "Every party is mailed at once. Answers the transfer as the key sees it (`GET "
+                        "/v1/transfers/{id}`). With an Idempotency-Key, a request sent while another with the "
+                        "same key is under way is a 409 of type `idempotency-key-in-use` with `Retry-After`: "
+                        "sent again then, it gets the first request's answer.",
             responses={201: {"model": Transfer, "description": "filed (or filed before, with this Idempotency-Key "
                                                                 "and body: the first response again)"},
-                       **problems(400, 401, 404, 409, 413, 422, 429)})
+                       **filing_problems})
     async def file_transfer(body: TransferRequest, principal: Principal = who,
                             idempotency_key: IdempotencyKey = None) -> JSONResponse:
-        idem = None
-        if idempotency_key is not None:
-            try:
-                idem = (idempotency.check_key(idempotency_key),
-                        idempotency.request_hash("POST", "/v1/transfers", body.model_dump(mode="json")))
-            except Refusal as exc:
-                raise refused(exc) from None
         note = _checked(check_note, body.note, "note")
-        for attempt in (1, 2):
-            try:
-                status, document, replayed = await ctx.write(
-                    api_transfers.file_transfer, ctx.app, principal, body.entitlement, body.to_reseller, note, idem,
-                    now())
-                break
-            except sa.exc.IntegrityError:
-                # Another request won a race: for the open-transfer index (409), or for this
-                # Idempotency-Key, whose response the second attempt then finds and answers.
-                if idem is None or attempt == 2:
-                    raise refused(Conflict(f"entitlement {body.entitlement} already has an open transfer")) from None
-        headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return JSONResponse(document, status_code=status, headers=headers)
+        claim = None
+        if idempotency_key is not None:
+            key = _checked(idempotency.check_key, idempotency_key)
+            request = idempotency.request_hash("POST", "/v1/transfers", body.model_dump(mode="json"))
+            found = await ctx.write(idempotency.claim, principal.key_id, key, request, now(), stale, wake=False)
+            if isinstance(found, idempotency.Kept):
+                return JSONResponse(found.response, status_code=found.status, headers={"Idempotent-Replayed": "true"})
+            claim = found
+        try:
+            document = await ctx.write(api_transfers.file_transfer, ctx.app, principal, body.entitlement,
+                                       body.to_reseller, note, claim, now())
+        except BaseException as exc:
+            if claim is not None:  # nothing was filed: the key is free for a retry
+                await asyncio.shield(ctx.write(idempotency.release, claim, wake=False))
+            if isinstance(exc, sa.exc.IntegrityError):
+                # Another request (not one with this key, which waits for its claim) won the race for
+                # the open-transfer index.
+                raise refused(Conflict(f"entitlement {body.entitlement} already has an open transfer")) from None
+            raise
+        return JSONResponse(document, status_code=201)
 
     @r.get("", response_model=None, summary="List transfers",
            description="Transfers, oldest first, a page at a time (each as `transferbot list --json` prints it); "
@@ -104,8 +116,12 @@ def router(ctx: Context) -> APIRouter:
         return JSONResponse(page)
 
     @r.get("/{transfer_id}", response_model=None, summary="Read a transfer",
-           responses={200: {"model": Transfer, "description": "the transfer as `transferbot show --json` prints "
-                                                              "it, without reply tokens"},
+           description="An admin key gets the operator's view (`audience` `operator`): the transfer as "
+                       "`transferbot show --json` prints it, without reply tokens. An ISV key gets the ISV's "
+                       "(`audience` `isv`): what its copy of the certificate shows, each party by account, role, "
+                       "decision and time, the trail by kind, time and hash, and its own addresses; no other "
+                       "party's address, no sender, IP, HELO name, authentication result, Message-ID or token.",
+           responses={200: {"model": Transfer, "description": "the transfer as the key sees it"},
                       **problems(401, 404, 429)})
     async def get_transfer(transfer_id: Ident, principal: Principal = who) -> JSONResponse:
         return JSONResponse(await ctx.read(api_transfers.get_transfer, principal, transfer_id))
