@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+MAX_ID = 2**31 - 1  # the largest integer id: they are INTEGER columns, 32 bits on PostgreSQL (64 on SQLite)
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes in and out: a timestamptz on PostgreSQL, naive UTC text on SQLite."""

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from transferbot.domain import OutboxStatus, Outcome, TransferStatus
 from transferbot.http.ui.auth import Auth, Poke
 from transferbot.http.ui.render import SECURITY_HEADERS, page
+from transferbot.models import MAX_ID
 from transferbot.rules import Refusal
 from transferbot.service import dashboard, outbox
 from transferbot.service.app import App
@@ -44,8 +45,15 @@ class Site:
         return self.app.config.http.max_body_bytes
 
 
+# A row id in a path. Past what the id columns hold, PostgreSQL refuses the query and SQLite's driver raises
+# OverflowError (a 500, both); out of range, it is no such page (404), as any unknown id is.
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 19 else None
+    """A row id in a query (``before``): anything but digits up to MAX_ID is ignored, as if not given."""
+    return int(value) if value and value.isdigit() and len(value) <= len(str(MAX_ID)) and int(value) <= MAX_ID \
+        else None
 
 
 def safe_next(value: str | None) -> str:
@@ -131,7 +139,7 @@ def router(site: Site) -> APIRouter:
                     outcomes=[o.value for o in Outcome], notice=notice_of(request), nav="inbox")
 
     @r.get("/inbox/{inbound_id}")
-    async def inbound(request: Request, inbound_id: int) -> Response:
+    async def inbound(request: Request, inbound_id: RowId) -> Response:
         who = await auth.require(request)
         try:
             item = await site.app.store.read_async(dashboard.inbound_one, inbound_id)
@@ -141,7 +149,7 @@ def router(site: Site) -> APIRouter:
                     notice=notice_of(request), nav="inbox")
 
     @r.get("/inbox/{inbound_id}/raw")
-    async def inbound_raw(request: Request, inbound_id: int) -> Response:
+    async def inbound_raw(request: Request, inbound_id: RowId) -> Response:
         who = await auth.require(request)
         raw = await site.app.store.read_async(dashboard.inbound_raw, inbound_id)
         if raw is None:
@@ -171,7 +179,7 @@ def router(site: Site) -> APIRouter:
                     statuses=["queued", "delivered", "failed"], notice=notice_of(request), nav="webhooks")
 
     @r.get("/outbox/{outbound_id}/raw")
-    async def outbound_raw(request: Request, outbound_id: int) -> Response:
+    async def outbound_raw(request: Request, outbound_id: RowId) -> Response:
         who = await auth.require(request)
         raw = await _thread(outbox.raw_of, site.app, outbound_id)
         if not raw:
