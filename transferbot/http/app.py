@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from transferbot import __version__
-from transferbot.http import health, limits, openapi, problems, v1
+from transferbot.http import health, hosts, limits, openapi, problems, v1
 from transferbot.http.metrics import Metrics
 from transferbot.http.metrics import router as metrics_router
 from transferbot.http.ui import dashboard
@@ -30,4 +30,6 @@ def create(app: App, readiness: health.Readiness, on_change: Callable[[], None] 
     # -- metrics and the operators' dashboard --
     api.include_router(metrics_router(metrics if metrics is not None else Metrics(app)))
     api.mount("/ui", dashboard(app, poke=on_change), name="ui")
+    # -- outermost: a request for a host that is not ours goes no further (not even its body is read) --
+    api.add_middleware(hosts.HostGuard, hosts=app.config.http.hosts, hsts=app.config.http.https)
     return api

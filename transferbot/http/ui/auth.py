@@ -125,7 +125,7 @@ class Auth:
         self.app = app
         self.passwords = passwords or PASSWORDS
         http = app.config.http
-        self.secure = http.public_url.startswith("https://")
+        self.secure = http.https
         self.header = http.trusted_user_header
         self.hours = http.session_hours
         self.throttle = throttle or SignInThrottle()
