@@ -14,7 +14,9 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import secrets
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +42,17 @@ COOKIE_PATH = "/ui"
 HASH_WORKERS = 2  # passwords checked at once: each argon2 verification takes 64 MiB and up to 4 threads (lanes)
 HASH_QUEUE = 8  # sign-ins waiting for a worker; past them, a sign-in is refused at once
 BUSY_RETRY_SECONDS = 2  # about the time the queue takes to drain
+HASH_NICE = 10  # the workers' CPU priority, below the event loop's
+
+
+def _below_the_loop() -> None:
+    """A worker's start: it runs at a lower CPU priority than the event loop, and so do argon2's lane threads,
+    which inherit it. Linux keeps a nice value per thread; elsewhere it is the process's, so it is left alone."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + HASH_NICE)
+        except OSError as exc:
+            log.debug("sign-in workers keep the loop's CPU priority: %s", exc)
 
 
 class Busy(Exception):
@@ -52,7 +65,8 @@ class PasswordPool:
     An argon2 verification is a fraction of a second of CPU and 64 MiB. On the event loop's default executor,
     a flood of sign-ins would queue ahead of every database read of the API, the dashboard and /readyz; here
     at most ``workers`` run at once and ``queue`` wait, and a sign-in past them is refused (:class:`Busy`)
-    before it does any work. One pool per process: the CPU it guards is the process's.
+    before it does any work. The workers run below the loop's CPU priority, so that on a busy machine the
+    checks wait, not the API, SMTP and /readyz. One pool per process: the CPU it guards is the process's.
     """
 
     def __init__(self, workers: int = HASH_WORKERS, queue: int = HASH_QUEUE) -> None:
@@ -64,7 +78,8 @@ class PasswordPool:
     def executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="sign-in")
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="sign-in",
+                                                    initializer=_below_the_loop)
             return self._executor
 
     @contextmanager
