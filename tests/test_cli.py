@@ -169,9 +169,10 @@ def test_secret_from_the_environment(tmp_path: Path) -> None:
     assert config.workflow.secret.get_secret_value() == "from-env"
 
 
-# Names and notes: no control characters, line or paragraph separators, or bidirectional controls.
+# Names and notes: no control characters, line or paragraph separators, or invisible format characters
+# (bidirectional controls, zero-width characters).
 UNSAFE = {"U+2028": "\u2028", "U+2029": "\u2029", "U+202E": "\u202e", "U+2066": "\u2066", "U+0085": "\x85",
-          "U+001B": "\x1b", "U+0009": "\t", "U+202A": "\u202a"}
+          "U+001B": "\x1b", "U+0009": "\t", "U+202A": "\u202a", "U+200B": "\u200b", "U+FEFF": "\ufeff"}
 
 
 def _unsafe_commands(char: str) -> list[tuple[list[str], str]]:

@@ -88,3 +88,19 @@ def test_the_helo_name_defaults_to_the_inbound_domain_and_must_be_a_host_name() 
     for bad in ("two words", "host\r\nMAIL FROM:<x>", "-leading.example"):
         with pytest.raises(ConfigError, match="outbound.helo_name"):
             parse_config({"outbound": {"helo_name": bad}}, "t", env={})
+
+
+def test_allowed_hosts_are_names_addresses_or_wildcards_and_include_the_public_host() -> None:
+    http = parse_config({"http": {"public_url": "https://Transfers.Example.com:8443/x",
+                                  "allowed_hosts": ["[::1]", "*.Corp.Example.", "10.0.0.5", "localhost"]}},
+                        "test", env={}).http
+    assert http.hosts == ("::1", "*.corp.example", "10.0.0.5", "localhost", "transfers.example.com")
+    assert http.https and not Config().http.https
+    assert Config().http.hosts == ("localhost", "127.0.0.1", "::1")
+    for bad in (["transfers.example.com:443"], ["two words"], ["*example.com"], ["http://x.example"]):
+        with pytest.raises(ConfigError, match=r"^test: http\.allowed_hosts: .* is not a host name"):
+            parse_config({"http": {"allowed_hosts": bad}}, "test", env={})
+    with pytest.raises(ConfigError, match=r"^test: http\.allowed_hosts: empty and no public_url"):
+        parse_config({"http": {"allowed_hosts": []}}, "test", env={})
+    assert parse_config({"http": {"allowed_hosts": [], "public_url": "https://t.example"}}, "test",
+                        env={}).http.hosts == ("t.example",)

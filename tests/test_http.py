@@ -8,6 +8,7 @@ import threading
 import httpx
 
 from tests.helpers import RunningDaemon, wait_until
+from transferbot.http.hosts import allows, host_name, relative
 
 
 def base(d: RunningDaemon) -> str:
@@ -48,3 +49,18 @@ def test_readyz_turns_503_first_thing_in_a_graceful_stop(world: object) -> None:
         client.close()
         stopper.join(30)
     assert not stopper.is_alive()
+
+
+def test_host_headers_are_read_strictly_and_locations_made_relative() -> None:
+    assert [host_name(h) for h in ("Transfers.Example.com.:443", "[::1]:8080", "[::1]", "127.0.0.1")] == \
+        ["transfers.example.com", "::1", "::1", "127.0.0.1"]
+    assert [host_name(h) for h in ("", "a b", "x.example:http", "[::1", "[::1]x", "::1", "évil.example")] == \
+        [None, None, None, None, None, None, None]
+    patterns = ("localhost", "*.corp.example")
+    assert allows(patterns, "a.corp.example") and allows(patterns, "localhost") and allows(("*",), "x.example")
+    assert not allows(patterns, "corp.example") and not allows(patterns, "evilcorp.example") \
+        and not allows(patterns, None)
+    assert relative("http://evil.example/ui/?a=1#f", "Evil.Example") == "/ui/?a=1#f"
+    assert relative("http://127.0.0.1:8080", "127.0.0.1:8080") == "/"
+    assert relative("https://elsewhere.example/x", "127.0.0.1:8080") == "https://elsewhere.example/x"
+    assert relative("/ui/board", "127.0.0.1:8080") == "/ui/board"

@@ -24,7 +24,7 @@ from transferbot.app.context import App, open_app
 from transferbot.cli import main
 from transferbot.config import ConfigError, parse_config
 from transferbot.http.ui.auth import SESSION_COOKIE, Auth
-from transferbot.http.ui.throttle import SignInThrottle
+from transferbot.http.ui.throttle import Attempt, SignInThrottle
 from transferbot.store.models import Operator, OperatorSession
 
 
@@ -108,25 +108,47 @@ def test_the_migration_makes_the_tables_the_models_describe(app: App) -> None:
 def test_the_throttle_counts_failures_per_name_and_per_client() -> None:
     now = [1000.0]
     t = SignInThrottle(per_name=3, per_client=5, window=60, clock=lambda: now[0])
+
+    def fail(name: str, client: str) -> None:
+        attempt = t.reserve(name, client)
+        assert isinstance(attempt, Attempt), (name, client, attempt)
+        t.failed(attempt)
+
     for _ in range(3):
-        assert t.retry_after("Alice", "10.0.0.1") == 0
-        t.failed("Alice", "10.0.0.1")
-    assert t.retry_after("alice", "10.0.0.2") == 60  # the name, from anywhere
-    assert t.retry_after("bob", "10.0.0.1") == 0
+        fail("Alice", "10.0.0.1")
+    assert t.reserve("alice", "10.0.0.2") == 60  # the name, from anywhere
     for name in ("bob", "carol"):
-        t.failed(name, "10.0.0.1")
-    assert t.retry_after("dave", "10.0.0.1") == 60  # five failures from one client, whatever the names
-    assert t.retry_after("dave", "10.0.0.3") == 0
+        fail(name, "10.0.0.1")
+    assert t.reserve("dave", "10.0.0.1") == 60  # five failures from one client, whatever the names
+    assert isinstance(t.reserve("dave", "10.0.0.3"), Attempt)
     now[0] += 61
-    assert t.retry_after("alice", "10.0.0.1") == 0
     for _ in range(2):
-        t.failed("alice", "10.0.0.1")
-    t.succeeded("alice")
+        fail("alice", "10.0.0.1")
+    ok = t.reserve("alice", "10.0.0.1")
+    assert isinstance(ok, Attempt)
+    t.succeeded(ok)
     for _ in range(2):
-        t.failed("alice", "10.0.0.1")
-    assert t.retry_after("alice", "10.0.0.9") == 0  # the failures before the success no longer count
-    t.failed("alice", "10.0.0.1")
-    assert t.retry_after("alice", "10.0.0.9") > 0
+        fail("alice", "10.0.0.1")
+    assert isinstance(t.reserve("alice", "10.0.0.9"), Attempt)  # the failures before the success no longer count
+    assert t.reserve("alice", "10.0.0.9") == 60  # ... but the attempts since, even those still being checked, do
+
+
+def test_the_throttle_counts_an_attempt_before_its_password_is_checked() -> None:
+    """Guesses sent at once are limited as guesses in a row: each is counted when it starts, as a failure until
+    it is known otherwise; one never checked (the server was busy) is taken back."""
+    t = SignInThrottle(per_name=5, per_client=20, window=300, clock=lambda: 0.0)
+    burst = [t.reserve("alice", f"10.0.0.{i}") for i in range(30)]
+    checked = [a for a in burst if isinstance(a, Attempt)]
+    assert len(checked) == 5 and burst[5:] == [300.0] * 25
+    t.release(checked[0])  # never checked: it gives its place back
+    again = t.reserve("alice", "10.0.0.99")
+    assert isinstance(again, Attempt) and t.reserve("alice", "10.0.0.99") == 300.0
+    t.succeeded(again)  # a success takes back its own place, and settled failures; not those still being checked
+    assert isinstance(t.reserve("alice", "10.0.0.99"), Attempt) and t.reserve("alice", "10.0.0.99") == 300.0
+    for attempt in checked[1:]:
+        t.failed(attempt)
+    flood = [t.reserve(f"user{i}", "10.9.9.9") for i in range(80)]
+    assert sum(isinstance(a, Attempt) for a in flood) == 20, "one client address, whatever the names"
 
 
 def test_the_session_cookie_is_secure_behind_https(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -34,6 +35,14 @@ from transferbot.core.nameservers import DnsConfigError, parse_nameserver
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 _ADDRESS_LITERAL = re.compile(r"\[(?:ipv6:)?[0-9a-f:.]{2,45}\]")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 class ConfigError(Exception):
@@ -285,6 +294,12 @@ class HttpConfig(_Section):
     # Behind an authenticating proxy: the request header naming the signed-in user (a registered operator).
     trusted_user_header: str = ""
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # -- what a client may hold: the names it may ask for, time, connections --
+    # The Host names answered (besides public_url's host): a name, "*.example.com" (its subdomains), "*" (any).
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    keep_alive_seconds: float = Field(default=5.0, gt=0, le=300)
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    max_connections: int = Field(default=500, ge=1, le=100_000)
 
     @field_validator("trusted_user_header")
     @classmethod
@@ -301,7 +316,37 @@ class HttpConfig(_Section):
     def _public(cls, value: str) -> str:
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("give the URL as https://HOST[:PORT][/PATH]")
+        if value and not urlsplit(value).hostname:
+            raise ValueError("give the URL as https://HOST[:PORT][/PATH]: it names no host")
         return value.rstrip("/")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for entry in value:
+            name = entry.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+            if name != "*" and not _HOSTNAME.fullmatch(name.removeprefix("*.")) and not _is_ip(name):
+                raise ValueError(f"{entry!r} is not a host name, an IP address, \"*.DOMAIN\" or \"*\" (no port)")
+            out.append(name)
+        return tuple(out)
+
+    @model_validator(mode="after")
+    def _some_host(self) -> HttpConfig:
+        if not self.allowed_hosts and not self.public_url:
+            raise ValueError("allowed_hosts: empty and no public_url: every request would be refused")
+        return self
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The Host names answered: ``allowed_hosts`` and ``public_url``'s host."""
+        public = urlsplit(self.public_url).hostname if self.public_url else None
+        return (*self.allowed_hosts, public) if public and public not in self.allowed_hosts else self.allowed_hosts
+
+    @property
+    def https(self) -> bool:
+        """Reached through TLS (public_url is https): cookies are Secure, browsers are told to keep to https."""
+        return self.public_url.startswith("https://")
 
 
 class LoggingConfig(_Section):

@@ -19,20 +19,22 @@ from transferbot.core.languages import MAIL
 from transferbot.store.models import Account, AccountAddress, Entitlement
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-# Bidirectional embeddings, overrides and isolates: text that reads other than it is stored.
-_BIDI = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
+# Format characters (Cf) are invisible: bidirectional controls (U+202A-U+202E, U+2066-U+2069) make a text
+# read other than it is stored; zero-width ones (U+200B-U+200D, U+2060, U+FEFF, the soft hyphen) make two
+# names that read alike differ ("Reseller One" and "Reseller\u200b One"), so one can pass for the other.
 
 
 def unsafe_character(value: str, allow: str = "") -> str | None:
     """The first character a human text must not hold, named ("U+2028 LINE SEPARATOR"), or None.
 
     Control characters (Cc), line and paragraph separators (Zl, Zp) would start a line of their own
-    in a header or the text part (a fake "Bcc:" line); bidirectional controls make a name read
-    other than it is. ``allow`` lists controls a multi-line text may keep (a note's line breaks)."""
+    in a header or the text part (a fake "Bcc:" line); format characters (Cf: bidirectional controls,
+    zero-width characters) are invisible, and make a name read other than it is, or like another.
+    ``allow`` lists controls a multi-line text may keep (a note's line breaks)."""
     for char in value:
         if char in allow:
             continue
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or ord(char) in _BIDI:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
             return f"U+{ord(char):04X} {unicodedata.name(char, 'control character')}"
     return None
 
@@ -44,9 +46,10 @@ def refuse_unsafe(value: str, what: str, allow: str = "") -> None:
         return
     if allow:
         raise Refusal(f"{what} must not contain control characters (other than line breaks and tabs), line or "
-                      f"paragraph separators or bidirectional controls (found {found})")
+                      f"paragraph separators or invisible format characters such as bidirectional controls "
+                      f"(found {found})")
     raise Refusal(f"{what} must be one line without control characters, line or paragraph separators or "
-                  f"bidirectional controls (found {found})")
+                  f"invisible format characters such as bidirectional controls (found {found})")
 
 
 def check_id(value: str, what: str) -> str:

@@ -29,7 +29,8 @@ NOTE_LIMIT = 2000
 
 def check_note(note: str, what: str = "--note", limit: int = NOTE_LIMIT) -> str:
     """A text shown to every party in the body of its mail: it may have several lines (and tabs), but
-    no other control character, no line or paragraph separator and no bidirectional control."""
+    no other control character, no line or paragraph separator and no invisible format character
+    (bidirectional controls, zero-width characters)."""
     note = note.replace("\r\n", "\n").strip()
     refuse_unsafe(note, what, allow="\n\t")
     if len(note) > limit:

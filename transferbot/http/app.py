@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from transferbot import __version__
 from transferbot.app.context import App
 from transferbot.http import bodylimit as limits
-from transferbot.http import health, openapi, problems
+from transferbot.http import health, hosts, openapi, problems
 from transferbot.http.api import v1
 from transferbot.http.metrics import Metrics
 from transferbot.http.metrics import router as metrics_router
@@ -32,4 +32,6 @@ def create(app: App, readiness: health.Readiness, on_change: Callable[[], None] 
     # -- metrics and the operators' dashboard --
     api.include_router(metrics_router(metrics if metrics is not None else Metrics(app)))
     api.mount("/ui", dashboard(app, poke=on_change), name="ui")
+    # -- outermost: a request for a host that is not ours goes no further (not even its body is read) --
+    api.add_middleware(hosts.HostGuard, hosts=app.config.http.hosts, hsts=app.config.http.https)
     return api

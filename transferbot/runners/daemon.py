@@ -127,7 +127,7 @@ class Daemon:
         http = self.app.config.http
         if http.enabled:
             self.http = HttpServer(http_app.create(self.app, self.readiness, on_change=self.wake_dispatchers,
-                                                   metrics=self.metrics), http.host, http.port)
+                                                   metrics=self.metrics), http)
             await self.http.start()
             log.info("HTTP (API, dashboard, metrics) on http://%s:%d/", http.host, self.http.port)
         log.info("transferbot %s listening on %s:%d for %s; outbound via %s; database %s; sender authentication %s",

@@ -11,6 +11,8 @@ from sqlmodel import Field, SQLModel
 
 from transferbot.core.domain import DeliveryStatus, InboxState, OutboxStatus
 
+MAX_ID = 2**31 - 1  # the largest integer id: they are INTEGER columns, 32 bits on PostgreSQL (64 on SQLite)
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes in and out: a timestamptz on PostgreSQL, naive UTC text on SQLite."""

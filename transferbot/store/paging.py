@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from transferbot.core.errors import Refusal
+from transferbot.store.models import MAX_ID
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ def parse_cursor(cursor: str | None) -> int | None:
     """A cursor is the id of the last row of the page before (what ``next_cursor`` said)."""
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 18:
+    if not cursor.isdigit() or len(cursor) > len(str(MAX_ID)) or int(cursor) > MAX_ID:
         raise Refusal(f"--cursor {cursor!r} is not a cursor this listing gave (use its next_cursor)")
     return int(cursor)
 

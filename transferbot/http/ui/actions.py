@@ -22,10 +22,11 @@ from transferbot.app.context import App
 from transferbot.core.clock import now
 from transferbot.core.errors import Refusal
 from transferbot.core.rules import TooSoon
-from transferbot.http.ui.auth import Who, client_of
+from transferbot.http.ui.auth import BUSY_RETRY_SECONDS, Busy, Who, client_of
 from transferbot.http.ui.forms import read_form
-from transferbot.http.ui.pages import Site, safe_next, transfer_view
+from transferbot.http.ui.pages import RowId, Site, safe_next, transfer_view
 from transferbot.http.ui.render import page
+from transferbot.http.ui.throttle import Attempt
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,29 @@ def router(site: Site) -> APIRouter:
 
         if not auth.sign_in_ok(request, form):
             return again(403, "The sign-in form had expired or did not come from this site; please sign in again.")
-        wait = auth.throttle.retry_after(name, client_of(request))
-        if wait:
-            log.warning("dashboard: sign-in for %r from %s refused: too many attempts", name[:64], client_of(request))
-            return again(429, f"Too many sign-in attempts; try again in {int(wait) + 1} seconds.",
-                         {"Retry-After": str(int(wait) + 1)})
-        session_token = await auth.sign_in(name, password) if name and password else None
+        client = client_of(request)
+        # Counted now, before the slow check, so that guesses sent at once are limited as guesses in a row.
+        attempt = auth.throttle.reserve(name, client)
+        if not isinstance(attempt, Attempt):
+            wait = int(attempt) + 1
+            log.warning("dashboard: sign-in for %r from %s refused: too many attempts", name[:64], client)
+            return again(429, f"Too many sign-in attempts; try again in {wait} seconds.", {"Retry-After": str(wait)})
+        try:
+            session_token = await auth.sign_in(name, password) if name and password else None
+        except Busy:
+            auth.throttle.release(attempt)
+            log.warning("dashboard: sign-in for %r from %s refused: the password pool is full", name[:64], client)
+            return again(503, f"Too many sign-ins are being checked right now; try again in {BUSY_RETRY_SECONDS} "
+                              "seconds.", {"Retry-After": str(BUSY_RETRY_SECONDS)})
+        except BaseException:
+            auth.throttle.release(attempt)  # our trouble (the database), not a wrong guess
+            raise
         if session_token is None:
-            auth.throttle.failed(name, client_of(request))
-            log.warning("dashboard: sign-in for %r from %s refused: wrong name or password", name[:64],
-                        client_of(request))
+            auth.throttle.failed(attempt)
+            log.warning("dashboard: sign-in for %r from %s refused: wrong name or password", name[:64], client)
             return again(401, "Wrong username or password.")
-        auth.throttle.succeeded(name)
-        log.info("dashboard: %s signed in from %s", name, client_of(request))
+        auth.throttle.succeeded(attempt)
+        log.info("dashboard: %s signed in from %s", name, client)
         response = _see(target)
         auth.set_session(response, session_token)
         return response
@@ -134,7 +145,7 @@ def router(site: Site) -> APIRouter:
 
     # -- messages ----------------------------------------------------------------------------------------------
     @r.post("/outbox/{outbound_id}/retry")
-    async def retry_outbound(request: Request, outbound_id: int) -> Response:
+    async def retry_outbound(request: Request, outbound_id: RowId) -> Response:
         who, form = await guarded(request)
         back = safe_next(form.get("next") or "/ui/outbox")
         try:
@@ -152,7 +163,7 @@ def router(site: Site) -> APIRouter:
         return _see("/ui/outbox?done=all-retried" if ids else "/ui/outbox")
 
     @r.post("/webhooks/deliveries/{delivery_id}/retry")
-    async def retry_webhook(request: Request, delivery_id: int) -> Response:
+    async def retry_webhook(request: Request, delivery_id: RowId) -> Response:
         who, form = await guarded(request)
         back = safe_next(form.get("next") or "/ui/webhooks")
         try:
@@ -163,7 +174,7 @@ def router(site: Site) -> APIRouter:
         return _see(_done(back, "webhook-retried"))
 
     @r.post("/inbox/{inbound_id}/retry")
-    async def retry_inbound(request: Request, inbound_id: int) -> Response:
+    async def retry_inbound(request: Request, inbound_id: RowId) -> Response:
         who, form = await guarded(request)
         back = safe_next(form.get("next") or f"/ui/inbox/{inbound_id}")
         try:

@@ -14,9 +14,15 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import secrets
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -27,9 +33,84 @@ from transferbot.http.ui.throttle import SignInThrottle
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 SESSION_COOKIE = "transferbot_session"
 SIGN_IN_COOKIE = "transferbot_signin"
 COOKIE_PATH = "/ui"
+
+HASH_WORKERS = 2  # passwords checked at once: each argon2 verification takes 64 MiB and up to 4 threads (lanes)
+HASH_QUEUE = 8  # sign-ins waiting for a worker; past them, a sign-in is refused at once
+BUSY_RETRY_SECONDS = 2  # about the time the queue takes to drain
+HASH_NICE = 10  # the workers' CPU priority, below the event loop's
+
+
+def _below_the_loop() -> None:
+    """A worker's start: it runs at a lower CPU priority than the event loop, and so do argon2's lane threads,
+    which inherit it. Linux keeps a nice value per thread; elsewhere it is the process's, so it is left alone."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + HASH_NICE)
+        except OSError as exc:
+            log.debug("sign-in workers keep the loop's CPU priority: %s", exc)
+
+
+class Busy(Exception):
+    """Every worker and every queue place of the password pool is taken: the password was not checked."""
+
+
+class PasswordPool:
+    """Password checks on a small pool of threads of their own, behind a bounded queue.
+
+    An argon2 verification is a fraction of a second of CPU and 64 MiB. On the event loop's default executor,
+    a flood of sign-ins would queue ahead of every database read of the API, the dashboard and /readyz; here
+    at most ``workers`` run at once and ``queue`` wait, and a sign-in past them is refused (:class:`Busy`)
+    before it does any work. The workers run below the loop's CPU priority, so that on a busy machine the
+    checks wait, not the API, SMTP and /readyz. One pool per process: the CPU it guards is the process's.
+    """
+
+    def __init__(self, workers: int = HASH_WORKERS, queue: int = HASH_QUEUE) -> None:
+        self.workers = workers
+        self._places = threading.BoundedSemaphore(workers + queue)  # released from the workers' threads
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="sign-in",
+                                                    initializer=_below_the_loop)
+            return self._executor
+
+    @contextmanager
+    def place(self) -> Iterator[_Place]:
+        """A place in the pool for one sign-in (its database read and its check), or :class:`Busy` at once."""
+        if not self._places.acquire(blocking=False):
+            raise Busy()
+        place = _Place(self)
+        try:
+            yield place
+        finally:
+            if place.held:
+                self.give_back()
+
+    def give_back(self) -> None:
+        self._places.release()
+
+
+class _Place:
+    def __init__(self, pool: PasswordPool) -> None:
+        self.pool, self.held = pool, True
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the pool; the place is given back when it ends, even should the caller stop waiting."""
+        future = self.pool.executor().submit(fn, *args)
+        self.held = False
+        future.add_done_callback(lambda _done: self.pool.give_back())
+        return await asyncio.wrap_future(future)
+
+
+PASSWORDS = PasswordPool()
 
 
 @dataclass(frozen=True)
@@ -55,10 +136,11 @@ class Forbidden(Exception):
 
 
 class Auth:
-    def __init__(self, app: App, throttle: SignInThrottle | None = None) -> None:
+    def __init__(self, app: App, throttle: SignInThrottle | None = None, passwords: PasswordPool | None = None) -> None:
         self.app = app
+        self.passwords = passwords or PASSWORDS
         http = app.config.http
-        self.secure = http.public_url.startswith("https://")
+        self.secure = http.https
         self.header = http.trusted_user_header
         self.hours = http.session_hours
         self.throttle = throttle or SignInThrottle()
@@ -134,10 +216,13 @@ class Auth:
 
     # -- signing in and out --------------------------------------------------------------------------------------
     async def sign_in(self, name: str, password: str) -> str | None:
-        """A new session token when the name and password match an enabled operator; None otherwise."""
-        row = await self.app.store.read_async(operators.operator_for_sign_in, name)
-        stored = row.password_hash if row is not None else None
-        ok = await asyncio.to_thread(operators.password_matches, stored, password)
+        """A new session token when the name and password match an enabled operator; None otherwise.
+        :class:`Busy`, having done nothing, when the password pool is full. An unknown name is checked
+        against a dummy hash, on the same pool, so that it costs what a known one does."""
+        with self.passwords.place() as place:
+            row = await self.app.store.read_async(operators.operator_for_sign_in, name)
+            stored = row.password_hash if row is not None else None
+            ok = await place.run(operators.password_matches, stored, password)
         if not ok or row is None:
             return None
         return await self.app.store.transact(operators.open_session, row.id or 0, self.hours)

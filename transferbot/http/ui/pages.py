@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from transferbot.app import outbox
@@ -17,6 +17,7 @@ from transferbot.core.domain import DeliveryStatus, OutboxStatus, Outcome, Trans
 from transferbot.core.errors import Refusal
 from transferbot.http.ui.auth import Auth, Poke
 from transferbot.http.ui.render import SECURITY_HEADERS, page
+from transferbot.store.models import MAX_ID
 
 # What a successful action says when the page it leads back to is shown (``?done=KEY``): fixed texts only.
 NOTICES = {
@@ -45,8 +46,15 @@ class Site:
         return self.app.config.http.max_body_bytes
 
 
+# A row id in a path. Past what the id columns hold, PostgreSQL refuses the query and SQLite's driver raises
+# OverflowError (a 500, both); out of range, it is no such page (404), as any unknown id is.
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 19 else None
+    """A row id in a query (``before``): anything but digits up to MAX_ID is ignored, as if not given."""
+    return int(value) if value and value.isdigit() and len(value) <= len(str(MAX_ID)) and int(value) <= MAX_ID \
+        else None
 
 
 def safe_next(value: str | None) -> str:
@@ -133,7 +141,7 @@ def router(site: Site) -> APIRouter:
                     outcomes=[o.value for o in Outcome], notice=notice_of(request), nav="inbox")
 
     @r.get("/inbox/{inbound_id}")
-    async def inbound(request: Request, inbound_id: int) -> Response:
+    async def inbound(request: Request, inbound_id: RowId) -> Response:
         who = await auth.require(request)
         try:
             item = await site.app.store.read_async(dashboard.inbound_one, inbound_id)
@@ -143,7 +151,7 @@ def router(site: Site) -> APIRouter:
                     notice=notice_of(request), nav="inbox")
 
     @r.get("/inbox/{inbound_id}/raw")
-    async def inbound_raw(request: Request, inbound_id: int) -> Response:
+    async def inbound_raw(request: Request, inbound_id: RowId) -> Response:
         who = await auth.require(request)
         raw = await site.app.store.read_async(dashboard.inbound_raw, inbound_id)
         if raw is None:
@@ -173,7 +181,7 @@ def router(site: Site) -> APIRouter:
                     statuses=[s.value for s in DeliveryStatus], notice=notice_of(request), nav="webhooks")
 
     @r.get("/outbox/{outbound_id}/raw")
-    async def outbound_raw(request: Request, outbound_id: int) -> Response:
+    async def outbound_raw(request: Request, outbound_id: RowId) -> Response:
         who = await auth.require(request)
         raw = await _thread(outbox.raw_of, site.app, outbound_id)
         if not raw:
