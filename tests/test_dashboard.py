@@ -209,7 +209,7 @@ def test_cancel_with_a_reason_is_recorded_under_the_operators_name(market: Marke
     tid = market.fresh_transfer()
     token = form_token(client, f"/ui/transfers/{tid}")
     empty = client.post(f"/ui/transfers/{tid}/cancel", data={"csrf": token, "reason": "  "})
-    assert empty.status_code == 409 and "--reason must not be empty: every party is told why" in empty.text
+    assert empty.status_code == 422 and "--reason must not be empty: every party is told why" in empty.text
     assert market.status(tid) == "pending"
     done = client.post(f"/ui/transfers/{tid}/cancel", data={"csrf": token, "reason": "The customer changed its mind"})
     assert done.status_code == 303 and done.headers["location"] == f"/ui/transfers/{tid}?done=cancelled"
@@ -230,7 +230,7 @@ def test_resend_and_replace_contact_are_recorded_under_the_operators_name(market
     assert client.post(f"/ui/transfers/{tid}/resend", data={"csrf": token, "role": "isv"}).status_code == 303
     taken = client.post(f"/ui/transfers/{tid}/replace-contact",
                         data={"csrf": token, "role": "customer", "email": "deals@vendor.example"})
-    assert taken.status_code == 409 and "is an address of the isv" in taken.text
+    assert taken.status_code == 422 and "is an address of the isv" in taken.text
     assert 'value="deals@vendor.example"' in taken.text  # what the operator typed is kept
     moved = client.post(f"/ui/transfers/{tid}/replace-contact",
                         data={"csrf": token, "role": "customer", "email": "it@globex.example"})
@@ -362,3 +362,15 @@ def test_listings_page_newest_first_and_count_what_the_filter_matches(tmp_path: 
         assert [i["id"] for i in last.items] == [ids[0]] and last.next_before is None
         assert dashboard.inbox(session, outcome="approved").total == 0
         assert dashboard.outbox(session, status="queued").total == 0
+
+
+def test_a_refusal_is_answered_by_its_kind_with_the_apis_status(market: Market, client: httpx.Client) -> None:
+    """One mapping for the dashboard and the API: unknown 404, invalid 422, conflict 409 (too soon 429: the
+    resend tests), never 409 for everything."""
+    tid = market.fresh_transfer()
+    token = form_token(client, f"/ui/transfers/{tid}")
+    unknown = client.post("/ui/transfers/TR-NOSUCH/cancel", data={"csrf": token, "reason": "gone"})
+    assert unknown.status_code == 404 and "unknown transfer" in unknown.text
+    assert client.get("/ui/transfers/TR-NOSUCH").status_code == 404
+    assert client.get("/ui/board", params={"status": "lost"}).status_code == 422
+    assert client.post(f"/ui/transfers/{tid}/resend", data={"csrf": token, "role": "nobody"}).status_code == 422

@@ -47,6 +47,9 @@ class KeyReused(Refusal):
 class InUse(Conflict):
     """A request with this Idempotency-Key is under way: its answer is for the asking once it is done."""
 
+    code = "idempotency-key-in-use"
+    retry_after = RETRY_AFTER
+
 
 @dataclass(frozen=True)
 class Claim:

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, delete, select
 
 from transferbot.app.context import App
 from transferbot.core.clock import now as clock_now
-from transferbot.core.errors import Refusal
+from transferbot.core.errors import Refusal, Unknown
 from transferbot.store.models import Meta, Operator, OperatorSession
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def set_password(app: App, name: str, password: str) -> None:
     def work(session: Session) -> None:
         row = _find(session, name)
         if row is None:
-            raise Refusal(f"unknown operator {name!r}")
+            raise Unknown(f"unknown operator {name!r}")
         row.password_hash = hashed
         session.add(row)
         session.exec(delete(OperatorSession).where(col(OperatorSession.operator_id) == row.id))
@@ -120,7 +120,7 @@ def remove_operator(app: App, name: str) -> None:
     def work(session: Session) -> None:
         row = _find(session, name)
         if row is None:
-            raise Refusal(f"unknown operator {name!r}")
+            raise Unknown(f"unknown operator {name!r}")
         session.exec(delete(OperatorSession).where(col(OperatorSession.operator_id) == row.id))
         session.delete(row)
 

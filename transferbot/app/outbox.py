@@ -26,7 +26,7 @@ from transferbot.app.effects.mail import alert_operator
 from transferbot.core import rules
 from transferbot.core.backoff import backoff
 from transferbot.core.domain import MailKind, OutboxStatus, Role
-from transferbot.core.errors import Refusal
+from transferbot.core.errors import Conflict, Unknown
 from transferbot.outbound.rendering import Outgoing, Renderer, RenderSpec
 from transferbot.store.models import MailSnapshot, OutboundMessage, OutboundRaw, Party, table_of
 from transferbot.store.paging import Page, page_of, parse_cursor
@@ -265,9 +265,9 @@ def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime,
         else:
             row = session.get(OutboundMessage, item_id)
             if row is None:
-                raise Refusal(f"unknown outbox message #{item_id}")
+                raise Unknown(f"unknown outbox message #{item_id}")
             if row.status != OutboxStatus.FAILED.value:
-                raise Refusal(f"outbox message #{item_id} is {row.status}, not failed")
+                raise Conflict(f"outbox message #{item_id} is {row.status}, not failed")
             rows = [row]
         for row in rows:
             row.status, row.next_attempt_at, row.lease_owner, row.lease_until = OutboxStatus.QUEUED.value, now, "", None

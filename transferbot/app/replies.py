@@ -36,7 +36,7 @@ from transferbot.core import rules
 from transferbot.core.backoff import backoff
 from transferbot.core.clock import now as clock_now
 from transferbot.core.domain import Decision, InboxState, MailKind, Outcome, Role
-from transferbot.core.errors import Refusal
+from transferbot.core.errors import Conflict, Unknown
 from transferbot.core.tokens import check_token
 from transferbot.inbound.authenticator import Authenticator
 from transferbot.inbound.reader.chain import Policy, Verdict, run_chain
@@ -275,9 +275,9 @@ def retry_inbound(app: App, inbound_id: int, by: str = "operator") -> InboundMes
     def reopen(session: Session) -> None:
         row = session.get(InboundMessage, inbound_id)
         if row is None:
-            raise Refusal(f"unknown inbound message #{inbound_id}")
+            raise Unknown(f"unknown inbound message #{inbound_id}")
         if row.state == InboxState.DONE:
-            raise Refusal(f"inbound message #{inbound_id} was read already (outcome {row.outcome})")
+            raise Conflict(f"inbound message #{inbound_id} was read already (outcome {row.outcome})")
         row.state, row.lease_owner, row.lease_until, row.next_read_at = InboxState.NEW.value, "", None, None
         session.add(row)
 

@@ -55,11 +55,7 @@ def request_transfer(app: App, entitlement_id: str, to_reseller: str | None, not
                      at: datetime | None = None) -> str:
     """File a transfer as the ISV would; returns its id. Refuses, writing nothing, when invalid."""
     note = check_note(note)
-    try:
-        return app.store.run(request_in, app, entitlement_id, to_reseller, note, at or clock_now())
-    except sa.exc.IntegrityError:
-        # The partial unique index caught a concurrent request for the same entitlement.
-        raise Conflict(f"entitlement {entitlement_id} already has an open transfer") from None
+    return app.store.run(request_in, app, entitlement_id, to_reseller, note, at or clock_now())
 
 
 def request_in(session: Session, app: App, entitlement_id: str, to_reseller: str | None, note: str,
@@ -78,8 +74,12 @@ def request_in(session: Session, app: App, entitlement_id: str, to_reseller: str
         to_reseller_id=plan.to_reseller, product=ent.product, note=note, status=TransferStatus.PENDING.value,
         created_at=now, expires_at=now + timedelta(days=app.config.workflow.expire_after_days),
     )
-    session.add(transfer)
-    session.flush()
+    try:
+        with session.begin_nested():  # the open-transfer index decides a race with a concurrent request
+            session.add(transfer)
+            session.flush()
+    except sa.exc.IntegrityError:
+        raise Conflict(f"entitlement {ent.id} already has an open transfer") from None
     parties: list[Party] = []
     shown: list[dict[str, Any]] = []
     for role, account_id in plan.parties:

@@ -24,7 +24,7 @@ from transferbot import __version__
 from transferbot.cli.logsetup import configure_logging
 from transferbot.config import Config, ConfigError, load_config
 from transferbot.core.domain import AccountKind, OutboxStatus, Role, TransferStatus
-from transferbot.core.errors import Refusal
+from transferbot.core.errors import Refusal, TooSoon
 from transferbot.core.languages import MAIL
 from transferbot.store import DatabaseTrouble, StoreError
 from transferbot.store.sqlite import database_path
@@ -553,12 +553,11 @@ def cmd_cancel(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_resend(args: argparse.Namespace, config: Config) -> int:
     from transferbot.app.controls import resend
-    from transferbot.core.rules import TooSoon
 
     try:
         roles = resend(_app(config), args.transfer, args.role, force=args.force)
     except TooSoon as exc:
-        raise TooSoon(f"{exc} (or --force)", exc.retry_after) from None
+        raise CliError(f"{exc} (or --force)") from None  # the operator, unlike an ISV, may force it
     print(f"confirmation queued again for: {', '.join(roles) or 'nobody (no deliverable address)'}", file=sys.stderr)
     return 0
 

@@ -23,17 +23,7 @@ from transferbot.core.domain import (
     TransferKind,
     TransferStatus,
 )
-from transferbot.core.errors import Conflict, Refusal, Unknown
-
-
-class TooSoon(Refusal):
-    """Asked again sooner than a rule allows (HTTP 429); ``retry_after``: seconds until it would be allowed."""
-
-    kind = "too-soon"
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+from transferbot.core.errors import Conflict, Refusal, TooSoon, Unknown
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Errors as RFC 9457 problem details: ``application/problem+json`` with type, title, status and detail.
 
 Every error the HTTP server answers goes through here, so an integrator parses one shape: a refusal
-of the rules carries the CLI's own words as ``detail``; a request that does not validate lists its
+of the rules (``core.errors``) is answered by its kind, here and only here, and carries the CLI's own
+words as ``detail``; a request that does not validate lists its
 invalid fields under ``errors``; our own trouble is a 500 with no internals in it.
 """
 
@@ -15,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from transferbot.core.errors import Refusal
+
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
@@ -23,6 +26,19 @@ TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not f
           406: "Not acceptable", 409: "Conflict", 413: "Request too large", 415: "Unsupported media type",
           422: "Unprocessable content", 429: "Too many requests", 500: "Internal error",
           503: "Service unavailable"}
+
+
+STATUS = {"invalid": 422, "unknown": 404, "conflict": 409, "too-soon": 429}
+"""The status of each kind of refusal, for the API and the dashboard alike."""
+REFUSAL_TYPES = {404: "not-found", 409: "conflict", 422: "refused", 429: "too-soon"}
+
+
+def status_of(exc: Refusal) -> int:
+    return STATUS.get(exc.kind, 422)
+
+
+def retry_headers(exc: Refusal) -> dict[str, str] | None:
+    return {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
 
 
 class Problem(Exception):
@@ -50,6 +66,11 @@ def install(api: FastAPI) -> None:
     @api.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> JSONResponse:
         return problem(exc.status, exc.detail, kind=exc.kind, headers=exc.headers, errors=exc.errors)
+
+    @api.exception_handler(Refusal)
+    async def _refused(_request: Request, exc: Refusal) -> JSONResponse:
+        status = status_of(exc)
+        return problem(status, str(exc), kind=exc.code or REFUSAL_TYPES[status], headers=retry_headers(exc))
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -22,7 +22,7 @@ from transferbot.app.outbox import outbox_summary
 from transferbot.app.queries.record import inbound_summary
 from transferbot.app.queries.views import transfer_detail
 from transferbot.core.domain import ROLE_ORDER, InboxState, Outcome, Role, TransferStatus
-from transferbot.core.errors import Refusal
+from transferbot.core.errors import Refusal, Unknown
 from transferbot.inbound.explain import explain_inbound
 from transferbot.store.models import Account, InboundMessage, OutboundMessage, Party, PartyAddress, Transfer
 
@@ -206,7 +206,7 @@ def inbound_one(session: Session, inbound_id: int) -> dict[str, Any]:
     """One inbound message with its explanation and the start of its raw bytes (as text, never as HTML)."""
     row = session.get(InboundMessage, inbound_id)
     if row is None:
-        raise Refusal(f"unknown inbound message #{inbound_id}")
+        raise Unknown(f"unknown inbound message #{inbound_id}")
     [item] = _explained(session, [row])
     raw = load_raw(session, inbound_id)
     item["raw_size"] = len(raw)

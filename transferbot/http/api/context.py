@@ -2,8 +2,8 @@
 
 Every operation takes the caller's key (http.auth), runs one use case of the service layer in one
 transaction (writes through ``store.transact``, so the daemon's loop never waits on the database),
-and answers a refusal of the rules as a problem document by its kind: unknown → 404, conflict →
-409, too soon → 429 with ``Retry-After``, anything else → 422, with the CLI's words as ``detail``.
+and lets a refusal of the rules go to the API's one error handler (http.problems), which answers it
+as a problem document by its kind.
 After a change the dispatchers are woken, so the mail and webhooks it caused go out at once.
 """
 
@@ -15,11 +15,8 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
-from transferbot.app import idempotency
 from transferbot.app.apikeys import Principal
 from transferbot.app.context import App
-from transferbot.core.errors import Refusal
-from transferbot.core.rules import TooSoon
 from transferbot.http.api import auth
 from transferbot.http.api.ratelimit import RateLimiter
 from transferbot.http.api.schemas import NO_CONTROLS
@@ -30,8 +27,6 @@ T = TypeVar("T")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(auth.bearer)]
 Ident = Annotated[str, Path(min_length=1, max_length=256, pattern=NO_CONTROLS,
                             description="an id (no control characters)")]
-STATUS = {"unknown": 404, "conflict": 409, "too-soon": 429}
-KINDS = {404: "not-found", 409: "conflict", 422: "refused", 429: "too-soon"}
 DESCRIPTIONS = {
     400: "the body could not be read (not JSON, or not in the encoding it declares)",
     401: "no API key, or one that is not valid (unknown or revoked)",
@@ -50,15 +45,6 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ProblemModel, "description": DESCRIPTIONS[code]} for code in codes}
 
 
-def refused(exc: Refusal) -> Problem:
-    if isinstance(exc, idempotency.InUse):
-        return Problem(409, str(exc), kind="idempotency-key-in-use",
-                       headers={"Retry-After": str(idempotency.RETRY_AFTER)})
-    status = STATUS.get(exc.kind, 422)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooSoon) else None
-    return Problem(status, str(exc), kind=KINDS[status], headers=headers)
-
-
 class Context:
     """What the /v1 routers share: the app, the caller's principal, and the use-case runners."""
 
@@ -74,18 +60,12 @@ class Context:
         self.principal = principal
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return await self.app.store.read_async(fn, *args)
-        except Refusal as exc:
-            raise refused(exc) from None
+        return await self.app.store.read_async(fn, *args)
 
     async def write(self, fn: Callable[..., T], *args: Any, wake: bool = True) -> T:
         """``fn`` in a write transaction; then, unless ``wake`` is False (a write that causes no mail or
         webhook), the dispatchers are woken."""
-        try:
-            result = await self.app.store.transact(fn, *args)
-        except Refusal as exc:
-            raise refused(exc) from None
+        result = await self.app.store.transact(fn, *args)
         if wake:
             self.on_change()
         return result

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -16,8 +15,7 @@ from transferbot.app.controls import REASON_LIMIT
 from transferbot.app.transfers import check_note
 from transferbot.core.clock import now
 from transferbot.core.domain import TransferStatus
-from transferbot.core.errors import Conflict, Refusal
-from transferbot.http.api.context import Context, Ident, problems, refused
+from transferbot.http.api.context import Context, Ident, problems
 from transferbot.http.api.schemas import CancelRequest, ResendRequest, Resent, Transfer, TransferPage, TransferRequest
 from transferbot.http.problems import Problem
 
@@ -78,10 +76,10 @@ def router(ctx: Context) -> APIRouter:
                        **filing_problems})
     async def file_transfer(body: TransferRequest, principal: Principal = who,
                             idempotency_key: IdempotencyKey = None) -> JSONResponse:
-        note = _checked(check_note, body.note, "note")
+        note = check_note(body.note, "note")
         claim = None
         if idempotency_key is not None:
-            key = _checked(idempotency.check_key, idempotency_key)
+            key = idempotency.check_key(idempotency_key)
             request = idempotency.request_hash("POST", "/v1/transfers", body.model_dump(mode="json"))
             found = await ctx.write(idempotency.claim, principal.key_id, key, request, now(), stale, wake=False)
             if isinstance(found, idempotency.Kept):
@@ -90,13 +88,9 @@ def router(ctx: Context) -> APIRouter:
         try:
             document = await ctx.write(api_transfers.file_transfer, ctx.app, principal, body.entitlement,
                                        body.to_reseller, note, claim, now())
-        except BaseException as exc:
+        except BaseException:
             if claim is not None:  # nothing was filed: the key is free for a retry
                 await asyncio.shield(ctx.write(idempotency.release, claim, wake=False))
-            if isinstance(exc, sa.exc.IntegrityError):
-                # Another request (not one with this key, which waits for its claim) won the race for
-                # the open-transfer index.
-                raise refused(Conflict(f"entitlement {body.entitlement} already has an open transfer")) from None
             raise
         return JSONResponse(document, status_code=201)
 
@@ -131,7 +125,7 @@ def router(ctx: Context) -> APIRouter:
             responses={200: {"model": Transfer, "description": "cancelled"},
                        **problems(400, 401, 404, 409, 413, 422, 429)})
     async def cancel_transfer(transfer_id: Ident, body: CancelRequest, principal: Principal = who) -> JSONResponse:
-        reason = _checked(check_note, body.reason, "reason", REASON_LIMIT)
+        reason = check_note(body.reason, "reason", REASON_LIMIT)
         return JSONResponse(await ctx.write(api_transfers.cancel, ctx.app, principal, transfer_id, reason, now()))
 
     @r.post("/{transfer_id}/resend", response_model=None, summary="Mail the confirmation again",
@@ -162,9 +156,3 @@ def router(ctx: Context) -> APIRouter:
 
     return r
 
-
-def _checked(check: Any, *args: Any) -> str:
-    try:
-        return str(check(*args))
-    except Refusal as exc:
-        raise refused(exc) from None

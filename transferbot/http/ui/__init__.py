@@ -19,6 +19,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from transferbot.app.context import App
+from transferbot.core.errors import Refusal
+from transferbot.http import problems
 from transferbot.http.ui import actions, pages
 from transferbot.http.ui.auth import Auth, Forbidden, NotSignedIn, Poke
 from transferbot.http.ui.forms import FormError
@@ -80,6 +82,24 @@ def dashboard(app: App, poke: Poke | None = None, auth: Auth | None = None) -> F
         return page(request, "refused.html", code=403, back="/ui/board",
                     error="This form had expired or did not come from this dashboard: nothing was changed. "
                           "Reload the page and try again.")
+
+    @ui.exception_handler(Refusal)
+    async def _refused(request: Request, exc: Refusal) -> Response:
+        """Every refusal of the rules, mapped once: its status by its kind (as the API's), shown where the
+        route said (``request.state.on_refusal``: the transfer page with what was typed, say), else on a
+        page of its own with the way back. Something that does not exist is "no such page"."""
+        code, headers = problems.status_of(exc), problems.retry_headers(exc)
+        who = getattr(request.state, "who", None)
+        log.info("dashboard: %s %s refused%s: %s", request.method, request.url.path,
+                 f" for {who.name}" if who is not None else "", exc)
+        show = getattr(request.state, "on_refusal", None)
+        if exc.kind == "unknown" or (show is None and request.method in ("GET", "HEAD")):
+            return page(request, "missing.html", code=code, who=who, what=str(exc), headers=headers)
+        if show is not None:
+            response: Response = await show(exc, code, headers)
+            return response
+        return page(request, "refused.html", code=code, who=who, error=str(exc), headers=headers,
+                    back=getattr(request.state, "back", "/ui/board"))
 
     @ui.exception_handler(FormError)
     async def _bad_form(request: Request, exc: FormError) -> Response:

@@ -20,8 +20,7 @@ from transferbot.app import controls as operator
 from transferbot.app import outbox, replies
 from transferbot.app.context import App
 from transferbot.core.clock import now
-from transferbot.core.errors import Refusal
-from transferbot.core.rules import TooSoon
+from transferbot.core.errors import Refusal, TooSoon
 from transferbot.http.ui.auth import BUSY_RETRY_SECONDS, Busy, Who, client_of
 from transferbot.http.ui.forms import read_form
 from transferbot.http.ui.pages import RowId, Site, safe_next, transfer_view
@@ -105,29 +104,26 @@ def router(site: Site) -> APIRouter:
     async def act(request: Request, tid: str, work: str) -> Response:
         who, form = await guarded(request)
         app: App = site.app
-        try:
-            if work == "cancel":
-                done = await asyncio.to_thread(operator.cancel_transfer, app, tid, form.get("reason", ""),
-                                               None, who.by)
-                key = "cancelled"
-            elif work == "resend":
-                await asyncio.to_thread(operator.resend, app, tid, form.get("role") or None, None, who.by,
-                                        form.get("force") == "1")
-                done, key = tid, "resent"
-            else:
-                await asyncio.to_thread(operator.replace_contact, app, tid, form.get("role", ""),
-                                        form.get("email", ""), None, who.by)
-                done, key = tid, "replaced"
-        except TooSoon as exc:
-            # The page offers to resend all the same: forced, and recorded as such under the operator's name.
-            log.info("dashboard: %s: %s refused for %s: %s", tid[:32], work, who.name, exc)
-            return await transfer_view(site, request, tid, code=429, error=str(exc), who=who,
-                                       form={**form, "action": work, "too_soon": "1"},
-                                       headers={"Retry-After": str(exc.retry_after)})
-        except Refusal as exc:
-            log.info("dashboard: %s: %s refused for %s: %s", tid[:32], work, who.name, exc)
-            return await transfer_view(site, request, tid, code=409, error=str(exc), form={**form, "action": work},
-                                       who=who)
+
+        async def on_refusal(exc: Refusal, code: int, headers: dict[str, str] | None) -> Response:
+            # Shown on the transfer page with what was typed; one resent too soon offers to resend all the
+            # same (forced, and recorded as such under the operator's name).
+            typed = {**form, "action": work, **({"too_soon": "1"} if isinstance(exc, TooSoon) else {})}
+            return await transfer_view(site, request, tid, code=code, error=str(exc), form=typed, who=who,
+                                       headers=headers)
+
+        request.state.on_refusal = on_refusal
+        if work == "cancel":
+            done = await asyncio.to_thread(operator.cancel_transfer, app, tid, form.get("reason", ""), None, who.by)
+            key = "cancelled"
+        elif work == "resend":
+            await asyncio.to_thread(operator.resend, app, tid, form.get("role") or None, None, who.by,
+                                    form.get("force") == "1")
+            done, key = tid, "resent"
+        else:
+            await asyncio.to_thread(operator.replace_contact, app, tid, form.get("role", ""), form.get("email", ""),
+                                    None, who.by)
+            done, key = tid, "replaced"
         poke()
         return _see(f"/ui/transfers/{quote(done.upper())}?done={key}")
 
@@ -147,11 +143,8 @@ def router(site: Site) -> APIRouter:
     @r.post("/outbox/{outbound_id}/retry")
     async def retry_outbound(request: Request, outbound_id: RowId) -> Response:
         who, form = await guarded(request)
-        back = safe_next(form.get("next") or "/ui/outbox")
-        try:
-            await asyncio.to_thread(outbox.retry_outbox, site.app, outbound_id, False, now(), who.by)
-        except Refusal as exc:
-            return page(request, "refused.html", code=409, who=who, error=str(exc), back=back)
+        back = request.state.back = safe_next(form.get("next") or "/ui/outbox")
+        await asyncio.to_thread(outbox.retry_outbox, site.app, outbound_id, False, now(), who.by)
         poke()
         return _see(_done(back, "mail-retried"))
 
@@ -165,22 +158,19 @@ def router(site: Site) -> APIRouter:
     @r.post("/webhooks/deliveries/{delivery_id}/retry")
     async def retry_webhook(request: Request, delivery_id: RowId) -> Response:
         who, form = await guarded(request)
-        back = safe_next(form.get("next") or "/ui/webhooks")
-        try:
-            await asyncio.to_thread(operator.retry_webhook, site.app, delivery_id, now(), who.by)
-        except Refusal as exc:
-            return page(request, "refused.html", code=409, who=who, error=str(exc), back=back)
+        back = request.state.back = safe_next(form.get("next") or "/ui/webhooks")
+        await asyncio.to_thread(operator.retry_webhook, site.app, delivery_id, now(), who.by)
         poke()
         return _see(_done(back, "webhook-retried"))
 
     @r.post("/inbox/{inbound_id}/retry")
     async def retry_inbound(request: Request, inbound_id: RowId) -> Response:
         who, form = await guarded(request)
-        back = safe_next(form.get("next") or f"/ui/inbox/{inbound_id}")
+        back = request.state.back = safe_next(form.get("next") or f"/ui/inbox/{inbound_id}")
         try:
             await asyncio.to_thread(replies.retry_inbound, site.app, inbound_id, who.by)
-        except Refusal as exc:
-            return page(request, "refused.html", code=409, who=who, error=str(exc), back=back)
+        except Refusal:
+            raise  # answered by the dashboard's one handler
         except Exception as exc:  # noqa: BLE001 - shown on one line; the message stays failed, the log has it
             log.exception("dashboard: inbound #%s failed again", inbound_id)
             return page(request, "refused.html", code=500, who=who, back=back,

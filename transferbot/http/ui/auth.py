@@ -178,9 +178,11 @@ class Auth:
         return Who(name, self._mac(key, "csrf-session", operators.token_hash(token)), "session")
 
     async def require(self, request: Request) -> Who:
+        """The operator signed in (kept on the request, for the pages its errors show), or NotSignedIn."""
         who = await self.who(request)
         if who is None:
             raise NotSignedIn()
+        request.state.who = who
         return who
 
     def check_post(self, request: Request, who: Who, form: dict[str, str]) -> None:

@@ -77,10 +77,7 @@ async def transfer_view(site: Site, request: Request, tid: str, *, code: int = 2
                         form: dict[str, str] | None = None, who: Any = None,
                         headers: dict[str, str] | None = None) -> Response:
     """The transfer page; after a refused action, with its one-line error and what the operator typed."""
-    try:
-        t = await _thread(dashboard.transfer_page, site.app, tid)
-    except Refusal as exc:
-        return page(request, "missing.html", code=404, who=who, what=str(exc))
+    t = await _thread(dashboard.transfer_page, site.app, tid)
     pending_roles = [p["role"] for p in t["parties"] if p["decision"] == "pending"]
     return page(request, "transfer.html", code=code, headers=headers, who=who, t=t, error=error, form=form or {},
                 notice=None if error else notice_of(request), roles=[p["role"] for p in t["parties"]],
@@ -114,13 +111,17 @@ def router(site: Site) -> APIRouter:
         who = await auth.require(request)
         status = request.query_params.get("status", "")
         q = request.query_params.get("q", "")
-        error = None
-        try:
-            sections = await site.app.store.read_async(dashboard.board, status or None, q)
-        except Refusal as exc:
-            sections, error = [], str(exc)
-        return page(request, "board.html", who=who, sections=sections, status=status, q=q, error=error,
-                    statuses=[s.value for s in TransferStatus], nav="board")
+
+        def shown(sections: list[Any], error: str | None = None, code: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+            return page(request, "board.html", code=code, headers=headers, who=who, sections=sections, status=status,
+                        q=q, error=error, statuses=[s.value for s in TransferStatus], nav="board")
+
+        async def on_refusal(exc: Refusal, code: int, headers: dict[str, str] | None) -> Response:
+            return shown([], str(exc), code, headers)  # a filter refused: the board, empty, says why
+
+        request.state.on_refusal = on_refusal
+        return shown(await site.app.store.read_async(dashboard.board, status or None, q))
 
     @r.get("/transfers/{tid}")
     async def transfer(request: Request, tid: str) -> Response:
@@ -131,22 +132,23 @@ def router(site: Site) -> APIRouter:
     async def inbox(request: Request) -> Response:
         who = await auth.require(request)
         outcome = request.query_params.get("outcome", "")
-        error = None
-        try:
-            listing = await site.app.store.read_async(dashboard.inbox, outcome or None,
-                                                      _int(request.query_params.get("before")))
-        except Refusal as exc:
-            listing, error = dashboard.Listing([], None, 0), str(exc)
-        return page(request, "inbox.html", who=who, listing=listing, outcome=outcome, error=error,
-                    outcomes=[o.value for o in Outcome], notice=notice_of(request), nav="inbox")
+
+        def shown(listing: dashboard.Listing, error: str | None = None, code: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+            return page(request, "inbox.html", code=code, headers=headers, who=who, listing=listing, outcome=outcome,
+                        error=error, outcomes=[o.value for o in Outcome], notice=notice_of(request), nav="inbox")
+
+        async def on_refusal(exc: Refusal, code: int, headers: dict[str, str] | None) -> Response:
+            return shown(dashboard.Listing([], None, 0), str(exc), code, headers)  # a filter refused
+
+        request.state.on_refusal = on_refusal
+        return shown(await site.app.store.read_async(dashboard.inbox, outcome or None,
+                                                     _int(request.query_params.get("before"))))
 
     @r.get("/inbox/{inbound_id}")
     async def inbound(request: Request, inbound_id: RowId) -> Response:
         who = await auth.require(request)
-        try:
-            item = await site.app.store.read_async(dashboard.inbound_one, inbound_id)
-        except Refusal as exc:
-            return page(request, "missing.html", code=404, who=who, what=str(exc))
+        item = await site.app.store.read_async(dashboard.inbound_one, inbound_id)
         return page(request, "inbound.html", who=who, m=item, show_raw=request.query_params.get("raw") == "1",
                     notice=notice_of(request), nav="inbox")
 
