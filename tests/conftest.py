@@ -18,7 +18,7 @@ from transferbot.config import Config, parse_config
 from transferbot.devtools.sink import MailSink
 
 DOMAIN = "transfers.example.com"
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
 
 
 def make_config(tmp_path: Path, sink_port: int | None = None, **sections: dict[str, Any]) -> Config:

@@ -148,8 +148,8 @@ def test_a_persons_text_is_not_machine_text(text: str) -> None:
 
 def test_none_of_our_own_mails_reads_as_machine_text() -> None:
     """Quoted back by a person, our mail must never make their reply a robot's."""
-    from tests.test_i18n import CASES, TRANSLATED
-    from tests.test_i18n import mail as render
+    from tests.unit.outbound.test_i18n import CASES, TRANSLATED
+    from tests.unit.outbound.test_i18n import mail as render
 
     for case in CASES:
         for locale in ("en", *TRANSLATED):

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from tests.conftest import make_config
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
+from tests.paths import TESTS
 from transferbot.app.context import open_app
 from transferbot.app.queries.certificate import verify
 from transferbot.app.queries.views import list_transfers, transfer_detail
@@ -29,7 +30,7 @@ from transferbot.config import DatabaseConfig
 from transferbot.devtools.sink import MailSink, Received
 from transferbot.store import open_store, schema
 
-FIXTURE = Path(__file__).parent / "fixtures" / "release-0.1.sql.gz"
+FIXTURE = TESTS / "fixtures" / "release-0.1.sql.gz"
 
 
 def release_01_database(path: Path) -> None:

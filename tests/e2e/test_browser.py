@@ -23,6 +23,7 @@ import pytest
 
 from tests.dashboard_world import OPERATOR, PASSWORD, Market, build
 from tests.dnsserver import DnsServer
+from tests.paths import TESTS
 from transferbot.cli import main
 from transferbot.devtools.sink import MailSink
 
@@ -30,7 +31,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 REQUIRED = os.environ.get("TRANSFERBOT_REQUIRE_BROWSER") == "1"
-SHOTS = Path(os.environ.get("TRANSFERBOT_SCREENSHOTS") or Path(__file__).resolve().parent / "screenshots")
+SHOTS = Path(os.environ.get("TRANSFERBOT_SCREENSHOTS") or TESTS / "screenshots")
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 

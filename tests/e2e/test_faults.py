@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from tests.conftest import DOMAIN, make_config
+from tests.e2e.test_serve import Serve
 from tests.helpers import RunningDaemon, dns_toml, reply, reply_address, send, wait_until
-from tests.test_serve import Serve
 from transferbot.app import registry
 from transferbot.app.arrivals import store_inbound
 from transferbot.app.context import App, open_app

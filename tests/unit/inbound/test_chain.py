@@ -9,8 +9,8 @@ from email.policy import SMTP
 
 import pytest
 
+from tests.e2e.test_lifecycle import ADDRESSES, mail
 from tests.helpers import reply, reply_address, send, wait_until
-from tests.test_lifecycle import ADDRESSES, mail
 from transferbot.app.queries.views import list_inbox
 from transferbot.app.transfers import request_transfer
 from transferbot.core.addresses import AddressBook

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
 
 # Issue 13's figures, spelled out here (not imported from the bench) so that a figure renamed or dropped fails.
 FIGURES = ("accept_vs_sink", "decided_vs_sink", "notified_vs_sink", "outbound_vs_plain", "sweep_ms_per_due",

@@ -21,9 +21,9 @@ import pytest
 from sqlmodel import col, select
 
 from tests.conftest import make_config
+from tests.e2e.test_lifecycle import ADDRESSES, mail, outcome_of
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from tests.receiver import Receiver, verified
-from tests.test_lifecycle import ADDRESSES, mail, outcome_of
 from transferbot.app import apikeys, registry, webhooks
 from transferbot.app.context import App
 from transferbot.app.effects.facts import addresses_of, parties_of

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 
+from tests.paths import ROOT
 from transferbot.config import Config, ConfigError, parse_config
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+EXAMPLE = ROOT / "config.example.toml"
 
 
 def test_the_example_is_valid_and_equal_to_the_defaults() -> None:

@@ -22,9 +22,9 @@ from sqlmodel import select
 
 from tests.conftest import DOMAIN
 from tests.dnsserver import DnsServer
+from tests.e2e.test_attacks import ALICE, DEALS, OPS, _market, confirmation, decision, internet, notices, read
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
 from tests.mailauth import sign
-from tests.test_attacks import ALICE, DEALS, OPS, _market, confirmation, decision, internet, notices, read
 from transferbot.app import apikeys
 from transferbot.app.context import App
 from transferbot.app.controls import replace_contact

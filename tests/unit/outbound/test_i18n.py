@@ -26,11 +26,11 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
+from tests.paths import ROOT
 from transferbot.core import languages
 from transferbot.core.domain import MailKind
 from transferbot.outbound import compose, i18n
 
-ROOT = Path(__file__).resolve().parent.parent
 POT = languages.LOCALE_DIR / "messages.pot"
 TRANSLATED = tuple(locale for locale in languages.MAIL if locale != "en")
 UPDATE = ("pybabel extract -F babel.cfg -c TRANSLATORS: --project=transferbot --version=0.1.0 "

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_lifecycle import ADDRESSES, mail, outcome_of
 from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
-from tests.test_lifecycle import ADDRESSES, mail, outcome_of
 from transferbot.app.queries.views import transfer_detail
 from transferbot.app.transfers import request_transfer
 from transferbot.cli import main

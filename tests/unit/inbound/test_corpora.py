@@ -29,11 +29,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import SHARED
 from transferbot.inbound.reader.html import html_to_text
 from transferbot.inbound.reader.message import body, parse
 from transferbot.inbound.reader.reading import fresh_from_body
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+CORPORA = SHARED / "corpora"
 if not CORPORA.is_dir():
     pytest.skip(f"public reply corpora not found at {CORPORA}", allow_module_level=True)
 

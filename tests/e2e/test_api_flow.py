@@ -13,9 +13,9 @@ import pytest
 from sqlmodel import select
 
 from tests.conftest import make_config
+from tests.e2e.test_lifecycle import approve_all
 from tests.helpers import RunningDaemon, wait_until
 from tests.receiver import Receiver, verified
-from tests.test_lifecycle import approve_all
 from transferbot.app import apikeys, registry, webhooks
 from transferbot.app.context import App
 from transferbot.app.queries.views import transfer_detail

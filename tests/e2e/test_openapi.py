@@ -26,13 +26,14 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import make_config
 from tests.helpers import RunningDaemon
+from tests.paths import ROOT
 from transferbot.app import apikeys, registry
 from transferbot.app.context import App
 from transferbot.app.transfers import request_transfer
 from transferbot.config import Config
 from transferbot.devtools.sink import MailSink
 
-COMMITTED = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+COMMITTED = ROOT / "docs" / "openapi.json"
 EXAMPLES = 25  # per operation and generation mode: about 700 requests
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance, negative_data_rejection]

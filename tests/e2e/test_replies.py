@@ -36,6 +36,7 @@ from sqlmodel import col, select
 
 from tests.conftest import DOMAIN, make_config
 from tests.helpers import RunningDaemon, mark_all_sent, send, wait_until
+from tests.paths import TESTS
 from tests.postgres import DATABASES
 from transferbot.app import registry
 from transferbot.app.arrivals import store_inbound
@@ -48,7 +49,7 @@ from transferbot.core.domain import OutboxStatus
 from transferbot.devtools.sink import MailSink
 from transferbot.store.models import InboundMessage, OutboundMessage, Party, PartyAddress, Transfer
 
-CORPUS = Path(__file__).resolve().parent / "replies"
+CORPUS = TESTS / "replies"
 BARE = f"transfer@{DOMAIN}"
 OPERATOR = "ops@marketplace.example.com"
 AUTHSERV = "mx.transfers.example.com"
