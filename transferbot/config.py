@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from transferbot.core.addresses import AddressError, normalize_address
+from transferbot.core.addresses import AddressBook, AddressError, normalize_address
 from transferbot.core.languages import Locale
 from transferbot.core.nameservers import DnsConfigError, parse_nameserver
 
@@ -171,6 +171,10 @@ class InboundConfig(_Section):
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{key}: no such file {path}")
         return self
+
+    def book(self) -> AddressBook:
+        """Our addresses at the inbound domain (reply and bounce), as the edge and the reader parse them."""
+        return AddressBook(domain=self.domain, reply_local=self.reply_local_part, bounce_local=self.bounce_local_part)
 
 
 class OutboundConfig(_Section):

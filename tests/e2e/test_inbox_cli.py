@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from email.policy import SMTP
 from pathlib import Path
 
@@ -35,6 +38,7 @@ def test_read_explains_a_reply_without_changing_anything(
     assert out["decision"] == "approve" and out["fresh_text"] == "Approved - no objections."
     assert out["auto_reply"] is False and out["bounce"] is False
     assert out["transfer"] == tid and out["party"] == "customer" and out["outcome"] == "approved"
+    assert out["lookup"] == "done"
     assert "token=envelope" in out["checks"] and out["checks"][-1] == "record=approve"
     # Without the envelope the token comes from the threading headers; still nothing is recorded.
     assert run(cli_config, "read", str(eml), "--client-ip", "127.0.0.1") == 0
@@ -46,6 +50,29 @@ def test_read_explains_a_reply_without_changing_anything(
     assert "not-a-party" in text and "no --client-ip: SPF not checked" in text
     assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "pending"
     assert list_inbox(daemon.app) == []
+
+
+def test_read_works_in_an_empty_folder_with_no_configuration_and_no_database(tmp_path: Path) -> None:
+    """A person holding a .eml file: the reading, the decision and the checks, and a word that no transfer was
+    looked up; nothing is created by looking (no database file)."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    eml = folder / "reply.eml"
+    eml.write_bytes(b"From: Jane <jane@acme.example>\r\nTo: transfer@transfers.example.com\r\n"
+                    b"Subject: Re: [TR-7K3Q9M] Please approve\r\nMessage-ID: <r1@acme.example>\r\n\r\n"
+                    b"APPROVE\r\n\r\nJane\r\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRANSFERBOT_")}
+    done = subprocess.run([sys.executable, "-m", "transferbot", "read", str(eml), "--json"], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["decision"] == "approve" and out["fresh_text"] == "APPROVE"
+    assert out["lookup"].startswith("not done (database") and "does not exist" in out["lookup"]
+    assert out["transfer"] is None and out["outcome"] == "no-transfer" and "token=none" in out["checks"]
+    assert sorted(p.name for p in folder.iterdir()) == ["reply.eml"]
+    text = subprocess.run([sys.executable, "-m", "transferbot", "read", str(eml)], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=120).stdout
+    assert text.splitlines()[0].startswith("lookup:") and "not done" in text.splitlines()[0]
 
 
 def test_read_shows_an_out_of_office_and_refuses_a_missing_file(

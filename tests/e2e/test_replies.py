@@ -330,7 +330,7 @@ def test_reader_reads_the_case(case: Case, reader_apps: dict[bool, App]) -> None
     if case.copies > 1:
         first = read_inbound(app, store_inbound(app, prepared.raw, prepared.mail_from, prepared.rcpt_tos, "127.0.0.1"))
         assert first.outcome == case.outcome, first.checks
-    reading, verdict, _auth = explain(app, prepared.raw, prepared.mail_from, prepared.rcpt_tos, "127.0.0.1")
+    reading, verdict, _auth = explain(app.config, prepared.raw, prepared.mail_from, prepared.rcpt_tos, "127.0.0.1", app=app)
     expected = "duplicate" if case.copies > 1 else case.outcome
     assert verdict.outcome.value == expected, _explain_failure(reading, verdict)
     if case.copies > 1:

@@ -57,9 +57,7 @@ def open_app(config: Config, upgrade: bool = False) -> App:
             schema.upgrade(store)
         else:
             schema.check(store)
-        book = AddressBook(domain=config.inbound.domain, reply_local=config.inbound.reply_local_part,
-                           bounce_local=config.inbound.bounce_local_part)
-        return App(config=config, store=store, secret=_secret(config, store), book=book)
+        return App(config=config, store=store, secret=_secret(config, store), book=config.inbound.book())
     except BaseException:
         store.close()
         raise

@@ -32,6 +32,7 @@ from transferbot.app.effects.facts import (
 )
 from transferbot.app.effects.lookup import DbLookup
 from transferbot.app.effects.mail import alert_operator
+from transferbot.config import Config
 from transferbot.core import rules
 from transferbot.core.backoff import backoff
 from transferbot.core.clock import now as clock_now
@@ -39,7 +40,7 @@ from transferbot.core.domain import Decision, InboxState, MailKind, Outcome, Rol
 from transferbot.core.errors import Conflict, Unknown
 from transferbot.core.tokens import check_token
 from transferbot.inbound.authenticator import Authenticator
-from transferbot.inbound.reader.chain import Policy, Verdict, run_chain
+from transferbot.inbound.reader.chain import NoLookup, Policy, Verdict, run_chain
 from transferbot.inbound.reader.reading import Reading, read_message
 from transferbot.inbound.wire import storable
 from transferbot.store.base import transient
@@ -88,14 +89,21 @@ def read_stored(app: App, stored: Stored) -> Reading | str:
         return f"{type(exc).__name__}: {exc}"
 
 
-def explain(app: App, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | None = None, client_ip: str = "",
-            helo: str = "", authenticator: Authenticator | None = None) -> tuple[Reading, Verdict, AuthOutcome | None]:
-    """How the reader reads one message, without changing anything (for `transferbot read`)."""
-    reading = read_message(raw, mail_from, rcpt_tos or [], app.book)
-    auth = (authenticator or Authenticator(app.config.inbound)).check_now(
+def explain(config: Config, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | None = None,
+            client_ip: str = "", helo: str = "", app: App | None = None,
+            authenticator: Authenticator | None = None) -> tuple[Reading, Verdict, AuthOutcome | None]:
+    """How the reader reads one message, changing nothing (``transferbot read``). With ``app`` (a current
+    database) the transfer and party are looked up as the reader would; without, nothing is looked up
+    (``NoLookup``): the reading, the decision and the sender's authentication are the same."""
+    book = app.book if app is not None else config.inbound.book()
+    reading = read_message(raw, mail_from, rcpt_tos or [], book)
+    auth = (authenticator or Authenticator(config.inbound)).check_now(
         raw, reading, mail_from=mail_from, client_ip=client_ip, helo=helo)
+    policy = Policy(sender_auth=config.inbound.sender_auth)
+    if app is None:
+        return reading, run_chain(reading, NoLookup(), policy, auth), auth
     with app.store.read() as session:
-        verdict = run_chain(reading, DbLookup(app, session, None), policy_of(app), auth)
+        verdict = run_chain(reading, DbLookup(app, session, None), policy, auth)
     return reading, verdict, auth
 
 

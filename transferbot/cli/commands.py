@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--keep", metavar="DIR", help="keep the demo's database and mail in DIR (a new or empty folder)")
 
     rd = sub.add_parser("read", help="show how the reader reads one raw message (changes nothing)",
-                        description="Show how the reader reads one raw message, changing nothing.")
+                        description="Show how the reader reads one raw message, changing nothing. It needs no "
+                                    "configuration and no database; with a current database it also looks up "
+                                    "the transfer and party the message is for.")
     rd.add_argument("file", help="a raw message (.eml), or - for stdin")
     rd.add_argument("--rcpt", action="append", default=[], metavar="ADDR", help="envelope recipient (repeatable)")
     rd.add_argument("--mail-from", default=None, metavar="ADDR",
@@ -456,8 +458,13 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         from transferbot.inbound.reader.message import header, parse
 
         mail_from = header_address(header(parse(raw), "From")) or ""
-    reading, verdict, auth = explain(_app(config), raw, mail_from, args.rcpt, args.client_ip, args.helo)
+    try:
+        app, not_looked_up = _app(config), None
+    except (DatabaseTrouble, StoreError) as exc:  # reading needs no database: only the transfer's lookup does
+        app, not_looked_up = None, f"not done ({exc})"
+    reading, verdict, auth = explain(config, raw, mail_from, args.rcpt, args.client_ip, args.helo, app=app)
     out: dict[str, Any] = {
+        "lookup": not_looked_up or "done",
         "message_id": reading.message_id, "from": reading.from_address, "subject": reading.subject,
         "token": (reading.envelope_tokens or reading.body_tokens or [None])[0],
         "transfer": verdict.party.transfer_id if verdict.party else None,
@@ -477,7 +484,7 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         _print_json(out)
         return 0
-    for key in ("message_id", "from", "subject", "token", "transfer", "party", "auto_reply_reason", "bounce",
+    for key in ("lookup", "message_id", "from", "subject", "token", "transfer", "party", "auto_reply_reason", "bounce",
                 "auth", "auth_why", "body", "decision", "decision_problem", "outcome", "decided_by", "why"):
         print(f"{key + ':':<19}{'' if out[key] is None else out[key]}")
     print("checks:")

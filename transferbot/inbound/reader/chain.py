@@ -52,6 +52,32 @@ class Lookup(Protocol):
     def is_own_address(self, address: str) -> bool: ...
 
 
+class NoLookup:
+    """The lookup of a reading done without a database (``transferbot read`` anywhere): nothing is known, so
+    no message is a copy, no token or thread is a party's, and only the token's own check says it is ours."""
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self.secret = secret
+
+    def earlier_copy(self, message_id: str, digest: str) -> int | None:
+        return None
+
+    def party_by_token(self, token: str) -> PartyInfo | None:
+        return None
+
+    def party_by_thread(self, message_ids: Sequence[str]) -> PartyInfo | None:
+        return None
+
+    def outbound(self, keys: Sequence[str], message_ids: Sequence[str]) -> OutboundInfo | None:
+        return None
+
+    def token_is_ours(self, token: str) -> bool:
+        return False
+
+    def is_own_address(self, address: str) -> bool:
+        return False
+
+
 @dataclass(frozen=True)
 class Policy:
     sender_auth: str = "verify"  # verify | trusted-relay | off (inbound.sender_auth)
