@@ -195,6 +195,13 @@ CASES = [
     Case("help-no-word", MailKind.HELP, {"problem": "no-word", "first_line": "ok"}, role="new-reseller"),
     Case("help-condition", MailKind.HELP, {"problem": "condition", "first_line": "I approve, but only from March"}),
     Case("help-question", MailKind.HELP, {"problem": "question", "first_line": "Approve? Who asked?"}, role="isv"),
+    *(Case(f"help-mismatch-{slot}{'-direct' if direct else ''}", MailKind.HELP, {
+        "problem": "mismatch", "first_line": "Approved, move to Reseller Three <now>", "slot": slot,
+        "named": "Reseller Three", "expected": "Vendor Inc" if direct else "Reseller Two",
+        "direct": "yes" if direct else "", "isv": "Vendor Inc"}, role=role)
+      for slot, direct, role in (("to", False, "customer"), ("to", True, "isv"), ("from", False, "new-reseller"),
+                                 ("from", True, "customer"), ("product", False, "customer"),
+                                 ("customer", False, "current-reseller"))),
     Case("status", MailKind.STATUS),
     Case("status-decided", MailKind.STATUS, decision="approved"),
     Case("ignored-sender", MailKind.IGNORED_SENDER, {"problem": "sender", "sender": "alice@lookalike.example"}),
@@ -222,7 +229,8 @@ CASES = [
 ]
 HELP = {"help-negation", "help-both", "help-empty", "help-no-word", "help-condition", "help-question"}
 IGNORED = {"ignored-sender", "ignored-authentication", "ignored-hidden", *(f"ignored-advice-{key}" for key in ADVICE_KEYS)}
-HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "status"} | IGNORED | HELP
+MISMATCH = {c.name for c in CASES if c.name.startswith("help-mismatch-")}  # these show the transfer's details
+HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "status"} | IGNORED | HELP | MISMATCH
 NO_DATES = {"alert-bounce-no-transfer"} | IGNORED | HELP
 NO_FACTS = NO_DATES | {"receipt"}
 NO_TOKEN = {"contact-replaced"}  # told at an address that no longer answers: no reply address, no reference
@@ -438,6 +446,11 @@ def test_every_authentication_advice_has_a_translated_sentence() -> None:
     ("help-question", "en", "your answer is put as a question"),
     ("help-question", "fr", "votre réponse est formulée comme une question"),
     ("help-question", "de", "Ihre Antwort ist als Frage formuliert"),
+    ("help-mismatch-to", "en", "your reply names Reseller Three, but this transfer moves the order to Reseller Two"),
+    ("help-mismatch-to", "fr", "votre réponse mentionne Reseller Three, alors que ce transfert fait passer la "
+                               "commande chez Reseller Two"),
+    ("help-mismatch-to", "de", "Ihre Antwort nennt Reseller Three, diese Übertragung bringt die Bestellung aber zu "
+                               "Reseller Two"),
 ])
 def test_the_help_mail_says_why_a_conditional_or_questioned_approval_did_not_count(
         case: str, locale: str, expected: str) -> None:

@@ -48,6 +48,23 @@ def test_read_explains_a_reply_without_changing_anything(
     assert list_inbox(daemon.app) == []
 
 
+def test_read_shows_which_words_made_an_approval_unclear(
+    daemon: RunningDaemon, sink: MailSink, cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    tid = request_transfer(daemon.app, "ent-direct", "r2")
+    conf = mail(sink, ADDRESSES["customer"], "confirmation", tid)[0]
+    eml = tmp_path / "reply.eml"
+    eml.write_bytes(reply(conf, ADDRESSES["customer"], "Approved, please go ahead with the move to Reseller One.")
+                    .as_bytes(policy=SMTP))
+    capsys.readouterr()
+    assert run(cli_config, "read", str(eml), "--client-ip", "127.0.0.1") == 0
+    text = capsys.readouterr().out
+    assert "decision_problem:  mismatch" in text
+    assert "unclear_words:     move to Reseller One" in text
+    assert "but this transfer moves the order to Reseller Two" in text
+    assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "pending"
+
+
 def test_read_shows_an_out_of_office_and_refuses_a_missing_file(
     cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -452,6 +452,7 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
 
         mail_from = header_address(header(parse(raw), "From")) or ""
     reading, verdict, auth = explain(_app(config), raw, mail_from, args.rcpt, args.client_ip, args.helo)
+    taken = verdict.decision or reading.decision  # as the chain took it (a mismatch is found there)
     out: dict[str, Any] = {
         "message_id": reading.message_id, "from": reading.from_address, "subject": reading.subject,
         "token": (reading.envelope_tokens or reading.body_tokens or [None])[0],
@@ -460,8 +461,9 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         "auto_reply": reading.auto_reply is not None, "auto_reply_reason": reading.auto_reply,
         "bounce": reading.bounce is not None,
         "bounce_permanent": bool(reading.bounce and reading.bounce.permanent),
-        "body": reading.body_kind, "fresh_text": reading.fresh_text, "decision": reading.decision.kind,
-        "decision_problem": reading.decision.problem or None, "reason": reading.decision.reason or None,
+        "body": reading.body_kind, "fresh_text": reading.fresh_text, "decision": taken.kind,
+        "decision_problem": taken.problem or None, "unclear_words": taken.words or None,
+        "reason": reading.decision.reason or None,
         "outcome": verdict.outcome.value, "decided_by": verdict.decided_by, "why": verdict.reason or None,
         "checks": list(verdict.checks),
         "authentication": auth.as_dict() if auth is not None else None,
@@ -473,7 +475,8 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         _print_json(out)
         return 0
     for key in ("message_id", "from", "subject", "token", "transfer", "party", "auto_reply_reason", "bounce",
-                "auth", "auth_why", "body", "decision", "decision_problem", "outcome", "decided_by", "why"):
+                "auth", "auth_why", "body", "decision", "decision_problem", "unclear_words", "outcome", "decided_by",
+                "why"):
         print(f"{key + ':':<19}{'' if out[key] is None else out[key]}")
     print("checks:")
     for check in out["checks"]:

@@ -113,7 +113,9 @@ class DecisionWord:
     kind: DecisionKind
     first_line: str = ""
     reason: str = ""
-    problem: str = ""  # why unclear: empty | no-word | negation | both | question | condition | quoted
+    problem: str = ""  # why unclear: empty | no-word | negation | both | question | condition | elsewhere
+    #                    | quoted | mismatch (the chain's: details of another move)
+    words: str = ""  # the words that made it unclear, as written (for `transferbot read`)
 
 
 def _starts_with(line: str, phrases: tuple[str, ...]) -> str | None:

@@ -20,6 +20,7 @@ from transferbot.addresses import AddressBook, header_address
 from transferbot.reader.autoreply import MACHINE_TEXT_CHARS, auto_reply_reason, machine_text_reason
 from transferbot.reader.bounce import Bounce, read_bounce
 from transferbot.reader.decision import DecisionWord, read_decision
+from transferbot.reader.details import Stated, stated
 from transferbot.reader.fresh import Fresh, split_fresh
 from transferbot.reader.html import read_html
 from transferbot.reader.message import DEFAULT_CAPS, Body, Caps, body, header, headers, parse
@@ -56,6 +57,7 @@ class Reading:
     defects: tuple[str, ...] = field(default=())
     fresh_cut: str = ""  # what ended the fresh text (quote, attribution, headers, rule, marker, signature)
     from_addresses: tuple[str, ...] = ()  # every address in every From header, as written (lower case)
+    stated: tuple[Stated, ...] = ()  # the details of a move an approval states (checked against the transfer's)
 
     @property
     def from_domain(self) -> str | None:
@@ -206,4 +208,5 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
         defects=tuple(sorted(defects)),
         fresh_cut=fresh.cut or "",
         from_addresses=from_addresses,
+        stated=stated(fresh.text) if decision.kind == "approve" else (),
     )

@@ -8,8 +8,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from transferbot.domain import Decision, Outcome, TransferStatus
-from transferbot.models import InboundMessage, OutboundMessage, Party, RevokedToken, Transfer
+from transferbot.models import Event, InboundMessage, OutboundMessage, Party, RevokedToken, Transfer
 from transferbot.reader.chain import OutboundInfo, PartyInfo
+from transferbot.reader.details import TransferNames
 from transferbot.service.app import App
 from transferbot.service.facts import addresses_of
 from transferbot.tokens import check_token
@@ -25,6 +26,9 @@ _OM = OutboundMessage.__table__  # type: ignore[attr-defined]
 _OUTBOUND = sa.select(_OM.c.id, _OM.c.transfer_id, _OM.c.party_id, _OM.c.recipients, _OM.c.kind).limit(1)
 _OUTBOUND_BY_KEY = _OUTBOUND.where(_OM.c.key == sa.bindparam("key"))
 _OUTBOUND_BY_ID = _OUTBOUND.where(_OM.c.message_id == sa.bindparam("message_id"))
+_EV = Event.__table__  # type: ignore[attr-defined]
+_REQUESTED = (sa.select(_EV.c.data).where(_EV.c.transfer_id == sa.bindparam("transfer_id"), _EV.c.kind == "requested")
+              .order_by(_EV.c.seq).limit(1))
 
 
 class DbLookup:
@@ -95,3 +99,15 @@ class DbLookup:
 
     def is_own_address(self, address: str) -> bool:
         return address == self.app.config.from_address or self.app.book.is_ours(address)
+
+    def transfer_names(self, transfer_id: str) -> TransferNames | None:
+        """The names in the transfer's fingerprinted details (its 'requested' event): what every party
+        was shown, and what an approval's stated details are compared with."""
+        data = self.session.connection().execute(_REQUESTED, {"transfer_id": transfer_id}).scalar()
+        if not isinstance(data, dict):
+            return None
+        by_role = {p.get("role"): str(p.get("name") or "") for p in data.get("parties") or [] if isinstance(p, dict)}
+        return TransferNames(kind=str(data.get("transfer_kind") or ""), product=str(data.get("product") or ""),
+                             customer=str(data.get("customer") or ""), isv=str(data.get("isv") or ""),
+                             from_reseller=by_role.get("current-reseller", "") if data.get("from_reseller") else "",
+                             to_reseller=by_role.get("new-reseller", "") if data.get("to_reseller") else "")
