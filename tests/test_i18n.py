@@ -195,6 +195,7 @@ CASES = [
     Case("help-no-word", MailKind.HELP, {"problem": "no-word", "first_line": "ok"}, role="new-reseller"),
     Case("help-condition", MailKind.HELP, {"problem": "condition", "first_line": "I approve, but only from March"}),
     Case("help-question", MailKind.HELP, {"problem": "question", "first_line": "Approve? Who asked?"}, role="isv"),
+    Case("help-elsewhere", MailKind.HELP, {"problem": "elsewhere", "first_line": "Approved, see the attached letter"}),
     *(Case(f"help-mismatch-{slot}{'-direct' if direct else ''}", MailKind.HELP, {
         "problem": "mismatch", "first_line": "Approved, move to Reseller Three <now>", "slot": slot,
         "named": "Reseller Three", "expected": "Vendor Inc" if direct else "Reseller Two",
@@ -227,7 +228,8 @@ CASES = [
     Case("alert-bounce-no-transfer", MailKind.OPERATOR_ALERT, {"alert": "bounce", "alert_facts": [
         ("message", "<x@elsewhere.example>"), ("reason", "5.1.1 <script>")]}, transfer=False, operator=True),
 ]
-HELP = {"help-negation", "help-both", "help-empty", "help-no-word", "help-condition", "help-question"}
+HELP = {"help-negation", "help-both", "help-empty", "help-no-word", "help-condition", "help-question",
+        "help-elsewhere"}
 IGNORED = {"ignored-sender", "ignored-authentication", "ignored-hidden", *(f"ignored-advice-{key}" for key in ADVICE_KEYS)}
 MISMATCH = {c.name for c in CASES if c.name.startswith("help-mismatch-")}  # these show the transfer's details
 HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "status"} | IGNORED | HELP | MISMATCH
@@ -446,6 +448,9 @@ def test_every_authentication_advice_has_a_translated_sentence() -> None:
     ("help-question", "en", "your answer is put as a question"),
     ("help-question", "fr", "votre réponse est formulée comme une question"),
     ("help-question", "de", "Ihre Antwort ist als Frage formuliert"),
+    ("help-elsewhere", "en", "your approval refers to conditions or terms kept elsewhere"),
+    ("help-elsewhere", "fr", "votre accord renvoie à des conditions ou à des réserves formulées ailleurs"),
+    ("help-elsewhere", "de", "Ihre Zustimmung verweist auf Bedingungen oder Vorbehalte an anderer Stelle"),
     ("help-mismatch-to", "en", "your reply names Reseller Three, but this transfer moves the order to Reseller Two"),
     ("help-mismatch-to", "fr", "votre réponse mentionne Reseller Three, alors que ce transfert fait passer la "
                                "commande chez Reseller Two"),

@@ -62,6 +62,12 @@ def test_read_shows_which_words_made_an_approval_unclear(
     assert "decision_problem:  mismatch" in text
     assert "unclear_words:     move to Reseller One" in text
     assert "but this transfer moves the order to Reseller Two" in text
+    eml.write_bytes(reply(conf, ADDRESSES["customer"], "Approved – as discussed with Bob on the phone.")
+                    .as_bytes(policy=SMTP))
+    assert run(cli_config, "read", str(eml), "--client-ip", "127.0.0.1", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["decision"], out["decision_problem"], out["unclear_words"]) == ("unclear", "elsewhere",
+                                                                                "as discussed")
     assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "pending"
 
 
