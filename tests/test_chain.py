@@ -135,6 +135,14 @@ def test_the_transfers_names_are_asked_for_only_when_an_approval_states_details(
     assert "transfer_names" not in lookup.asked
 
 
+def test_a_clearsigned_reply_is_decided_by_its_signed_text_and_the_signature_is_noted() -> None:
+    signed = ("-----BEGIN PGP SIGNED MESSAGE-----\r\nHash: SHA256\r\n\r\nAPPROVE\r\n\r\n"
+              "-----BEGIN PGP SIGNATURE-----\r\n\r\niQEzBAEBCAAd\r\n=Xq7f\r\n-----END PGP SIGNATURE-----")
+    v = verdict(raw(signed), FakeLookup(customer()))
+    assert v.outcome is Outcome.APPROVED
+    assert "signed=pgp-clearsigned (read inside the signature; kept, not verified)" in v.checks
+
+
 def test_the_edge_and_the_reader_read_the_same_message_id_from_8_bit_bytes() -> None:
     data = raw("STATUS", message_id="<caf\xe9-\xff\x00@acme.example>".encode("latin-1").decode("latin-1"))
     data = data.replace(b"caf\xc3\xa9-\xc3\xbf\x00", b"caf\xe9-\xff\x00")  # the bytes as a broken client sends them

@@ -461,7 +461,7 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         "auto_reply": reading.auto_reply is not None, "auto_reply_reason": reading.auto_reply,
         "bounce": reading.bounce is not None,
         "bounce_permanent": bool(reading.bounce and reading.bounce.permanent),
-        "body": reading.body_kind, "fresh_text": reading.fresh_text, "decision": taken.kind,
+        "body": reading.body_kind, "signed": reading.signed or None, "fresh_text": reading.fresh_text, "decision": taken.kind,
         "decision_problem": taken.problem or None, "unclear_words": taken.words or None,
         "reason": reading.decision.reason or None,
         "outcome": verdict.outcome.value, "decided_by": verdict.decided_by, "why": verdict.reason or None,
@@ -475,7 +475,7 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         _print_json(out)
         return 0
     for key in ("message_id", "from", "subject", "token", "transfer", "party", "auto_reply_reason", "bounce",
-                "auth", "auth_why", "body", "decision", "decision_problem", "unclear_words", "outcome", "decided_by",
+                "auth", "auth_why", "body", "signed", "decision", "decision_problem", "unclear_words", "outcome", "decided_by",
                 "why"):
         print(f"{key + ':':<19}{'' if out[key] is None else out[key]}")
     print("checks:")

@@ -257,6 +257,8 @@ def check_decision(state: State) -> Outcome | None:
                             "direct": "yes" if found.direct else "", "isv": names.isv if names else ""}
             state.reason = f"unclear reply: mismatch: {found.describe()}"
     state.decision = word
+    if state.reading.signed:
+        state.note("signed", f"{state.reading.signed} (read inside the signature; kept, not verified)")
     state.note("decision", word.kind + (f" ({word.problem})" if word.problem else ""))
     if word.kind == "status":
         state.notify = "status"
