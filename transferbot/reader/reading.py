@@ -17,7 +17,12 @@ from email.message import Message
 from email.utils import getaddresses
 
 from transferbot.addresses import AddressBook, header_address
-from transferbot.reader.autoreply import MACHINE_TEXT_CHARS, auto_reply_reason, machine_text_reason
+from transferbot.reader.autoreply import (
+    MACHINE_TEXT_CHARS,
+    auto_reply_reason,
+    machine_mail_reason,
+    machine_text_reason,
+)
 from transferbot.reader.bounce import Bounce, read_bounce
 from transferbot.reader.decision import DecisionWord, read_decision
 from transferbot.reader.details import Stated, stated
@@ -199,7 +204,7 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
         bounce = Bounce(why="null envelope sender") if mail_from.strip() in ("", "<>") else None
     decision = _without_ours(read_decision(fresh.text), book)
     if auto_reply is None and decision.kind not in ("approve", "decline", "status"):
-        auto_reply = machine_text_reason(fresh.text or _unquoted(full))
+        auto_reply = machine_text_reason(fresh.text or _unquoted(full)) or machine_mail_reason(msg, full)
     return Reading(
         digest=digest_of(raw),
         message_id=message_id,
