@@ -219,3 +219,12 @@ def test_an_approval_of_another_move_is_not_counted_and_the_help_mail_names_the_
     send(daemon.port, reply(confirmation, ADDRESSES["customer"], "Approved, please go ahead with the move to "
                                                                  "RESELLER TWO."), reply_address(confirmation))
     assert outcome_of(daemon.app, tid, 2)[-1] == "approved"
+
+
+def test_agreed_counts_as_an_approval(daemon: RunningDaemon, sink: MailSink) -> None:
+    tid = request_transfer(daemon.app, "ent-direct", "r2")
+    confirmation = mail(sink, ADDRESSES["customer"], "confirmation", tid)[0]
+    send(daemon.port, reply(confirmation, ADDRESSES["customer"], "Agreed"), reply_address(confirmation))
+    assert outcome_of(daemon.app, tid, 1) == ["approved"]
+    assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "approved"
+    assert mail(sink, ADDRESSES["customer"], "receipt", tid)

@@ -183,9 +183,25 @@ def _is_greeting(folded: str) -> bool:
     return not (_APPROVE_ANY.search(folded) or _DECLINE_ANY.search(folded) or _starts_with(folded, _STATUS))
 
 
+def _past_symbols(folded: str) -> str:
+    """The text past leading noise, emoji and symbols ("👍 Approve", "✅ Approved", "➡️ Genehmigt")."""
+    index = 0
+    while index < len(folded):
+        char = folded[index]
+        if char.isspace() or char in _NOISE or unicodedata.category(char) in _SYMBOLS or char in "\ufe0f\u200d":
+            index += 1
+            continue
+        break
+    return folded[index:]
+
+
+_NOISE = frozenset("\"'«»„“”*_-–—•·>:.[](){}#")
+_SYMBOLS = frozenset(("So", "Sk", "Sm", "Cf", "Cs", "Co", "Mn", "Me"))
+
+
 def _folded_line(line: str) -> tuple[str, str]:
     first = line.strip()[:MAX_LINE]
-    return first, _LEADING_NOISE.sub("", fold(first))
+    return first, _past_symbols(fold(first))
 
 
 def _decision_phrase(folded: str) -> tuple[str, str | None, str | None]:
@@ -232,7 +248,7 @@ def _paragraph(lines: list[str], index: int) -> str:
     return " ".join(out)
 
 
-def _approval_problem(line: str, sentence: str, after: str, everything: str) -> tuple[str, str]:
+def _approval_problem(line: str, sentence: str, after: str, everything: str, lang: str = "") -> tuple[str, str]:
     """Why an approval is not an unconditional consent ('' when it is one), and the words that say so.
 
     A negation, a decline word or a question mark anywhere on its line (or in its sentence) count;
@@ -241,7 +257,8 @@ def _approval_problem(line: str, sentence: str, after: str, everything: str) -> 
     condition ("Approved. If you need anything, call me." is an approval); a firm condition anywhere
     in its paragraph."""
     spoken = _HARMLESS.sub(" ", f"{line} {sentence}")
-    if found := _NEGATION.search(spoken):
+    local_negation, local_condition = _LOCAL_NEGATION.get(lang), _LOCAL_CONDITION.get(lang)
+    if found := _NEGATION.search(spoken) or (local_negation and local_negation.search(spoken)):
         return "negation", found.group(0).strip()
     if found := _DECLINE_ANY.search(f"{line} {sentence}"):
         return "both", found.group(0)
@@ -250,7 +267,9 @@ def _approval_problem(line: str, sentence: str, after: str, everything: str) -> 
     if found := _ELSEWHERE.search(" ".join(everything.split())) or _LINK.search(sentence):
         return "elsewhere", found.group(0)
     sentence, after = _NOT_A_CONDITION.sub(" ", sentence), _NOT_A_CONDITION.sub(" ", after)
-    if found := _CONDITION.search(_HARMLESS.sub(" ", sentence)) or _FIRM.search(f"{sentence} {after}"):
+    qualified = _HARMLESS.sub(" ", sentence)
+    if found := (_CONDITION.search(qualified) or (local_condition and local_condition.search(qualified))
+                 or _FIRM.search(f"{sentence} {after}")):
         return "condition", found.group(0)
     for part in _SENTENCE_END.split(after):
         if _qualifies(part):
@@ -307,7 +326,8 @@ def read_decision(fresh: str) -> DecisionWord:
     if approve:
         sentence, rest = _approval_sentence(spoken, lines, index)
         everything = fold("\n".join(lines[index:]))[:MAX_REASON * 2]
-        problem, words = _approval_problem(folded, sentence, f"{rest} {_paragraph(lines, index)}", everything)
+        lang = _LANGUAGE_OF[approve].code if approve in _LANGUAGE_OF else ""
+        problem, words = _approval_problem(folded, sentence, f"{rest} {_paragraph(lines, index)}", everything, lang)
         if problem:
             return DecisionWord("unclear", first_line=first, problem=problem, words=words)
         return DecisionWord("approve", first_line=first)

@@ -46,8 +46,9 @@ class Language:
 
 EN = Language(
     code="en", name="English",
-    approve=("APPROVE", "Approved", "I approve", "We approve"),
-    decline=("DECLINE", "Declined", "I decline", "Reject", "Rejected", "I reject"),
+    approve=("APPROVE", "Approved", "I approve", "We approve", "Agreed", "I agree", "We agree"),
+    decline=("DECLINE", "Declined", "I decline", "Reject", "Rejected", "I reject", "Please cancel this request",
+             "Please cancel the request", "Please cancel this transfer"),
     status=("STATUS",),
     yes=("Yes",),
     lead_in=("Yeah", "Yep", "OK", "Okay"),
@@ -79,8 +80,11 @@ EN = Language(
 
 FR = Language(
     code="fr", name="Français",
-    approve=("APPROUVER", "Approuvé", "J'approuve", "Nous approuvons", "Approuvée", "Approuvons"),
-    decline=("REFUSER", "Refusé", "Je refuse", "Nous refusons", "Refusée"),
+    approve=("APPROUVER", "Approuvé", "J'approuve", "Nous approuvons", "Approuvée", "Approuvons", "D'accord",
+             "Je suis d'accord", "Nous sommes d'accord", "OK pour moi", "OK pour nous", "Bon pour accord",
+             "Je valide", "Validé"),
+    decline=("REFUSER", "Refusé", "Je refuse", "Nous refusons", "Refusée", "Merci d'annuler cette demande",
+             "Veuillez annuler cette demande"),
     status=("STATUT", "État"),
     yes=("Oui",),
     approve_stems=(r"approuv\w*",),
@@ -108,8 +112,10 @@ FR = Language(
 
 DE = Language(
     code="de", name="Deutsch",
-    approve=("GENEHMIGEN", "Genehmigt", "Ich genehmige", "Wir genehmigen"),
-    decline=("ABLEHNEN", "Abgelehnt", "Ich lehne ab", "Wir lehnen ab", "Ich lehne", "Wir lehnen"),
+    approve=("GENEHMIGEN", "Genehmigt", "Ich genehmige", "Wir genehmigen", "Einverstanden", "Ich bin einverstanden",
+             "Wir sind einverstanden", "Freigegeben", "Zugestimmt"),
+    decline=("ABLEHNEN", "Abgelehnt", "Ich lehne ab", "Wir lehnen ab", "Ich lehne", "Wir lehnen",
+             "Bitte stornieren Sie diese Anfrage"),
     separable=("Ich lehne", "Wir lehnen"), particle="ab",
     status=("STAND",),
     yes=("Ja",),
@@ -135,7 +141,104 @@ DE = Language(
     unclear_examples=("Genehmigt, sofern …", "Nicht genehmigt", "Genehmigt, siehe Anhang"),
 )
 
-LANGUAGES: tuple[Language, ...] = (EN, FR, DE)
+# Read, never written: mail goes out in English, French or German.
+ES = Language(
+    code="es", name="Español",
+    approve=("APROBAR", "Aprobado", "Apruebo", "Aprobada", "Aprobamos", "De acuerdo", "Estoy de acuerdo",
+             "Estamos de acuerdo"),
+    decline=("RECHAZAR", "Rechazado", "Rechazo", "Rechazada", "Rechazamos", "Por favor, cancelen esta solicitud"),
+    status=("ESTADO",),
+    yes=("Sí",),
+    approve_stems=(r"aprob\w*", r"aprueb\w*"),
+    decline_stems=(r"rechaz\w*",),
+    negation=(r"\bno\b", r"\bnunca\b", r"\bjamas\b", r"\bni\b"),
+    harmless=(r"(sin|ninguna?|ningun)\s*(objecion|objeciones|problemas?|inconvenientes?|reservas?|preguntas?)",),
+    firm=(r"siempre (que|y cuando)", r"a condicion de", r"con la condicion", r"sujeto a", r"supeditado a",
+          r"con reservas?", r"pendiente de"),
+    condition=(r"cuando", r"solo", r"solamente", r"unicamente", r"salvo", r"excepto", r"a partir de",
+               r"una vez que", r"en cuanto", r"en caso de"),
+    elsewhere=(r"ver (el |los |la |las |nuestras? )?(adjunto|anexo|condiciones|documento|abajo)",
+               r"(condiciones|reservas|requisitos) (adjunt\w*|en el adjunto|abajo|siguientes)", r"adjunt[oa]s?\b",
+               r"como (acordamos|hablamos|se acordo|comentamos|lo acordado)",
+               r"segun (nuestro|nuestra|mi|su) (correo|conversacion|carta|acuerdo|contrato)"),
+    reason_starts=(r"porque", r"ya que", r"pues", r"nosotros", r"nuestr\w*", r"yo"),
+    greeting=(r"hola", r"buen(os|as) (dias|tardes|noches)", r"estimad[oa]s?", r"querid[oa]s?"),
+    unclear_examples=("Aprobado, siempre que …", "No apruebo", "Aprobado, como acordamos"),
+)
+
+IT = Language(
+    code="it", name="Italiano",
+    approve=("APPROVARE", "Approvato", "Approvo", "Approvata", "Approviamo", "D'accordo", "Sono d'accordo",
+             "Siamo d'accordo"),
+    decline=("RIFIUTARE", "Rifiutato", "Rifiuto", "Rifiutata", "Rifiutiamo", "Respinto", "Respingo"),
+    status=("STATO",),
+    yes=("Sì",),
+    approve_stems=(r"approv\w*",),
+    decline_stems=(r"rifiut\w*", r"respin\w*"),
+    negation=(r"\bnon\b",),
+    local_negation=(r"mai",),  # French "mai" is May
+    harmless=(r"(nessun[ao]?|senza)\s*(obiezion[ei]|problem[ai]|riserv[ae]|domand[ae])",),
+    firm=(r"a condizione", r"purche", r"subordinat\w*", r"con riserva", r"previa", r"in attesa di"),
+    condition=(r"quando", r"soltanto", r"solo", r"salvo", r"tranne", r"eccetto", r"a partire", r"una volta che",
+               r"nel caso", r"appena"),
+    local_condition=(r"se",),  # French "se" is a pronoun
+    elsewhere=(r"vedi (l'|il |la |le |i |gli |nostr\w* )?(allegat\w*|condizioni|documento|sotto)",
+               r"(condizioni|riserve|requisiti) (in allegato|allegat\w*|sotto|seguenti)", r"in allegato",
+               r"come (concordato|discusso|d'accordo)",
+               r"secondo (la nostra|il nostro|la mia|il mio) (e-?mail|mail|conversazione|lettera|accordo)"),
+    reason_starts=(r"perche", r"poiche", r"dato che", r"noi", r"nostr\w*", r"io"),
+    greeting=(r"ciao", r"buongiorno", r"buonasera", r"gentil\w*", r"egregi\w*", r"car[oaie]"),
+    unclear_examples=("Approvato, purché …", "Non approvo", "Approvato, vedi allegato"),
+)
+
+NL = Language(
+    code="nl", name="Nederlands",
+    approve=("GOEDKEUREN", "Goedgekeurd", "Akkoord", "Ik ga akkoord", "Wij gaan akkoord", "We gaan akkoord"),
+    decline=("AFWIJZEN", "Afgewezen", "Geweigerd", "Ik weiger", "Ik wijs af", "Wij wijzen af", "Ik wijs",
+             "Wij wijzen"),
+    separable=("Ik wijs", "Wij wijzen"), particle="af",
+    status=("STATUS",),
+    yes=("Ja",),
+    approve_stems=(r"goedgekeur\w*", r"goedkeur\w*", r"akkoord"),
+    decline_stems=(r"afgewezen", r"afwijz\w*", r"geweigerd", r"weiger\w*"),
+    negation=(r"\bniet\b", r"\bgeen\b", r"\bnooit\b", r"\bnee\b"),
+    harmless=(r"(geen|zonder)\s*(bezwaa?r(en)?|problemen|vragen|voorbehoud)",),
+    firm=(r"mits", r"op voorwaarde", r"onder voorbehoud", r"onder voorwaarde", r"tenzij", r"in afwachting van"),
+    condition=(r"indien", r"zodra", r"alleen", r"slechts", r"behalve", r"vanaf", r"wanneer", r"uitgezonderd"),
+    local_condition=(r"als", r"pas"),  # German "als" is "as"
+    elsewhere=(r"zie (de |het |onze |bijgaande )?(bijlage|voorwaarden|document|hieronder|link)",
+               r"(voorwaarden|bezwaren|eisen) (in de bijlage|bijgevoegd|hieronder)", r"in de bijlage",
+               r"bijgevoegd\w*", r"zoals (besproken|afgesproken|overeengekomen)",
+               r"volgens (onze|ons|mijn) (e-?mail|mail|gesprek|brief|afspraak)"),
+    reason_starts=(r"omdat", r"want", r"aangezien", r"wij", r"we", r"ons", r"onze", r"ik"),
+    greeting=(r"hallo", r"beste", r"geachte", r"goedemorgen", r"goedemiddag", r"dag"),
+    unclear_examples=("Goedgekeurd, mits …", "Niet goedgekeurd", "Akkoord, zie bijlage"),
+)
+
+PT = Language(
+    code="pt", name="Português",
+    approve=("APROVAR", "Aprovado", "Aprovo", "Aprovada", "Aprovamos", "De acordo", "Estou de acordo", "Concordo"),
+    decline=("RECUSAR", "Recusado", "Recuso", "Recusada", "Recusamos", "Rejeitado", "Rejeito"),
+    status=("ESTADO",),
+    yes=("Sim",),
+    approve_stems=(r"aprov\w*",),
+    decline_stems=(r"recus\w*", r"rejeit\w*"),
+    negation=(r"\bnao\b", r"\bnunca\b", r"\bjamais\b", r"\bnem\b"),
+    harmless=(r"(sem|nenhuma?)\s*(objecao|objecoes|problemas?|ressalvas?|duvidas?)",),
+    firm=(r"desde que", r"contanto que", r"com a condicao", r"sob (a )?condicao", r"sujeito a", r"com ressalvas?",
+          r"mediante"),
+    condition=(r"quando", r"somente", r"apenas", r"exceto", r"a partir de", r"assim que", r"uma vez que", r"caso"),
+    local_condition=(r"se", r"so"),  # French "se", English "so"
+    elsewhere=(r"ver (o |a |os |as |nossas? )?(anexo|condicoes|documento|abaixo)",
+               r"(condicoes|ressalvas|requisitos) (em anexo|anexas?|abaixo|seguintes)", r"em anexo",
+               r"conforme (combinado|conversado|acordado|discutido)", r"como (combinado|conversamos|discutido)",
+               r"de acordo com (o nosso|a nossa|o meu|a minha) (e-?mail|conversa|carta|acordo)"),
+    reason_starts=(r"porque", r"pois", r"ja que", r"nos", r"nosso\w*", r"eu"),
+    greeting=(r"ola", r"bom dia", r"boa tarde", r"boa noite", r"prezad[oa]s?", r"car[oa]s"),
+    unclear_examples=("Aprovado, desde que …", "Não aprovo", "Aprovado, conforme combinado"),
+)
+
+LANGUAGES: tuple[Language, ...] = (EN, FR, DE, ES, IT, NL, PT)
 
 
 def _cell(phrases: tuple[str, ...], limit: int = 0) -> str:
