@@ -73,6 +73,27 @@ def test_read_works_in_an_empty_folder_with_no_configuration_and_no_database(tmp
     text = subprocess.run([sys.executable, "-m", "transferbot", "read", str(eml)], cwd=folder, env=env,
                           capture_output=True, text=True, timeout=120).stdout
     assert text.splitlines()[0].startswith("lookup:") and "not done" in text.splitlines()[0]
+def test_read_shows_which_words_made_an_approval_unclear(
+    daemon: RunningDaemon, sink: MailSink, cli_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    tid = request_transfer(daemon.app, "ent-direct", "r2")
+    conf = mail(sink, ADDRESSES["customer"], "confirmation", tid)[0]
+    eml = tmp_path / "reply.eml"
+    eml.write_bytes(reply(conf, ADDRESSES["customer"], "Approved, please go ahead with the move to Reseller One.")
+                    .as_bytes(policy=SMTP))
+    capsys.readouterr()
+    assert run(cli_config, "read", str(eml), "--client-ip", "127.0.0.1") == 0
+    text = capsys.readouterr().out
+    assert "decision_problem:  mismatch" in text
+    assert "unclear_words:     move to Reseller One" in text
+    assert "but this transfer moves the order to Reseller Two" in text
+    eml.write_bytes(reply(conf, ADDRESSES["customer"], "Approved – as discussed with Bob on the phone.")
+                    .as_bytes(policy=SMTP))
+    assert run(cli_config, "read", str(eml), "--client-ip", "127.0.0.1", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["decision"], out["decision_problem"], out["unclear_words"]) == ("unclear", "elsewhere",
+                                                                                "as discussed")
+    assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "pending"
 
 
 def test_read_shows_an_out_of_office_and_refuses_a_missing_file(

@@ -200,3 +200,31 @@ def test_the_bare_address_with_threading_headers_finds_the_party(daemon: Running
     assert outcome_of(daemon.app, tid, 1) == ["approved"]
     checks = list_inbox(daemon.app, tid)[0]["checks"]
     assert "token=thread" in checks
+
+
+def test_an_approval_of_another_move_is_not_counted_and_the_help_mail_names_the_difference(
+        daemon: RunningDaemon, sink: MailSink) -> None:
+    tid = request_transfer(daemon.app, "ent-r1", "r2")  # from Reseller One to Reseller Two
+    confirmation = mail(sink, ADDRESSES["customer"], "confirmation", tid)[0]
+    send(daemon.port, reply(confirmation, ADDRESSES["customer"],
+                            "Approved, please go ahead with the move back to Reseller One GmbH."),
+         reply_address(confirmation))
+    assert outcome_of(daemon.app, tid, 1) == ["unclear"]
+    assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "pending"
+    help_mail = mail(sink, ADDRESSES["customer"], "help", tid)[0]
+    text = " ".join(help_mail.text().split())
+    assert "your reply names Reseller One GmbH, but this transfer moves the order to Reseller Two" in text
+    assert "bought through the reseller Reseller One" in text and "Analytics Pro" in text  # the details, again
+    # The same approval naming this transfer's new reseller counts.
+    send(daemon.port, reply(confirmation, ADDRESSES["customer"], "Approved, please go ahead with the move to "
+                                                                 "RESELLER TWO."), reply_address(confirmation))
+    assert outcome_of(daemon.app, tid, 2)[-1] == "approved"
+
+
+def test_agreed_counts_as_an_approval(daemon: RunningDaemon, sink: MailSink) -> None:
+    tid = request_transfer(daemon.app, "ent-direct", "r2")
+    confirmation = mail(sink, ADDRESSES["customer"], "confirmation", tid)[0]
+    send(daemon.port, reply(confirmation, ADDRESSES["customer"], "Agreed"), reply_address(confirmation))
+    assert outcome_of(daemon.app, tid, 1) == ["approved"]
+    assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "approved"
+    assert mail(sink, ADDRESSES["customer"], "receipt", tid)

@@ -345,8 +345,8 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
         change = rules.reply_notice(facts, role, MailKind.STATUS, now)
     elif verdict.notify == "help":
         first_line = reading.decision.first_line[:200] if verdict.outcome is Outcome.UNCLEAR else ""
-        change = rules.reply_notice(facts, role, MailKind.HELP, now, {"problem": verdict.problem,
-                                                                       "first_line": first_line})
+        change = rules.reply_notice(facts, role, MailKind.HELP, now, {
+            "problem": verdict.problem, "first_line": first_line, **{k: v[:200] for k, v in verdict.detail.items()}})
     elif verdict.outcome is Outcome.NOT_A_PARTY and verdict.notify == "ignored-sender":
         change = rules.reply_notice(facts, role, MailKind.IGNORED_SENDER, now,
                                     _ignored(session, parties, party, reading, verdict, auth))

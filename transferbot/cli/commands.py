@@ -463,6 +463,7 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
     except (DatabaseTrouble, StoreError) as exc:  # reading needs no database: only the transfer's lookup does
         app, not_looked_up = None, f"not done ({exc})"
     reading, verdict, auth = explain(config, raw, mail_from, args.rcpt, args.client_ip, args.helo, app=app)
+    taken = verdict.decision or reading.decision  # as the chain took it (a mismatch is found there)
     out: dict[str, Any] = {
         "lookup": not_looked_up or "done",
         "message_id": reading.message_id, "from": reading.from_address, "subject": reading.subject,
@@ -472,8 +473,9 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         "auto_reply": reading.auto_reply is not None, "auto_reply_reason": reading.auto_reply,
         "bounce": reading.bounce is not None,
         "bounce_permanent": bool(reading.bounce and reading.bounce.permanent),
-        "body": reading.body_kind, "fresh_text": reading.fresh_text, "decision": reading.decision.kind,
-        "decision_problem": reading.decision.problem or None, "reason": reading.decision.reason or None,
+        "body": reading.body_kind, "signed": reading.signed or None, "fresh_text": reading.fresh_text, "decision": taken.kind,
+        "decision_problem": taken.problem or None, "unclear_words": taken.words or None,
+        "reason": reading.decision.reason or None,
         "outcome": verdict.outcome.value, "decided_by": verdict.decided_by, "why": verdict.reason or None,
         "checks": list(verdict.checks),
         "authentication": auth.as_dict() if auth is not None else None,
@@ -485,7 +487,8 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         _print_json(out)
         return 0
     for key in ("lookup", "message_id", "from", "subject", "token", "transfer", "party", "auto_reply_reason", "bounce",
-                "auth", "auth_why", "body", "decision", "decision_problem", "outcome", "decided_by", "why"):
+                "auth", "auth_why", "body", "signed", "decision", "decision_problem", "unclear_words", "outcome", "decided_by",
+                "why"):
         print(f"{key + ':':<19}{'' if out[key] is None else out[key]}")
     print("checks:")
     for check in out["checks"]:

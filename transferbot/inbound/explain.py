@@ -25,6 +25,10 @@ PROBLEMS = {
     "both": "it holds both an approval and a decline word",
     "question": "the decision word is put as a question",
     "condition": "the approval is qualified by a condition or a reservation; consent counts only unconditionally",
+    "elsewhere": "the approval refers to conditions or terms kept elsewhere (an attachment, a link, another "
+                 "message); consent counts only unconditionally",
+    "mismatch": "the approval states the details of another move (another reseller, product, customer or "
+                "direction) than this transfer's",
 }
 
 

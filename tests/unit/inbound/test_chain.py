@@ -16,6 +16,7 @@ from transferbot.app.transfers import request_transfer
 from transferbot.core.addresses import AddressBook
 from transferbot.core.domain import Decision, Outcome, TransferStatus
 from transferbot.inbound.reader.chain import CHAIN, OutboundInfo, PartyInfo, Policy, Verdict, run_chain
+from transferbot.inbound.reader.details import TransferNames
 from transferbot.inbound.reader.reading import read_message
 from transferbot.inbound.senderauth import AuthOutcome, unauthenticated
 from transferbot.inbound.wire import message_id_of
@@ -35,6 +36,8 @@ class FakeLookup:
     asked: list[str] = field(default_factory=list)
     threads: dict[str, PartyInfo] = field(default_factory=dict)  # Message-ID of our mail -> the party it went to
     mails: dict[str, OutboundInfo] = field(default_factory=dict)  # bounce key or Message-ID -> our mail
+    names: TransferNames = TransferNames("direct-to-reseller", "Analytics Pro", "Acme Corp", "Vendor Inc", "",
+                                         "Reseller Two")
 
     def earlier_copy(self, message_id: str, digest: str) -> int | None:
         self.asked.append("earlier_copy")
@@ -55,6 +58,10 @@ class FakeLookup:
 
     def is_own_address(self, address: str) -> bool:
         return address.endswith("@transfers.example.com")
+
+    def transfer_names(self, transfer_id: str) -> TransferNames | None:
+        self.asked.append("transfer_names")
+        return self.names
 
 
 def customer(decision: Decision = Decision.PENDING, status: TransferStatus = TransferStatus.PENDING) -> PartyInfo:
@@ -110,6 +117,33 @@ def test_authentication_decides_after_the_sender_and_before_the_words() -> None:
     assert unchecked.outcome is Outcome.NOT_A_PARTY, "no outcome is never a pass"
     off = verdict(raw("APPROVE"), FakeLookup(customer()), auth=unauthenticated(), policy="off")
     assert off.outcome is Outcome.APPROVED and "authentication=off (inbound.allow_unauthenticated)" in off.checks
+
+
+def test_an_approval_that_names_another_reseller_is_unclear_and_says_which_names_differ() -> None:
+    lookup = FakeLookup(customer())
+    v = verdict(raw("Approved, please go ahead with the move to Reseller One Ltd."), lookup)
+    assert (v.outcome, v.decided_by, v.problem, v.notify) == (Outcome.UNCLEAR, "decision", "mismatch", "help")
+    assert v.detail == {"slot": "to", "named": "Reseller One Ltd.", "expected": "Reseller Two", "direct": "",
+                        "isv": "Vendor Inc"}
+    assert "names Reseller One Ltd., but this transfer moves the order to Reseller Two" in v.reason
+    assert v.decision is not None and v.decision.words == "move to Reseller One Ltd."
+    right = verdict(raw("Approved, please go ahead with the move to reseller two gmbh."), lookup)
+    assert right.outcome is Outcome.APPROVED
+
+
+def test_the_transfers_names_are_asked_for_only_when_an_approval_states_details() -> None:
+    lookup = FakeLookup(customer())
+    assert verdict(raw("Approved, thanks."), lookup).outcome is Outcome.APPROVED
+    assert verdict(raw("Declined, we move to Reseller One instead."), lookup).outcome is Outcome.DECLINED
+    assert "transfer_names" not in lookup.asked
+
+
+def test_a_clearsigned_reply_is_decided_by_its_signed_text_and_the_signature_is_noted() -> None:
+    signed = ("-----BEGIN PGP SIGNED MESSAGE-----\r\nHash: SHA256\r\n\r\nAPPROVE\r\n\r\n"
+              "-----BEGIN PGP SIGNATURE-----\r\n\r\niQEzBAEBCAAd\r\n=Xq7f\r\n-----END PGP SIGNATURE-----")
+    v = verdict(raw(signed), FakeLookup(customer()))
+    assert v.outcome is Outcome.APPROVED
+    assert "signed=pgp-clearsigned (read inside the signature; kept, not verified)" in v.checks
 
 
 def test_the_edge_and_the_reader_read_the_same_message_id_from_8_bit_bytes() -> None:

@@ -17,7 +17,7 @@ import pytest
 from transferbot.core.addresses import AddressBook
 from transferbot.inbound.reader.fresh import fresh_text, split_fresh
 from transferbot.inbound.reader.html import html_segments, html_to_text
-from transferbot.inbound.reader.message import decode_bytes
+from transferbot.inbound.reader.message import decode_bytes, unwrap_clearsigned
 from transferbot.inbound.reader.reading import Reading, fresh_from_body, read_message
 
 DOMAIN = "transfers.example.com"
@@ -519,3 +519,38 @@ def test_encoded_headers_are_decoded_and_a_decoded_name_cannot_forge_the_address
     assert reading.from_address == "jane@acme.example"
     assert reading.subject == "Réponse automatique"
     assert reading.auto_reply is not None
+
+
+# -- inline PGP clearsigned text (RFC 4880, section 7) ------------------------------------------------
+
+CLEARSIGNED = ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\nCharset: UTF-8\n\n{text}\n"
+               "-----BEGIN PGP SIGNATURE-----\n\niQEzBAEBCgAdFiEEq7Lr1xWm0eFf2c3pZ0y8hS6v0b0FAmc\n=Xq7f\n"
+               "-----END PGP SIGNATURE-----\n")
+
+
+def test_clearsigned_text_is_read_inside_its_armour_with_dash_escapes_undone() -> None:
+    text = CLEARSIGNED.format(text="APPROVE\n\n- -- \nBob Stone\n\n- -----Original Message-----\nFrom: x")
+    unwrapped, signed = unwrap_clearsigned(text)
+    assert signed and unwrapped == "APPROVE\n\n-- \nBob Stone\n\n-----Original Message-----\nFrom: x"
+    assert fresh_text(unwrapped) == "APPROVE"
+
+
+@pytest.mark.parametrize(("text", "kind", "reason"), [
+    ("APPROVE\n\n> quoted", "approve", ""),
+    ("Je refuse.\nNous restons en direct.\n\n- -- \nClaire", "decline", "Nous restons en direct."),
+    ("Abgelehnt – der Vertrag läuft noch.", "decline", "der Vertrag läuft noch."),
+])
+def test_a_clearsigned_reply_decides_as_its_signed_text(text: str, kind: str, reason: str) -> None:
+    raw = (f"From: alice@acme.example.com\r\nTo: {REPLY_TO}\r\nSubject: Re: x\r\n"
+           f"Content-Type: text/plain; charset=utf-8\r\n\r\n{CLEARSIGNED.format(text=text)}").encode()
+    reading = read_message(raw, "alice@acme.example.com", [REPLY_TO], BOOK)
+    assert (reading.decision.kind, reading.decision.reason, reading.signed) == (kind, reason, "pgp-clearsigned")
+    assert "PGP" not in reading.fresh_text and "Hash:" not in reading.fresh_text
+
+
+def test_text_that_only_looks_like_armour_is_left_as_it_is() -> None:
+    for text in ("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nAPPROVE\n",  # no signature block
+                 "APPROVE\n" + "\n" * 60 + CLEARSIGNED.format(text="DECLINE")):  # armour far below the answer
+        assert unwrap_clearsigned(text) == (text, False)
+    plain = "Approved.\n\n> -----BEGIN PGP SIGNED MESSAGE-----"
+    assert unwrap_clearsigned(plain) == (plain, False)

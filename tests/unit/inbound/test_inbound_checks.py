@@ -526,3 +526,44 @@ def test_machine_wording_never_overrides_a_stated_decision() -> None:
     head = VACATION.replace("away from my mail", "Re: [TR-7K3Q9M] Please approve the transfer")
     reading = _read(head, "Approved.\n\nI am currently out of the office from tomorrow; Bob has my files.\n")
     assert reading.auto_reply is None and reading.decision.kind == "approve"
+
+
+# -- machine mail with nothing but its wording, its marker, its mailer or its command -------------------
+
+@pytest.mark.parametrize("marker", [
+    "##- Please type your reply above this line -##", "##- Please do not write below this line -##",
+    "##- Veuillez répondre au-dessus de cette ligne -##", "##- Veuillez écrire votre réponse au-dessus de cette ligne -##",
+    "##- Bitte geben Sie Ihre Antwort über dieser Zeile ein -##",
+])
+def test_a_helpdesk_marker_opening_the_text_is_machine_mail_with_or_without_headers(marker: str) -> None:
+    head = VACATION.replace("away from my mail", "Re: [TR-7K3Q9M] Please approve the transfer")
+    reading = _read(head, f"{marker}\n\nThank you, we will get back to you.\n")
+    assert reading.auto_reply is not None and "marker" in reading.auto_reply, reading.auto_reply
+
+
+@pytest.mark.parametrize("mailer", ["Zendesk Mailer", "Freshdesk", "Zammad", "JIRA Service Management", "OTRS Mail Service"])
+def test_a_helpdesk_mailer_with_no_decision_is_machine_mail(mailer: str) -> None:
+    head = VACATION.replace("away from my mail", "Re: [TR-7K3Q9M] Please approve the transfer")
+    reading = _read(head + f"X-Mailer: {mailer}\n", "Danke, wir melden uns.\n")
+    assert reading.auto_reply is not None and "helpdesk mailer" in reading.auto_reply
+
+
+def test_a_persons_decision_sent_through_a_helpdesk_is_still_a_decision() -> None:
+    """An agent answering from a helpdesk writes above its marker: the decision counts, the mailer does not."""
+    head = VACATION.replace("away from my mail", "Re: [TR-7K3Q9M] Please approve the transfer") + \
+        "X-Mailer: Zendesk Mailer\n"
+    reading = _read(head, "Approved.\n\n##- Please type your reply above this line -##\n\nAgent reply\n")
+    assert reading.auto_reply is None and reading.decision.kind == "approve"
+
+
+@pytest.mark.parametrize(("subject", "text"), [
+    ("Recall: RE: [TR-7K3Q9M] Please approve", "Alice Martin would like to recall the message, \"RE: [TR-7K3Q9M]\"."),
+    ("Rappel : RE: [TR-7K3Q9M] Demande d'accord", "Claire Dubois souhaite rappeler le message « RE: [TR-7K3Q9M] »."),
+    ("Rückruf: AW: [TR-7K3Q9M] Bitte um Zustimmung", "Jürgen Müller möchte die Nachricht \"AW: [TR-7K3Q9M]\" "
+                                                    "zurückrufen."),
+    ("Recall: RE: [TR-7K3Q9M] Please approve", "Sorry, ignore my last mail."),  # by its subject alone
+])
+def test_a_recall_is_a_client_command_never_answered(subject: str, text: str) -> None:
+    head = VACATION.replace("away from my mail", subject)
+    reading = _read(head, text + "\n")
+    assert reading.auto_reply is not None, (subject, text)

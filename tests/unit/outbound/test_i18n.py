@@ -197,6 +197,14 @@ CASES = [
     Case("help-condition", MailKind.HELP, {"problem": "condition", "first_line": "I approve, but only from March"}),
     Case("help-question", MailKind.HELP, {"problem": "question", "first_line": "Approve? Who asked?"}, role="isv"),
     Case("help-no-token", MailKind.HELP, {"problem": "no-token", "first_line": ""}, role="new-reseller"),
+    Case("help-elsewhere", MailKind.HELP, {"problem": "elsewhere", "first_line": "Approved, see the attached letter"}),
+    *(Case(f"help-mismatch-{slot}{'-direct' if direct else ''}", MailKind.HELP, {
+        "problem": "mismatch", "first_line": "Approved, move to Reseller Three <now>", "slot": slot,
+        "named": "Reseller Three", "expected": "Vendor Inc" if direct else "Reseller Two",
+        "direct": "yes" if direct else "", "isv": "Vendor Inc"}, role=role)
+      for slot, direct, role in (("to", False, "customer"), ("to", True, "isv"), ("from", False, "new-reseller"),
+                                 ("from", True, "customer"), ("product", False, "customer"),
+                                 ("customer", False, "current-reseller"))),
     Case("status", MailKind.STATUS),
     Case("status-decided", MailKind.STATUS, decision="approved"),
     Case("ignored-sender", MailKind.IGNORED_SENDER, {"problem": "sender", "sender": "alice@lookalike.example"}),
@@ -223,9 +231,10 @@ CASES = [
         ("message", "<x@elsewhere.example>"), ("reason", "5.1.1 <script>")]}, transfer=False, operator=True),
 ]
 HELP = {"help-negation", "help-both", "help-empty", "help-no-word", "help-condition", "help-question",
-        "help-no-token"}
+        "help-no-token", "help-elsewhere"}
 IGNORED = {"ignored-sender", "ignored-authentication", "ignored-hidden", *(f"ignored-advice-{key}" for key in ADVICE_KEYS)}
-HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "status"} | IGNORED | HELP
+MISMATCH = {c.name for c in CASES if c.name.startswith("help-mismatch-")}  # these show the transfer's details
+HOW_TO_ANSWER = {"confirmation", "confirmation-isv", "reminder", "last-call", "status"} | IGNORED | HELP | MISMATCH
 NO_DATES = {"alert-bounce-no-transfer"} | IGNORED | HELP
 NO_FACTS = NO_DATES | {"receipt"}
 NO_TOKEN = {"contact-replaced"}  # told at an address that no longer answers: no reply address, no reference
@@ -441,6 +450,14 @@ def test_every_authentication_advice_has_a_translated_sentence() -> None:
     ("help-question", "en", "your answer is put as a question"),
     ("help-question", "fr", "votre réponse est formulée comme une question"),
     ("help-question", "de", "Ihre Antwort ist als Frage formuliert"),
+    ("help-elsewhere", "en", "your approval refers to conditions or terms kept elsewhere"),
+    ("help-elsewhere", "fr", "votre accord renvoie à des conditions ou à des réserves formulées ailleurs"),
+    ("help-elsewhere", "de", "Ihre Zustimmung verweist auf Bedingungen oder Vorbehalte an anderer Stelle"),
+    ("help-mismatch-to", "en", "your reply names Reseller Three, but this transfer moves the order to Reseller Two"),
+    ("help-mismatch-to", "fr", "votre réponse mentionne Reseller Three, alors que ce transfert fait passer la "
+                               "commande chez Reseller Two"),
+    ("help-mismatch-to", "de", "Ihre Antwort nennt Reseller Three, diese Übertragung bringt die Bestellung aber zu "
+                               "Reseller Two"),
 ])
 def test_the_help_mail_says_why_a_conditional_or_questioned_approval_did_not_count(
         case: str, locale: str, expected: str) -> None:

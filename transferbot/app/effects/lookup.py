@@ -12,7 +12,8 @@ from transferbot.app.effects.facts import addresses_of
 from transferbot.core.domain import Decision, InboxState, Outcome, TransferStatus
 from transferbot.core.tokens import check_token
 from transferbot.inbound.reader.chain import OutboundInfo, PartyInfo
-from transferbot.store.models import InboundMessage, OutboundMessage, Party, RevokedToken, Transfer, table_of
+from transferbot.inbound.reader.details import TransferNames
+from transferbot.store.models import Event, InboundMessage, OutboundMessage, Party, RevokedToken, Transfer, table_of
 
 _EARLIER = (select(InboundMessage.id).where(InboundMessage.state == InboxState.DONE,
                                            InboundMessage.outcome != Outcome.DUPLICATE.value,
@@ -25,6 +26,9 @@ _OM = table_of(OutboundMessage)
 _OUTBOUND = sa.select(_OM.c.id, _OM.c.transfer_id, _OM.c.party_id, _OM.c.recipients, _OM.c.kind).limit(1)
 _OUTBOUND_BY_KEY = _OUTBOUND.where(_OM.c.key == sa.bindparam("key"))
 _OUTBOUND_BY_ID = _OUTBOUND.where(_OM.c.message_id == sa.bindparam("message_id"))
+_EV = table_of(Event)
+_REQUESTED = (sa.select(_EV.c.data).where(_EV.c.transfer_id == sa.bindparam("transfer_id"), _EV.c.kind == "requested")
+              .order_by(_EV.c.seq).limit(1))
 
 
 class DbLookup:
@@ -95,3 +99,15 @@ class DbLookup:
 
     def is_own_address(self, address: str) -> bool:
         return address == self.app.config.from_address or self.app.book.is_ours(address)
+
+    def transfer_names(self, transfer_id: str) -> TransferNames | None:
+        """The names in the transfer's fingerprinted details (its 'requested' event): what every party
+        was shown, and what an approval's stated details are compared with."""
+        data = self.session.connection().execute(_REQUESTED, {"transfer_id": transfer_id}).scalar()
+        if not isinstance(data, dict):
+            return None
+        by_role = {p.get("role"): str(p.get("name") or "") for p in data.get("parties") or [] if isinstance(p, dict)}
+        return TransferNames(kind=str(data.get("transfer_kind") or ""), product=str(data.get("product") or ""),
+                             customer=str(data.get("customer") or ""), isv=str(data.get("isv") or ""),
+                             from_reseller=by_role.get("current-reseller", "") if data.get("from_reseller") else "",
+                             to_reseller=by_role.get("new-reseller", "") if data.get("to_reseller") else "")

@@ -14,7 +14,9 @@ wording gives them away ("I will not be reading my mail for a while", "your
 request has been received", "ceci est un message automatique"):
 ``machine_text_reason`` recognises it, and the reader asks it only of a
 text that states no decision, so a person's answer is never taken for a
-robot's.
+robot's. ``machine_mail_reason`` adds, for the same texts, what else gives a machine away: a
+helpdesk's mailer, a helpdesk's "reply above this line" marker at the top, a client's command (an
+Outlook recall).
 """
 
 from __future__ import annotations
@@ -73,8 +75,19 @@ _MACHINE_TEXT = re.compile(
     r"|ich bin (derzeit |zurzeit |momentan |(bis|vom|ab) .{1,30}? )?(nicht im buro|abwesend|im urlaub|nicht erreichbar)"
     r"|ihre (anfrage|nachricht|e-?mail) ist (bei uns )?eingegangen"
     r"|ihre (anfrage|ticket) (nr\.? ?|#)?[\w-]{0,20} ?(ist|wurde) (bei uns )?(eingegangen|erstellt|angelegt|erfasst)"
-    r"|wir haben ihre (anfrage|nachricht|e-?mail) erhalten und)"
+    r"|wir haben ihre (anfrage|nachricht|e-?mail) erhalten und"
+    r"|ihre (anfrage|ticket|nachricht) \(?(nr\.? ?|#)?[\w-]{1,20}\)? (ist|wurde) (bei uns )?(eingegangen|erstellt|angelegt"
+    r"|erfasst)"
+    r"|votre (demande|ticket|requete) \(?(n. ?|no |#)?[\w-]{1,20}\)? a (bien )?ete (recue?|enregistree?|creee?)"
+    # a client's commands: Outlook's message recall, in the words it sends them
+    r"|would like to recall the message|souhaite rappeler le message|mochte die nachricht .{1,300}? zuruckrufen"
+    r"|mochte die nachricht zuruckrufen|tried to recall the message)"
 )
+# Helpdesk and ticketing software, by the X-Mailer or User-Agent it sends with (folded).
+_HELPDESK_MAILER = re.compile(r"\b(zendesk|freshdesk|freshservice|jira|servicenow|help ?scout|zammad|otrs|znuny"
+                              r"|osticket|kayako|intercom|hubspot service|salesforce service|desk\.com)\b")
+# A client's command message by its subject, once reply prefixes are removed: Outlook's recall.
+_COMMAND_SUBJECT = re.compile(r"^(recall|rappel|ruckruf|richiamo|recuperar|terugroepen)\s*:")
 MACHINE_TEXT_CHARS = 4000
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|wg|fw|fwd|tr|antw|sv|vs)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _PRECEDENCE = {"bulk", "junk", "list", "auto_reply", "auto-reply"}
@@ -131,3 +144,21 @@ def machine_text_reason(text: str) -> str | None:
     flat = " ".join(fold(text[:MACHINE_TEXT_CHARS]).split())
     match = _MACHINE_TEXT.search(flat)
     return f"machine-written text {match.group(0)[:60]!r}" if match else None
+
+
+def machine_mail_reason(msg: Message, text: str) -> str | None:
+    """Why a message that states no decision is a machine's: a helpdesk's mailer, a helpdesk's "reply
+    above this line" marker opening the text (a person writes above it), or a client's command (a
+    recall). Asked only of a text that states no decision, as ``machine_text_reason`` is."""
+    for name in ("X-Mailer", "User-Agent"):
+        mailer = " ".join((header(msg, name) or "").split())[:200]
+        if mailer and _HELPDESK_MAILER.search(fold(mailer)):
+            return f"helpdesk mailer {mailer[:60]!r}"
+    first = next((line.strip() for line in text[:MACHINE_TEXT_CHARS].splitlines() if line.strip()), "")
+    start = first.find("##-")
+    if start == 0 and first.find("-##", 3) > 0:
+        return f"helpdesk reply marker {first[:60]!r} at the top"
+    subject = _REPLY_PREFIX.sub("", " ".join((header(msg, "Subject") or "").split()))
+    if _COMMAND_SUBJECT.match(fold(subject)):
+        return f"client command {subject[:60]!r}"
+    return None

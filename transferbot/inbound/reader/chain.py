@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from transferbot.core.domain import Decision, Outcome, TransferStatus
 from transferbot.inbound.reader.bounce import Bounce
+from transferbot.inbound.reader.decision import DecisionWord
+from transferbot.inbound.reader.details import TransferNames, mismatch
 from transferbot.inbound.reader.reading import Reading
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ class Lookup(Protocol):
     def outbound(self, keys: Sequence[str], message_ids: Sequence[str]) -> OutboundInfo | None: ...
     def token_is_ours(self, token: str) -> bool: ...
     def is_own_address(self, address: str) -> bool: ...
+    def transfer_names(self, transfer_id: str) -> TransferNames | None: ...
 
 
 class NoLookup:
@@ -77,6 +80,9 @@ class NoLookup:
     def is_own_address(self, address: str) -> bool:
         return False
 
+    def transfer_names(self, transfer_id: str) -> TransferNames | None:
+        return None
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -99,6 +105,8 @@ class State:
     reason: str = ""
     duplicate_of: int | None = None
     named_by: str = ""  # what named the party: envelope | thread | body (check_token)
+    decision: DecisionWord | None = None  # the decision as the chain takes it (check_decision sets it)
+    detail: dict[str, str] = field(default_factory=dict)  # what the help mail names (a mismatch's names)
 
     def note(self, check: str, what: str) -> None:
         self.notes.append(f"{check}={what}")
@@ -301,7 +309,20 @@ def check_thread_only(state: State) -> Outcome | None:
 
 
 def check_decision(state: State) -> Outcome | None:
+    """The decision the fresh text states; an approval that states another move's details (another
+    reseller, product, customer or direction) is unclear, and the help mail names the difference."""
     word = state.reading.decision
+    if word.kind == "approve" and state.reading.stated and state.party is not None:
+        names = state.lookup.transfer_names(state.party.transfer_id)
+        found = mismatch(state.reading.stated, names) if names is not None else None
+        if found is not None:
+            word = DecisionWord("unclear", first_line=word.first_line, problem="mismatch", words=found.words)
+            state.detail = {"slot": found.slot, "named": found.named, "expected": found.expected,
+                            "direct": "yes" if found.direct else "", "isv": names.isv if names else ""}
+            state.reason = f"unclear reply: mismatch: {found.describe()}"
+    state.decision = word
+    if state.reading.signed:
+        state.note("signed", f"{state.reading.signed} (read inside the signature; kept, not verified)")
     state.note("decision", word.kind + (f" ({word.problem})" if word.problem else ""))
     if word.kind == "status":
         state.notify = "status"
@@ -309,7 +330,7 @@ def check_decision(state: State) -> Outcome | None:
     if word.kind in ("unclear", "none"):
         state.notify = "help"
         state.problem = word.problem or "no-word"
-        state.reason = f"unclear reply: {state.problem}"
+        state.reason = state.reason or f"unclear reply: {state.problem}"
         return Outcome.UNCLEAR
     return None
 
@@ -325,7 +346,7 @@ def check_already_decided(state: State) -> Outcome | None:
 
 
 def check_record(state: State) -> Outcome | None:
-    kind = state.reading.decision.kind
+    kind = (state.decision or state.reading.decision).kind
     state.note("record", kind)
     return Outcome.APPROVED if kind == "approve" else Outcome.DECLINED
 
@@ -359,6 +380,8 @@ class Verdict:
     notify: str | None
     problem: str
     duplicate_of: int | None = None
+    detail: dict[str, str] = field(default_factory=dict)
+    decision: DecisionWord | None = None  # as the chain took it; None when it did not get that far
 
 
 def run_chain(reading: Reading, lookup: Lookup, policy: Policy, auth: AuthOutcome | None = None) -> Verdict:
@@ -367,5 +390,5 @@ def run_chain(reading: Reading, lookup: Lookup, policy: Policy, auth: AuthOutcom
         outcome = check(state)
         if outcome is not None:
             return Verdict(outcome, tuple(state.notes), name, state.reason, state.party, state.outbound,
-                           state.notify, state.problem, state.duplicate_of)
+                           state.notify, state.problem, state.duplicate_of, dict(state.detail), state.decision)
     raise AssertionError("the record check always decides")

@@ -23,82 +23,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from transferbot.inbound.reader.phrases import LANGUAGES, Language
+
 DecisionKind = Literal["approve", "decline", "unclear", "status", "none"]
-
-# Phrases as they read after fold(): lower case, accents removed, apostrophes straightened.
-_APPROVE = ("i approve", "approve", "approved", "j'approuve", "j approuve", "approuver", "approuve", "approuvee",
-            "ich genehmige", "genehmigen", "genehmigt", "approuvons", "nous approuvons", "wir genehmigen")
-_DECLINE = ("i decline", "decline", "declined", "i reject", "reject", "rejected", "je refuse", "refuser", "refuse",
-            "refusee", "nous refusons", "ich lehne ab", "ich lehne", "ablehnen", "abgelehnt", "wir lehnen ab",
-            "wir lehnen")
-_SEPARABLE = ("ich lehne", "wir lehnen")  # "Ich lehne den Transfer ab": the reason starts after "ab"
-_STATUS = ("status", "statut", "etat", "stand")
-
-_APPROVE_ANY = re.compile(r"\b(approv\w*|approuv\w*|genehmig\w*)")
-_DECLINE_ANY = re.compile(r"\b(declin\w*|reject\w*|refus\w*|ablehn\w*|abgelehnt\w*|lehne\w*)")
-_NEGATION = re.compile(
-    r"(\bnot\b|n't\b|\bnever\b|\bno\b|\bcannot\b|\bnon\b|\bpas\b|\bne\b|\bn'|\bjamais\b|\bnicht\b|\bkein\w*|\bnein\b|\bniemals\b)"
-)
-# "No objections" is not a negation of the decision: these phrases are removed before looking for one.
-_HARMLESS = re.compile(
-    r"\b(no|without|any|keine?n?|ohne|aucune?|pas d'|pas de|sans)\s*"
-    r"(objections?|concerns?|issues?|problems?|questions?|einw[a]nde?|bedenken|probleme?|fragen"
-    r"|objections?|soucis?|problemes?|questions?|reserves?)\b"
-)
-# -- what may precede the decision ----------------------------------------------------------------
-# A greeting line starts with one of these (folded) and is short; it never holds a decision word,
-# a negation, a question mark or a digit.
-_SALUTATION = re.compile(
-    r"^(hi|hello|hey|hiya|dear|good (morning|afternoon|evening|day)|greetings|team|all|everyone|folks|"
-    r"bonjour|bonsoir|salut|coucou|cher|chere|chers|cheres|madame|monsieur|mesdames|messieurs|"
-    r"hallo|guten (tag|morgen|abend)|liebe|lieber|liebes|sehr geehrte[rs]?|moin|servus|gruss gott|gruezi)\b"
-)
-_GREETING_WORDS = 5
-_GREETING_END = ",!.:"
-# "Yes, approved." / "Oui, approuvé." / "Ja, genehmigt.": only when a decision phrase follows.
-_LEAD_IN = re.compile(r"^(yes|yeah|yep|ok|okay|oui|ja|jawohl)\b[\s,.!:;\-–—]*")
-
-# -- conditions and reservations on an approval ----------------------------------------------------
-# Firm conditions, wherever they stand in the approval's paragraph.
-_FIRM_CONDITION = (
-    r"provided|providing|subject to|conditional\w*|on (the )?condition|under the condition|as long as|so long as"
-    r"|only if|but only|unless|pending|assuming"
-    r"|sous reserve|a (la )?condition|sous (la )?condition|conditionnel\w*|pourvu|tant que|a moins|en attente"
-    r"|sofern|vorbehaltlich|vorausgesetzt|unter (der )?(bedingung|voraussetzung)|unter (dem )?vorbehalt"
-    r"|mit vorbehalt|solange|es sei denn|nur wenn|nur falls"
-)
-_FIRM = re.compile(rf"\b({_FIRM_CONDITION})\b")
-# Words that qualify an approval in the sentence that gives it ("I approve if you need it").
-_CONDITION = re.compile(
-    rf"\b({_FIRM_CONDITION}"
-    r"|if|once|when|whenever|only|except|excluding|in case|starting|as of|effective|from next"
-    r"|si|s'il|s'ils|des que|une fois que|lorsque|quand|seulement|uniquement|sauf|excepte|hormis|au cas"
-    r"|a partir|des le"
-    r"|wenn|falls|sobald|nur|lediglich|ausser|ausgenommen|im falle?|ab|erst|insofern|soweit)\b"
-)
-_NOT_A_CONDITION = re.compile(r"\bonce (again|more)\b")
-_SENTENCE_END = re.compile(r"[.!?]")
-
-# -- the words bound to a decline phrase ---------------------------------------------------------------
-# A decline's own clause ends at punctuation or at a word that starts its reason.
-_CLAUSE_END = re.compile(
-    r"[,.;:!–—(]|\s-|\b(because|as|since|due|we|i|our|they|car|parce|puisque|comme|nous|je|notre|on"
-    r"|weil|da|denn|zumal|wir|ich|unser\w*)\b"
-)
-_CLAUSE_SPLIT = re.compile(r"[,.;:!?–—]|\s-\s")
-_PARTICLE = re.compile(r"\bab\b")
-
-_LEADING_NOISE = re.compile(r"^[\s\"'«»„“”*_\-–—•·>:.\[\](){}#]+")
-_REASON_LEAD = re.compile(r"^[\s:,.;!?\-–—]+")  # between the decision word and the reason on its line
-# Invisible characters that mail clients leave in text (zero-width spaces, BOMs, soft hyphens).
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"))
-_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "′": "'"})
-MAX_LINE = 500
-MAX_REASON = 2000
 
 
 def fold(text: str) -> str:
@@ -108,12 +40,85 @@ def fold(text: str) -> str:
     return text.translate(_APOSTROPHES).casefold()
 
 
+# Invisible characters that mail clients leave in text (zero-width spaces, BOMs, soft hyphens).
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u200e\u200f"))
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "′": "'"})
+
+
+def _folded(phrases: Iterable[str]) -> tuple[str, ...]:
+    """Phrases as they read after fold(), also with an apostrophe written as a space ("j approuve")."""
+    out: dict[str, None] = {}
+    for phrase in phrases:
+        out[fold(phrase)] = None
+        out[fold(phrase).replace("'", " ")] = None
+    return tuple(out)
+
+
+def _any(fragments: Iterable[str]) -> str:
+    return "|".join(fragments)
+
+
+_LANG = LANGUAGES
+# Phrases as they read after fold(), and the language each belongs to (the first that has it).
+_APPROVE = _folded(p for lang in _LANG for p in lang.approve)
+_DECLINE = _folded(p for lang in _LANG for p in lang.decline)
+_STATUS = _folded(p for lang in _LANG for p in lang.status)
+_LANGUAGE_OF: dict[str, Language] = {}
+for _lang in _LANG:
+    for _phrase in _folded((*_lang.approve, *_lang.decline)):
+        _LANGUAGE_OF.setdefault(_phrase, _lang)
+_SEPARABLE = {phrase: lang.particle for lang in _LANG for phrase in _folded(lang.separable)}
+
+_APPROVE_ANY = re.compile(rf"\b({_any(s for lang in _LANG for s in lang.approve_stems)})")
+_DECLINE_ANY = re.compile(rf"\b({_any(s for lang in _LANG for s in lang.decline_stems)})")
+_NEGATION = re.compile(f"({_any(n for lang in _LANG for n in lang.negation)})")
+_LOCAL_NEGATION = {lang.code: re.compile(rf"\b({_any(lang.local_negation)})\b") for lang in _LANG if lang.local_negation}
+# "No objections" is not a negation of the decision: these phrases are removed before looking for one.
+_HARMLESS = re.compile(rf"\b({_any(h for lang in _LANG for h in lang.harmless)})\b")
+# -- what may precede the decision ----------------------------------------------------------------
+# A greeting line starts with one of these (folded) and is short; it never holds a decision word,
+# a negation, a question mark or a digit.
+_SALUTATION = re.compile(rf"^({_any(g for lang in _LANG for g in lang.greeting)})\b")
+_GREETING_WORDS = 5
+_GREETING_END = ",!.:"
+# "Yes, approved." / "Oui, approuvé." / "Ja, genehmigt.": only when a decision phrase follows.
+_LEAD_IN = re.compile(rf"^({_any(re.escape(w) for w in _folded(w for lang in _LANG for w in (*lang.yes, *lang.lead_in)))})"
+                      r"\b[\s,.!:;\-–—]*")
+
+# -- conditions and reservations on an approval ----------------------------------------------------
+# Firm conditions, wherever they stand in the approval's paragraph.
+_FIRM_CONDITION = _any(f for lang in _LANG for f in lang.firm)
+_FIRM = re.compile(rf"\b({_FIRM_CONDITION})\b")
+# Words that qualify an approval in the sentence that gives it ("I approve if you need it").
+_CONDITION = re.compile(rf"\b({_FIRM_CONDITION}|{_any(c for lang in _LANG for c in lang.condition)})\b")
+_LOCAL_CONDITION = {lang.code: re.compile(rf"\b({_any(lang.local_condition)})\b")
+                    for lang in _LANG if lang.local_condition}
+# Conditions, terms or reservations kept elsewhere (an attachment, "below", "as discussed"), anywhere in
+# the fresh text; a link only in the approval's own sentence (signatures carry web addresses).
+_ELSEWHERE = re.compile(rf"\b({_any(e for lang in _LANG for e in lang.elsewhere)})")
+_LINK = re.compile(r"\bhttps?://\S+|\bwww\.\S+")
+_NOT_A_CONDITION = re.compile(r"\bonce (again|more)\b")
+_SENTENCE_END = re.compile(r"[.!?]")
+
+# -- the words bound to a decline phrase ---------------------------------------------------------------
+# A decline's own clause ends at punctuation or at a word that starts its reason.
+_CLAUSE_END = re.compile(rf"[,.;:!–—(]|\s-|\b({_any(w for lang in _LANG for w in lang.reason_starts)})\b")
+_CLAUSE_SPLIT = re.compile(r"[,.;:!?–—]|\s-\s")
+
+_LEADING_NOISE = re.compile(r"^[\s\"'«»„“”*_\-–—•·>:.\[\](){}#]+")
+_REASON_LEAD = re.compile(r"^[\s:,.;!?\-–—]+")  # between the decision word and the reason on its line
+MAX_LINE = 500
+MAX_REASON = 2000
+
+
 @dataclass(frozen=True)
 class DecisionWord:
     kind: DecisionKind
     first_line: str = ""
     reason: str = ""
-    problem: str = ""  # why unclear: empty | no-word | negation | both | question | condition | quoted
+    problem: str = ""  # why unclear: empty | no-word | negation | both | question | condition | elsewhere
+    #                    | quoted | mismatch (the chain's: details of another move)
+    words: str = ""  # the words that made it unclear, as written (for `transferbot read`)
 
 
 def _starts_with(line: str, phrases: tuple[str, ...]) -> str | None:
@@ -139,7 +144,7 @@ def _reason(first: str, folded: str, phrase: str, below: str) -> str:
     lead = len(fold(first)) - len(folded)  # the leading noise, in folded characters
     rest = _after_folded(first, lead + len(phrase))
     if phrase in _SEPARABLE:
-        rest = re.sub(r"^.*?\bab\b", "", rest, count=1, flags=re.IGNORECASE)
+        rest = re.sub(rf"^.*?\b{_SEPARABLE[phrase]}\b", "", rest, count=1, flags=re.IGNORECASE)
     rest = _REASON_LEAD.sub("", rest).rstrip()
     return "\n".join(part for part in (rest, below) if part).strip()[:MAX_REASON]
 
@@ -178,9 +183,25 @@ def _is_greeting(folded: str) -> bool:
     return not (_APPROVE_ANY.search(folded) or _DECLINE_ANY.search(folded) or _starts_with(folded, _STATUS))
 
 
+def _past_symbols(folded: str) -> str:
+    """The text past leading noise, emoji and symbols ("👍 Approve", "✅ Approved", "➡️ Genehmigt")."""
+    index = 0
+    while index < len(folded):
+        char = folded[index]
+        if char.isspace() or char in _NOISE or unicodedata.category(char) in _SYMBOLS or char in "\ufe0f\u200d":
+            index += 1
+            continue
+        break
+    return folded[index:]
+
+
+_NOISE = frozenset("\"'«»„“”*_-–—•·>:.[](){}#")
+_SYMBOLS = frozenset(("So", "Sk", "Sm", "Cf", "Cs", "Co", "Mn", "Me"))
+
+
 def _folded_line(line: str) -> tuple[str, str]:
     first = line.strip()[:MAX_LINE]
-    return first, _LEADING_NOISE.sub("", fold(first))
+    return first, _past_symbols(fold(first))
 
 
 def _decision_phrase(folded: str) -> tuple[str, str | None, str | None]:
@@ -227,26 +248,33 @@ def _paragraph(lines: list[str], index: int) -> str:
     return " ".join(out)
 
 
-def _approval_problem(line: str, sentence: str, after: str) -> str:
-    """Why an approval is not an unconditional consent, or '' when it is one.
+def _approval_problem(line: str, sentence: str, after: str, everything: str, lang: str = "") -> tuple[str, str]:
+    """Why an approval is not an unconditional consent ('' when it is one), and the words that say so.
 
     A negation, a decline word or a question mark anywhere on its line (or in its sentence) count;
+    conditions kept elsewhere anywhere in the fresh text (``everything``), or a link in its sentence;
     a word of condition in its own sentence, or opening a sentence of the paragraph that is only a
     condition ("Approved. If you need anything, call me." is an approval); a firm condition anywhere
     in its paragraph."""
     spoken = _HARMLESS.sub(" ", f"{line} {sentence}")
-    if _NEGATION.search(spoken):
-        return "negation"
-    if _DECLINE_ANY.search(f"{line} {sentence}"):
-        return "both"
+    local_negation, local_condition = _LOCAL_NEGATION.get(lang), _LOCAL_CONDITION.get(lang)
+    if found := _NEGATION.search(spoken) or (local_negation and local_negation.search(spoken)):
+        return "negation", found.group(0).strip()
+    if found := _DECLINE_ANY.search(f"{line} {sentence}"):
+        return "both", found.group(0)
     if "?" in line or "?" in sentence:
-        return "question"
+        return "question", "?"
+    if found := _ELSEWHERE.search(" ".join(everything.split())) or _LINK.search(sentence):
+        return "elsewhere", found.group(0)
     sentence, after = _NOT_A_CONDITION.sub(" ", sentence), _NOT_A_CONDITION.sub(" ", after)
-    if _CONDITION.search(_HARMLESS.sub(" ", sentence)) or _FIRM.search(f"{sentence} {after}"):
-        return "condition"
-    if any(_qualifies(part) for part in _SENTENCE_END.split(after)):
-        return "condition"
-    return ""
+    qualified = _HARMLESS.sub(" ", sentence)
+    if found := (_CONDITION.search(qualified) or (local_condition and local_condition.search(qualified))
+                 or _FIRM.search(f"{sentence} {after}")):
+        return "condition", found.group(0)
+    for part in _SENTENCE_END.split(after):
+        if _qualifies(part):
+            return "condition", part.strip()
+    return "", ""
 
 
 def _qualifies(sentence: str) -> bool:
@@ -260,7 +288,7 @@ def _qualifies(sentence: str) -> bool:
 def _decline_problem(rest: str, phrase: str) -> str:
     """Why a decline is not one: a negation or a question bound to its phrase, or an approval word
     in its line that no negation qualifies. What its reason says otherwise does not matter."""
-    particle = _PARTICLE.search(rest) if phrase in _SEPARABLE else None
+    particle = re.search(rf"\b{_SEPARABLE[phrase]}\b", rest) if phrase in _SEPARABLE else None
     if particle is not None:
         clause = rest[:particle.end()]  # "Ich lehne das nicht ab": the clause runs to its particle
     else:
@@ -297,9 +325,11 @@ def read_decision(fresh: str) -> DecisionWord:
         return DecisionWord("unclear", first_line=first, problem="no-word")
     if approve:
         sentence, rest = _approval_sentence(spoken, lines, index)
-        problem = _approval_problem(folded, sentence, f"{rest} {_paragraph(lines, index)}")
+        everything = fold("\n".join(lines[index:]))[:MAX_REASON * 2]
+        lang = _LANGUAGE_OF[approve].code if approve in _LANGUAGE_OF else ""
+        problem, words = _approval_problem(folded, sentence, f"{rest} {_paragraph(lines, index)}", everything, lang)
         if problem:
-            return DecisionWord("unclear", first_line=first, problem=problem)
+            return DecisionWord("unclear", first_line=first, problem=problem, words=words)
         return DecisionWord("approve", first_line=first)
     assert decline is not None
     problem = _decline_problem(spoken[len(decline):], decline)

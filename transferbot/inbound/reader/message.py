@@ -382,3 +382,35 @@ def bounded_lines(text: str, caps: Caps = DEFAULT_CAPS) -> list[str]:
     """
     lines = text[: caps.max_text_chars].splitlines()[: caps.max_lines]
     return [line[: caps.max_line_chars] for line in lines]
+
+
+# -- inline PGP (RFC 4880, section 7) -----------------------------------------------------------------
+
+_PGP_BEGIN = "-----BEGIN PGP SIGNED MESSAGE-----"
+_PGP_SIGNATURE = "-----BEGIN PGP SIGNATURE-----"
+_PGP_END = "-----END PGP SIGNATURE-----"
+_PGP_LOOK = 40  # lines: the armour starts the text, or follows a few unsigned lines (a list's header)
+
+
+def unwrap_clearsigned(text: str) -> tuple[str, bool]:
+    """The text of an inline PGP clearsigned body as its author wrote it, and whether it was one.
+
+    The armour line and its armour headers ("Hash: SHA256") up to the first blank line are dropped,
+    dash-escaped lines ("- -----Original Message-----") are unescaped, and the signature block is
+    dropped; text outside the armour is kept. The signature stays in the stored raw message (it is
+    not verified: sender authentication decides who sent the reply)."""
+    if _PGP_BEGIN not in text[:8000]:
+        return text, False
+    lines = text.splitlines()
+    begin = next((i for i, line in enumerate(lines[:_PGP_LOOK]) if line.rstrip() == _PGP_BEGIN), None)
+    if begin is None:
+        return text, False
+    start = begin + 1
+    while start < len(lines) and lines[start].strip():
+        start += 1  # armour headers (Hash:, Charset:), ended by a blank line
+    signature = next((i for i in range(start + 1, len(lines)) if lines[i].rstrip() == _PGP_SIGNATURE), None)
+    if signature is None:
+        return text, False  # no signature block: not the armour it looked like
+    signed = [line[2:] if line.startswith("- ") else line for line in lines[start + 1:signature]]
+    end = next((i for i in range(signature, len(lines)) if lines[i].rstrip() == _PGP_END), len(lines) - 1)
+    return "\n".join([*lines[:begin], *signed, *lines[end + 1:]]), True

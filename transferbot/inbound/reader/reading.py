@@ -17,12 +17,27 @@ from email.message import Message
 from email.utils import getaddresses
 
 from transferbot.core.addresses import AddressBook, header_address
-from transferbot.inbound.reader.autoreply import MACHINE_TEXT_CHARS, auto_reply_reason, machine_text_reason
+from transferbot.inbound.reader.autoreply import (
+    MACHINE_TEXT_CHARS,
+    auto_reply_reason,
+    machine_mail_reason,
+    machine_text_reason,
+)
 from transferbot.inbound.reader.bounce import Bounce, read_bounce
 from transferbot.inbound.reader.decision import DecisionWord, read_decision
+from transferbot.inbound.reader.details import Stated, stated
 from transferbot.inbound.reader.fresh import Fresh, split_fresh
 from transferbot.inbound.reader.html import read_html
-from transferbot.inbound.reader.message import DEFAULT_CAPS, Body, Caps, body, header, headers, parse
+from transferbot.inbound.reader.message import (
+    DEFAULT_CAPS,
+    Body,
+    Caps,
+    body,
+    header,
+    headers,
+    parse,
+    unwrap_clearsigned,
+)
 from transferbot.inbound.wire import message_id_of
 
 log = logging.getLogger(__name__)
@@ -56,6 +71,8 @@ class Reading:
     defects: tuple[str, ...] = field(default=())
     fresh_cut: str = ""  # what ended the fresh text (quote, attribution, headers, rule, marker, signature)
     from_addresses: tuple[str, ...] = ()  # every address in every From header, as written (lower case)
+    stated: tuple[Stated, ...] = ()  # the details of a move an approval states (checked against the transfer's)
+    signed: str = ""  # "pgp-clearsigned": the text was read inside its inline signature (kept, not verified)
 
     @property
     def from_domain(self) -> str | None:
@@ -80,12 +97,14 @@ def _fresh_of_segments(segments: list[str], caps: Caps) -> Fresh:
     return Fresh("", last.cut, open=False)
 
 
-def _read_body(kind: str, text: str, caps: Caps) -> tuple[Fresh, str]:
-    """The fresh text of a body, and its whole visible text."""
+def _read_body(kind: str, text: str, caps: Caps) -> tuple[Fresh, str, bool]:
+    """The fresh text of a body, its whole visible text, and whether it was inline PGP clearsigned
+    (then read inside its signature)."""
     if kind != "html":
-        return split_fresh(text, caps), text
+        text, signed = unwrap_clearsigned(text)
+        return split_fresh(text, caps), text, signed
     segments, everything = read_html(text[: caps.max_html_chars])
-    return _fresh_of_segments(segments, caps), everything
+    return _fresh_of_segments(segments, caps), everything, False
 
 
 def fresh_from_body(kind: str, text: str, caps: Caps = DEFAULT_CAPS) -> str:
@@ -155,11 +174,11 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
     thread.extend(reversed(_message_ids(header(msg, "References") or "")))
     try:
         content = body(msg, caps)
-        fresh, full = _read_body(content.kind, content.text, caps)
+        fresh, full, signed = _read_body(content.kind, content.text, caps)
     except Exception as exc:  # noqa: BLE001 - an unreadable body says nothing
         log.warning("%s: body unreadable: %s", message_id or "-", type(exc).__name__)
         defects.add("BodyUnreadable")
-        content, fresh, full = Body("none", ""), Fresh(""), ""
+        content, fresh, full, signed = Body("none", ""), Fresh(""), "", False
     body_tokens = list(dict.fromkeys(t.lower() for t in _REF.findall(full[: caps.max_text_chars])))
     from_header = (header(msg, "From") or "")[:500]
     from_addresses = _all_from(msg)
@@ -185,7 +204,7 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
         bounce = Bounce(why="null envelope sender") if mail_from.strip() in ("", "<>") else None
     decision = _without_ours(read_decision(fresh.text), book)
     if auto_reply is None and decision.kind not in ("approve", "decline", "status"):
-        auto_reply = machine_text_reason(fresh.text or _unquoted(full))
+        auto_reply = machine_text_reason(fresh.text or _unquoted(full)) or machine_mail_reason(msg, full)
     return Reading(
         digest=digest_of(raw),
         message_id=message_id,
@@ -206,4 +225,6 @@ def read_message(raw: bytes, mail_from: str, rcpt_tos: list[str], book: AddressB
         defects=tuple(sorted(defects)),
         fresh_cut=fresh.cut or "",
         from_addresses=from_addresses,
+        stated=stated(fresh.text) if decision.kind == "approve" else (),
+        signed="pgp-clearsigned" if signed else "",
     )
