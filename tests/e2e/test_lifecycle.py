@@ -228,3 +228,16 @@ def test_agreed_counts_as_an_approval(daemon: RunningDaemon, sink: MailSink) -> 
     assert outcome_of(daemon.app, tid, 1) == ["approved"]
     assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "approved"
     assert mail(sink, ADDRESSES["customer"], "receipt", tid)
+
+
+def test_a_lone_yes_to_the_confirmation_counts_and_to_the_receipt_does_not(daemon: RunningDaemon, sink: MailSink) -> None:
+    tid = request_transfer(daemon.app, "ent-direct", "r2")
+    isv = mail(sink, ADDRESSES["isv"], "confirmation", tid)[0]
+    send(daemon.port, reply(isv, ADDRESSES["isv"], "APPROVE"), reply_address(isv))
+    receipt = mail(sink, ADDRESSES["isv"], "receipt", tid)[0]
+    send(daemon.port, reply(receipt, ADDRESSES["isv"], "Yes"), reply_address(receipt))  # to "your approval is recorded"
+    assert outcome_of(daemon.app, tid, 2) == ["approved", "unclear"]  # a receipt asks for nothing
+    confirmation = mail(sink, ADDRESSES["customer"], "confirmation", tid)[0]
+    send(daemon.port, reply(confirmation, ADDRESSES["customer"], "Yes."), reply_address(confirmation))
+    assert outcome_of(daemon.app, tid, 3)[-1] == "approved"
+    assert transfer_detail(daemon.app, tid)["parties"][0]["decision"] == "approved"

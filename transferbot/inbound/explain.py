@@ -21,6 +21,7 @@ PROBLEMS = {
     "empty": "the reply has no text of its own",
     "quoted": "the only decision word is in the quoted original, not in what the sender wrote",
     "no-word": "its first line has no decision word (APPROVE, DECLINE or STATUS)",
+    "yes-alone": "a yes alone, to a mail that did not ask for an approval",
     "negation": "the decision word is negated (for example \"I do not approve\")",
     "both": "it holds both an approval and a decline word",
     "question": "the decision word is put as a question",

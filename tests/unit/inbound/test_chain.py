@@ -215,3 +215,24 @@ def test_a_reply_named_by_its_thread_alone_counts_only_from_an_authenticated_sen
     assert threaded("trusted-relay", relayed).outcome is Outcome.APPROVED
     by_token = verdict(raw("APPROVE"), FakeLookup(customer()), auth=unauthenticated(), policy="off")
     assert by_token.outcome is Outcome.APPROVED and "thread-only=no" in by_token.checks
+
+
+CONFIRMATION_ID = "<c1.tr-1@transfers.example.com>"
+
+
+@pytest.mark.parametrize(("answered", "outcome"), [
+    (OutboundInfo(10, "TR-1", 1, (ALICE,), "confirmation"), Outcome.APPROVED),
+    (OutboundInfo(10, "TR-1", 1, (ALICE,), "reminder"), Outcome.APPROVED),
+    (OutboundInfo(10, "TR-1", 1, (ALICE,), "last-call"), Outcome.APPROVED),
+    (OutboundInfo(10, "TR-1", 1, (ALICE,), "receipt"), Outcome.UNCLEAR),  # asked for nothing
+    (OutboundInfo(10, "TR-1", 2, ("deals@vendor.example",), "confirmation"), Outcome.UNCLEAR),  # another party's
+    (None, Outcome.UNCLEAR),  # answers no mail of ours
+])
+def test_a_yes_alone_approves_only_a_mail_that_asked_this_party_to_approve(answered: OutboundInfo | None,
+                                                                            outcome: Outcome) -> None:
+    lookup = FakeLookup(customer(), mails={CONFIRMATION_ID: answered} if answered else {})
+    for word in ("Yes", "Oui.", "Ja!"):
+        v = verdict(raw(word, extra=f"In-Reply-To: {CONFIRMATION_ID}\r\n"), lookup)
+        assert v.outcome is outcome, (word, v.checks)
+        assert any(c.startswith("yes-alone=") for c in v.checks)
+    assert verdict(raw("Yes?", extra=f"In-Reply-To: {CONFIRMATION_ID}\r\n"), lookup).outcome is Outcome.UNCLEAR

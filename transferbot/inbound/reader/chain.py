@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from transferbot.core.domain import Decision, Outcome, TransferStatus
+from transferbot.core.domain import Decision, MailKind, Outcome, TransferStatus
 from transferbot.inbound.reader.bounce import Bounce
 from transferbot.inbound.reader.decision import DecisionWord
 from transferbot.inbound.reader.details import TransferNames, mismatch
@@ -312,6 +312,11 @@ def check_decision(state: State) -> Outcome | None:
     """The decision the fresh text states; an approval that states another move's details (another
     reseller, product, customer or direction) is unclear, and the help mail names the difference."""
     word = state.reading.decision
+    if word.problem == "yes-alone" and state.party is not None:
+        asked = _asked_for_approval(state)
+        state.note("yes-alone", f"answers a {asked}" if asked else "answers no mail that asked for an approval")
+        if asked:
+            word = DecisionWord("approve", first_line=word.first_line)
     if word.kind == "approve" and state.reading.stated and state.party is not None:
         names = state.lookup.transfer_names(state.party.transfer_id)
         found = mismatch(state.reading.stated, names) if names is not None else None
@@ -333,6 +338,19 @@ def check_decision(state: State) -> Outcome | None:
         state.reason = state.reason or f"unclear reply: {state.problem}"
         return Outcome.UNCLEAR
     return None
+
+
+ASKS_FOR_APPROVAL = frozenset(k.value for k in (MailKind.CONFIRMATION, MailKind.REMINDER, MailKind.LAST_CALL))
+
+
+def _asked_for_approval(state: State) -> str:
+    """The kind of the mail a reply answers (its In-Reply-To, else the last of its References) when that mail
+    went to this party and asked it to approve; else empty."""
+    assert state.party is not None
+    answered = state.lookup.outbound((), state.reading.thread_ids[:1]) if state.reading.thread_ids else None
+    if answered is None or answered.party_id != state.party.party_id or answered.kind not in ASKS_FOR_APPROVAL:
+        return ""
+    return answered.kind
 
 
 def check_already_decided(state: State) -> Outcome | None:

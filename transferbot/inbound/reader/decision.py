@@ -85,6 +85,10 @@ _GREETING_END = ",!.:"
 _LEAD_IN = re.compile(rf"^({_any(re.escape(w) for w in _folded(w for lang in _LANG for w in (*lang.yes, *lang.lead_in)))})"
                       r"\b[\s,.!:;\-–—]*")
 
+# A yes-word on its own ("Yes.", "Oui", "Ja!"): the whole fresh text. It approves only a mail that asked for
+# an approval, which the chain knows (check_decision) and the text does not; "Yes?" and "Yes, but" are not it.
+_YES_ALONE = re.compile(rf"^({_any(re.escape(w) for w in _folded(w for lang in _LANG for w in lang.yes))})[.!]*$")
+
 # -- conditions and reservations on an approval ----------------------------------------------------
 # Firm conditions, wherever they stand in the approval's paragraph.
 _FIRM_CONDITION = _any(f for lang in _LANG for f in lang.firm)
@@ -117,7 +121,8 @@ class DecisionWord:
     first_line: str = ""
     reason: str = ""
     problem: str = ""  # why unclear: empty | no-word | negation | both | question | condition | elsewhere
-    #                    | quoted | mismatch (the chain's: details of another move)
+    #                    | quoted | yes-alone (an approval of a mail that asked for one: the chain decides)
+    #                    | mismatch (the chain's: details of another move)
     words: str = ""  # the words that made it unclear, as written (for `transferbot read`)
 
 
@@ -320,6 +325,8 @@ def read_decision(fresh: str) -> DecisionWord:
         return DecisionWord("unclear", first_line=first, problem="quoted")
     spoken, approve, decline = _decision_phrase(folded)
     if approve is None and decline is None:
+        if _YES_ALONE.match(folded.strip()) and _nonempty(lines, index + 1) is None:
+            return DecisionWord("unclear", first_line=first, problem="yes-alone", words=first)
         if _starts_with(folded, _STATUS) and len(folded.split()) <= 3:
             return DecisionWord("status", first_line=first)
         return DecisionWord("unclear", first_line=first, problem="no-word")
