@@ -19,5 +19,7 @@ def test_the_installed_distribution_ships_templates_and_catalogs() -> None:
                    "transferbot/locale/fr/LC_MESSAGES/messages.po", "transferbot/locale/de/LC_MESSAGES/messages.po",
                    # the dashboard (issue 12)
                    "transferbot/templates/ui/board.html", "transferbot/templates/ui/transfer.html",
-                   "transferbot/http/ui/static/htmx.min.js", "transferbot/http/ui/static/ui.css"):
+                   "transferbot/http/ui/static/htmx.min.js", "transferbot/http/ui/static/ui.css",
+                   "transferbot/store/migrations/env.py", "transferbot/store/migrations/script.py.mako",
+                   "transferbot/store/migrations/versions/0001_release_0_1.py"):
         assert needed in files, needed

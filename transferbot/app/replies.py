@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from transferbot.app.arrivals import Stored, load_raw
+from transferbot.app.arrivals import load_raw
 from transferbot.app.context import App
 from transferbot.app.effects import transition
 from transferbot.app.effects.audit import forget_heads
@@ -78,15 +78,6 @@ _TRANSFERS_BY_MAIL = sa.select(_OUTBOUND.c.transfer_id).where(sa.or_(
 
 def policy_of(app: App) -> Policy:
     return Policy(sender_auth=app.config.inbound.sender_auth)
-
-
-def read_stored(app: App, stored: Stored) -> Reading | str:
-    """The pure reading of a stored message, or the reason it could not be read."""
-    try:
-        return read_message(stored.raw, stored.mail_from, list(stored.rcpt_tos), app.book)
-    except Exception as exc:  # noqa: BLE001 - recorded as failed, never dropped
-        log.exception("inbound #%s: reading raised", stored.id)
-        return f"{type(exc).__name__}: {exc}"
 
 
 def explain(config: Config, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | None = None,

@@ -19,9 +19,10 @@ from sqlmodel import Session
 
 from transferbot.app import arrivals, replies
 from transferbot.app.context import App
+from transferbot.core.addresses import AddressBook
 from transferbot.core.clock import now
 from transferbot.inbound.authenticator import Authenticator
-from transferbot.inbound.reader.reading import Reading
+from transferbot.inbound.reader.reading import Reading, read_message
 
 if TYPE_CHECKING:
     from transferbot.inbound.senderauth import AuthOutcome
@@ -75,7 +76,7 @@ class ReadLoop:
             return Outcome("temperror", why=f"authentication raised {type(exc).__name__}: {exc}")
 
     async def read_batch(self, batch: list[arrivals.Stored]) -> None:
-        readings = await asyncio.to_thread(lambda: [replies.read_stored(self.app, s) for s in batch])
+        readings = await asyncio.to_thread(lambda: [read_stored(self.app.book, s) for s in batch])
         auths = await asyncio.gather(*(self._authenticate(s, r) for s, r in zip(batch, readings, strict=True)))
         items: list[replies.Item] = []
         waiting: list[tuple[int, AuthOutcome, int]] = []
@@ -97,6 +98,16 @@ class ReadLoop:
     def stop(self) -> None:
         self.stopping = True
         self.wake.set()
+
+
+def read_stored(book: AddressBook, stored: arrivals.Stored) -> Reading | str:
+    """The pure reading of a stored message (the reader's own parser, no database), or the reason it could not
+    be read: the message is then recorded as failed, never dropped."""
+    try:
+        return read_message(stored.raw, stored.mail_from, list(stored.rcpt_tos), book)
+    except Exception as exc:  # noqa: BLE001 - recorded as failed, never dropped
+        log.exception("inbound #%s: reading raised", stored.id)
+        return f"{type(exc).__name__}: {exc}"
 
 
 def _record(session: Session, app: App, items: list[replies.Item], waiting: list[tuple[int, AuthOutcome, int]],

@@ -263,8 +263,9 @@ def test_a_sweep_batch_writes_its_events_and_mail_in_one_statement_per_table_eac
 def _stored_approvals(app: App, tids: list[str]) -> list[tuple[int, object, object]]:
     """Every party of these transfers approving from its first address, stored and read as the reader
     reads them, its sender authenticated (the batch is what is tested here, not the checks)."""
-    from transferbot.app import arrivals, replies
+    from transferbot.app import arrivals
     from transferbot.inbound.senderauth import AuthOutcome
+    from transferbot.runners.reader import read_stored
     from transferbot.store.models import PartyAddress
 
     with app.store.read() as session:
@@ -280,7 +281,7 @@ def _stored_approvals(app: App, tids: list[str]) -> list[tuple[int, object, obje
         [stored] = app.store.run(arrivals.claim_unread, "test", now(), 60, 1)
         assert stored.id == inbound_id
         auth = AuthOutcome("pass", from_domain=str(sender).rpartition("@")[2], why="test: authenticated")
-        items.append((inbound_id, replies.read_stored(app, stored), auth))
+        items.append((inbound_id, read_stored(app.book, stored), auth))
     return items
 
 
