@@ -20,7 +20,7 @@ from transferbot.app.apikeys import Principal, unseen
 from transferbot.app.effects.facts import forget_names
 from transferbot.core.domain import AccountKind, EntitlementState, TransferStatus
 from transferbot.core.errors import Conflict, Refusal, Unknown
-from transferbot.store import cursors
+from transferbot.store import paging
 from transferbot.store.models import Account, AccountAddress, Entitlement, Transfer
 
 
@@ -87,14 +87,14 @@ def get_account(session: Session, account_id: str) -> dict[str, Any]:
 
 
 def accounts_page(session: Session, cursor: str | None, limit: int) -> dict[str, Any]:
-    after = cursors.decode(cursor, 1)
+    after = paging.decode(cursor, 1)
     query = select(Account).order_by(col(Account.id))
     if after is not None:
         query = query.where(col(Account.id) > after[0])
     rows = list(session.exec(query.limit(limit + 1)))
     page = rows[:limit]
-    return {"items": [account_json(session, a) for a in page],
-            "next_cursor": cursors.encode(page[-1].id) if len(rows) > limit and page else None}
+    return paging.page_of([account_json(session, a) for a in page], int(len(rows) > limit),
+                          (page[-1].id,) if page else None).as_api()
 
 
 def _party_account(session: Session, account_id: str | None, kind: AccountKind, field: str) -> None:
@@ -149,7 +149,7 @@ def get_entitlement(session: Session, principal: Principal, entitlement_id: str)
 
 
 def entitlements_page(session: Session, principal: Principal, cursor: str | None, limit: int) -> dict[str, Any]:
-    after = cursors.decode(cursor, 1)
+    after = paging.decode(cursor, 1)
     query = select(Entitlement).order_by(col(Entitlement.id))
     if not principal.admin:
         query = query.where(Entitlement.isv_id == principal.isv)
@@ -157,5 +157,5 @@ def entitlements_page(session: Session, principal: Principal, cursor: str | None
         query = query.where(col(Entitlement.id) > after[0])
     rows = list(session.exec(query.limit(limit + 1)))
     page = rows[:limit]
-    return {"items": [entitlement_json(e) for e in page],
-            "next_cursor": cursors.encode(page[-1].id) if len(rows) > limit and page else None}
+    return paging.page_of([entitlement_json(e) for e in page], int(len(rows) > limit),
+                          (page[-1].id,) if page else None).as_api()

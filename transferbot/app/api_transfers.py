@@ -27,7 +27,7 @@ from transferbot.app.queries.views import summary_of
 from transferbot.core.domain import AccountKind, Role, TransferStatus
 from transferbot.core.errors import Refusal, Unknown
 from transferbot.outbound import certdoc
-from transferbot.store import cursors
+from transferbot.store import paging
 from transferbot.store.models import Account, Entitlement, Party, Transfer
 
 NO_RESELLER = "unknown reseller (to_reseller is not the id of a reseller account)"
@@ -90,7 +90,7 @@ def transfers_page(session: Session, principal: Principal, status: str | None, e
     """Transfers, oldest first, ``limit`` at a time after ``cursor``."""
     if status is not None and status not in {s.value for s in TransferStatus}:
         raise Refusal(f"status {status!r} is not one of {', '.join(s.value for s in TransferStatus)}")
-    after = cursors.decode(cursor, 2)
+    after = paging.decode(cursor, 2)
     query = select(Transfer).order_by(col(Transfer.created_at), col(Transfer.id))
     if status is not None:
         query = query.where(Transfer.status == status)
@@ -103,16 +103,15 @@ def transfers_page(session: Session, principal: Principal, status: str | None, e
         try:
             at = datetime.fromisoformat(after[0])
         except ValueError:
-            raise Refusal("cursor is not one this listing gave (pass next_cursor back as it is)") from None
+            raise paging.refused() from None
         if at.tzinfo is None:
-            raise Refusal("cursor is not one this listing gave (pass next_cursor back as it is)")
+            raise paging.refused()
         query = query.where(sa.or_(col(Transfer.created_at) > at,
                                    sa.and_(col(Transfer.created_at) == at, col(Transfer.id) > after[1])))
     rows = list(session.exec(query.limit(limit + 1)))
-    page, more = rows[:limit], len(rows) > limit
-    last = page[-1] if page else None
-    return {"items": [summary_of(session, t) for t in page],
-            "next_cursor": cursors.encode(iso(last.created_at), last.id) if more and last else None}
+    page, more = rows[:limit], int(len(rows) > limit)
+    last = (iso(page[-1].created_at) or "", page[-1].id) if page else None
+    return paging.page_of([summary_of(session, t) for t in page], more, last).as_api()
 
 
 def cancel(session: Session, app: App, principal: Principal, transfer_id: str, reason: str,

@@ -12,10 +12,10 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from transferbot.app.context import App
 from transferbot.core.clock import now as clock_now
@@ -24,9 +24,9 @@ from transferbot.inbound.intake import Arrival
 from transferbot.inbound.reader.reading import digest_of
 from transferbot.inbound.wire import message_id_of, storable
 from transferbot.store.models import InboundMessage, InboundRaw, table_of
+from transferbot.store.queues import INBOX
 
 log = logging.getLogger(__name__)
-INBOUND_CHANNEL = "transferbot_inbound"
 
 
 _INSERT_MESSAGE = (
@@ -84,7 +84,7 @@ def _insert_sqlite(session: Session, arrivals: Sequence[Arrival]) -> list[int]:
 def store_arrivals(session: Session, app: App, arrivals: Sequence[Arrival]) -> list[int]:
     """insert_arrivals, and a wake-up for the readers of every daemon when it commits."""
     ids = insert_arrivals(session, arrivals)
-    app.store.notify(session, INBOUND_CHANNEL)
+    app.store.notify(session, INBOX.channel)
     return ids
 
 
@@ -111,26 +111,16 @@ class Stored:
 
 def claim_unread(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Stored]:
     """The oldest messages stored but not read, leased to ``owner``, with their bytes."""
-    query = (select(InboundMessage.id, InboundMessage.lease_owner)
-             .where(InboundMessage.state == InboxState.NEW,
-                    sa.or_(col(InboundMessage.lease_until).is_(None), col(InboundMessage.lease_until) < now),
-                    sa.or_(col(InboundMessage.next_read_at).is_(None), col(InboundMessage.next_read_at) <= now))
-             .order_by(col(InboundMessage.id)).limit(limit).with_for_update(skip_locked=True))
-    claimed = list(session.exec(query))
-    if not claimed:
+    leases = INBOX.claim(session, owner, now, lease_seconds, limit)
+    if not leases:
         return []
-    ids = [int(i or 0) for i, _ in claimed]
-    previous = {int(i or 0): o for i, o in claimed}
-    table = table_of(InboundMessage)
-    session.connection().execute(sa.update(table).where(table.c.id.in_(ids)).values(
-        lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)))
-    raw = table_of(InboundRaw)
+    taken = {lease.id for lease in leases if lease.taken_over}
+    table, raw = INBOX.table, table_of(InboundRaw)
     rows = session.connection().execute(
         sa.select(table.c.id, table.c.mail_from, table.c.rcpt_tos, table.c.peer, table.c.helo, table.c.auth_tries,
                   raw.c.raw)
-        .join(raw, raw.c.id == table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id))
-    return [Stored(int(i or 0), bytes(data), mail_from, tuple(rcpts), peer, helo, tries,
-                   taken_over=bool(previous.get(int(i or 0))) and previous[int(i or 0)] != owner)
+        .join(raw, raw.c.id == table.c.id).where(table.c.id.in_([lease.id for lease in leases])).order_by(table.c.id))
+    return [Stored(int(i or 0), bytes(data), mail_from, tuple(rcpts), peer, helo, tries, taken_over=int(i or 0) in taken)
             for i, mail_from, rcpts, peer, helo, tries, data in rows]
 
 

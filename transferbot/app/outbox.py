@@ -29,7 +29,8 @@ from transferbot.core.domain import MailKind, OutboxStatus, Role
 from transferbot.core.errors import Conflict, Unknown
 from transferbot.outbound.rendering import Outgoing, Renderer, RenderSpec
 from transferbot.store.models import MailSnapshot, OutboundMessage, OutboundRaw, Party, table_of
-from transferbot.store.paging import Page, page_of, parse_cursor
+from transferbot.store.paging import Page, decode_id, page_of
+from transferbot.store.queues import OUTBOX
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +49,15 @@ class Claimed:
 def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int,
               snapshots: dict[int, dict[str, Any]]) -> list[Claimed]:
     """Lease up to ``limit`` due rows to ``owner``; ``snapshots`` caches the shared facts by id (immutable)."""
-    om = table_of(OutboundMessage)
-    ids_query = (sa.select(om.c.id, om.c.lease_owner)
-                 .where(om.c.status == OutboxStatus.QUEUED.value, om.c.next_attempt_at <= now,
-                        sa.or_(om.c.lease_until.is_(None), om.c.lease_until < now))
-                 .order_by(om.c.next_attempt_at, om.c.id).limit(limit).with_for_update(skip_locked=True))
-    conn = session.connection()
-    claimed = list(conn.execute(ids_query))
-    if not claimed:
+    leases = OUTBOX.claim(session, owner, now, lease_seconds, limit)
+    if not leases:
         return []
-    ids = [r[0] for r in claimed]
-    previous = {r[0]: r[1] for r in claimed}
-    conn.execute(sa.update(om).where(om.c.id.in_(ids)).values(
-        lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)))
+    taken = {lease.id for lease in leases if lease.taken_over}
+    om, conn = OUTBOX.table, session.connection()
     rows = list(conn.execute(
         sa.select(om.c.id, om.c.kind, om.c.key, om.c.message_id, om.c.recipients, om.c.created_at, om.c.transfer_id,
                   om.c.render, om.c.snapshot_id, om.c.envelope_from, om.c.attempts)
-        .where(om.c.id.in_(ids)).order_by(om.c.next_attempt_at, om.c.id)))
+        .where(om.c.id.in_([lease.id for lease in leases])).order_by(*OUTBOX.ordering())))
     wanted = {r.snapshot_id for r in rows if r.snapshot_id is not None and r.snapshot_id not in snapshots}
     if wanted:
         snaps = table_of(MailSnapshot)
@@ -77,17 +70,13 @@ def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float,
         raws = {i: bytes(b) for i, b in conn.execute(sa.select(raw.c.id, raw.c.raw).where(raw.c.id.in_(legacy)))}
     return [Claimed(Outgoing(r.id, r.kind, r.key, r.message_id, tuple(r.recipients), _aware(r.created_at),
                              r.transfer_id, r.render, r.snapshot_id), r.envelope_from, r.attempts,
-                    legacy_raw=raws.get(r.id, b"") if r.id in legacy else None,
-                    taken_over=bool(previous[r.id]) and previous[r.id] != owner)
+                    legacy_raw=raws.get(r.id, b"") if r.id in legacy else None, taken_over=r.id in taken)
             for r in rows]
 
 
 def release(session: Session, owner: str, ids: Sequence[int]) -> None:
     """Give back rows claimed but not attempted (a daemon stopping): due again at once for any daemon."""
-    om = table_of(OutboundMessage)
-    session.connection().execute(sa.update(om).where(om.c.id.in_(list(ids)), om.c.lease_owner == owner,
-                                                     om.c.status == OutboxStatus.QUEUED.value)
-                                 .values(lease_owner="", lease_until=None))
+    OUTBOX.release(session, owner, ids)
 
 
 def _aware(value: datetime) -> datetime:
@@ -242,7 +231,7 @@ def outbox_summary(r: OutboundMessage) -> dict[str, Any]:
 
 def outbox_page(app: App, status: str | None = None, limit: int = 500, cursor: str | None = None) -> Page:
     """Outgoing messages, newest first, ``limit`` at a time before ``cursor``."""
-    before = parse_cursor(cursor)
+    before = decode_id(cursor, "--cursor")
     with app.store.read() as session:
         query = select(OutboundMessage).order_by(col(OutboundMessage.id).desc())
         count = select(sa.func.count()).select_from(OutboundMessage)

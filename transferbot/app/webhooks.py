@@ -33,11 +33,11 @@ from transferbot.outbound.webhooks.delivery import _origin as origin_of
 from transferbot.outbound.webhooks.events import event_type
 from transferbot.outbound.webhooks.urls import UrlError, validate_url
 from transferbot.store.models import Account, Party, Transfer, WebhookDelivery, WebhookEndpoint, WebhookEvent, table_of
-from transferbot.store.paging import Page, page_of, parse_cursor
+from transferbot.store.paging import Page, decode_id, page_of
+from transferbot.store.queues import WEBHOOKS
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_CHANNEL = "transferbot_webhooks"
 HISTORY = 60  # attempts kept per delivery (three days of backoff make about 25)
 TERMINAL = {TransferStatus.COMPLETED: EventType.COMPLETED, TransferStatus.DECLINED: EventType.DECLINED,
             TransferStatus.EXPIRED: EventType.EXPIRED, TransferStatus.CANCELLED: EventType.CANCELLED}
@@ -208,7 +208,7 @@ def queue_events(app: App, session: Session, t: Transfer, change: Change, before
             log.info("%s: webhook %s %s (%s view) queued for %d endpoint(s)", t.id, event.event_id, kind.value,
                      audience, len(wanted))
     if queued:
-        app.store.notify(session, WEBHOOK_CHANNEL)
+        app.store.notify(session, WEBHOOKS.channel)
     return queued
 
 
@@ -241,53 +241,27 @@ def _aware(value: datetime) -> datetime:
 
 def claim_due(session: Session, owner: str, now: datetime, lease_seconds: float, limit: int) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries to ``owner`` (to endpoints still active)."""
-    d = table_of(WebhookDelivery)
-    e = table_of(WebhookEndpoint)
-    v = table_of(WebhookEvent)
-    active = sa.select(e.c.id).where(e.c.removed_at.is_(None), e.c.disabled_at.is_(None))
-    ids_query = (sa.select(d.c.id, d.c.lease_owner)
-                 .where(d.c.status == DeliveryStatus.QUEUED, d.c.next_attempt_at <= now, d.c.endpoint_id.in_(active),
-                        sa.or_(d.c.lease_until.is_(None), d.c.lease_until < now))
-                 .order_by(d.c.next_attempt_at, d.c.id).limit(limit).with_for_update(skip_locked=True))
-    conn = session.connection()
-    claimed = list(conn.execute(ids_query))
-    if not claimed:
+    leases = WEBHOOKS.claim(session, owner, now, lease_seconds, limit)
+    if not leases:
         return []
-    ids = [r[0] for r in claimed]
-    previous = {r[0]: r[1] for r in claimed}
-    conn.execute(sa.update(d).where(d.c.id.in_(ids)).values(
-        lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)))
-    rows = conn.execute(
+    taken = {lease.id for lease in leases if lease.taken_over}
+    d, e, v = WEBHOOKS.table, table_of(WebhookEndpoint), table_of(WebhookEvent)
+    rows = session.connection().execute(
         sa.select(d.c.id, d.c.type, d.c.attempts, v.c.event_id, v.c.payload, e.c.url, e.c.secret)
         .select_from(d.join(v, v.c.id == d.c.event_id).join(e, e.c.id == d.c.endpoint_id))
-        .where(d.c.id.in_(ids)).order_by(d.c.next_attempt_at, d.c.id))
-    return [Claimed(r.id, r.event_id, r.type, r.url, r.secret, bytes(r.payload), r.attempts,
-                    taken_over=bool(previous[r.id]) and previous[r.id] != owner) for r in rows]
+        .where(d.c.id.in_([lease.id for lease in leases])).order_by(*WEBHOOKS.ordering()))
+    return [Claimed(r.id, r.event_id, r.type, r.url, r.secret, bytes(r.payload), r.attempts, taken_over=r.id in taken)
+            for r in rows]
 
 
 def next_due(session: Session) -> datetime | None:
-    """When the soonest queued delivery can next be claimed: its next attempt, or the end of the lease
-    someone holds on it (the dispatcher sleeps no longer than that, and does not spin while a delivery
-    is under way)."""
-    d = table_of(WebhookDelivery)
-    e = table_of(WebhookEndpoint)
-    active = sa.select(e.c.id).where(e.c.removed_at.is_(None), e.c.disabled_at.is_(None))
-    claimable = sa.case((d.c.lease_until > d.c.next_attempt_at, d.c.lease_until), else_=d.c.next_attempt_at)
-    value = session.connection().execute(sa.select(sa.func.min(claimable)).where(
-        d.c.status == DeliveryStatus.QUEUED, d.c.endpoint_id.in_(active))).scalar()
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite's min() hands back the stored text
-        value = datetime.fromisoformat(value)
-    return _aware(value)
+    """When the soonest queued delivery (to an active endpoint) can next be claimed."""
+    return WEBHOOKS.next_due(session)
 
 
 def release(session: Session, owner: str, ids: Sequence[int]) -> None:
     """Give back deliveries claimed but not attempted (a daemon stopping): due again at once for any daemon."""
-    d = table_of(WebhookDelivery)
-    session.connection().execute(sa.update(d).where(d.c.id.in_(list(ids)), d.c.lease_owner == owner,
-                                                    d.c.status == DeliveryStatus.QUEUED)
-                                 .values(lease_owner="", lease_until=None))
+    WEBHOOKS.release(session, owner, ids)
 
 
 def record(session: Session, app: App, owner: str, results: Sequence[Result]) -> None:
@@ -380,7 +354,7 @@ def deliveries_of_transfer(session: Session, transfer_id: str) -> list[dict[str,
 
 def deliveries_page(app: App, endpoint_id: int | None = None, limit: int = 100, cursor: str | None = None) -> Page:
     """Deliveries, newest first, ``limit`` at a time before ``cursor``."""
-    before = parse_cursor(cursor)
+    before = decode_id(cursor, "--cursor")
     with app.store.read() as session:
         if endpoint_id is not None and session.get(WebhookEndpoint, endpoint_id) is None:
             raise Unknown(f"unknown webhook endpoint #{endpoint_id}")
@@ -414,5 +388,5 @@ def requeue_delivery(session: Session, app: App, delivery_id: int, at: datetime)
     row.status, row.next_attempt_at, row.queued_at, row.round_attempts = DeliveryStatus.QUEUED, at, at, 0
     row.lease_owner, row.lease_until = "", None
     session.add(row)
-    app.store.notify(session, WEBHOOK_CHANNEL)
+    app.store.notify(session, WEBHOOKS.channel)
     return row

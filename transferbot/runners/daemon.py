@@ -27,8 +27,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from transferbot.app import arrivals
 from transferbot.app.context import App
-from transferbot.app.effects.mail import OUTBOX_CHANNEL
-from transferbot.app.webhooks import WEBHOOK_CHANNEL
 from transferbot.http import app as http_app
 from transferbot.http.health import Readiness
 from transferbot.http.metrics import DaemonCounters, Metrics
@@ -41,7 +39,7 @@ from transferbot.runners.mail_dispatcher import Dispatcher
 from transferbot.runners.reader import ReadLoop
 from transferbot.runners.sweeper import SweepStats, schedule_sweep
 from transferbot.runners.webhook_dispatcher import WebhookDispatcher
-from transferbot.store import leases
+from transferbot.store import queues
 
 if TYPE_CHECKING:
     from transferbot.inbound.senderauth import Resolver
@@ -105,7 +103,7 @@ class Daemon:
         cfg = self.app.config.inbound
         loop = asyncio.get_running_loop()
         if self.app.store.single_daemon():
-            taken = await self.app.store.transact(leases.release_all)
+            taken = await self.app.store.transact(queues.release_all)
             self.reader.taken_over += taken["inbound"]
             self.dispatcher.taken_over += taken["outbox"]
             self.webhooks.taken_over += taken["webhooks"]
@@ -117,9 +115,9 @@ class Daemon:
             asyncio.create_task(self.reader.run(), name="reader"),
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
             asyncio.create_task(self.webhooks.run(), name="webhooks"),
-            asyncio.create_task(self.app.store.listen({arrivals.INBOUND_CHANNEL: self.reader.poke,
-                                                       OUTBOX_CHANNEL: self.dispatcher.poke,
-                                                       WEBHOOK_CHANNEL: self.webhooks.poke}), name="listen"),
+            asyncio.create_task(self.app.store.listen({queues.INBOX.channel: self.reader.poke,
+                                                       queues.OUTBOX.channel: self.dispatcher.poke,
+                                                       queues.WEBHOOKS.channel: self.webhooks.poke}), name="listen"),
         ]
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone="UTC")
         schedule_sweep(self.scheduler, self.app, self.wake_dispatchers, self.sweeps)

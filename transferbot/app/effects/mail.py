@@ -30,13 +30,14 @@ from transferbot.core.domain import Decision, MailKind, OutboxStatus
 from transferbot.core.tokens import new_token
 from transferbot.outbound.rendering import RenderSpec
 from transferbot.store.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer, table_of
+from transferbot.store.queues import OUTBOX
 
 log = logging.getLogger(__name__)
 
 # Mail that asks its reader for an answer: it carries the reply marker and the deadline.
 ASKING = frozenset({MailKind.CONFIRMATION, MailKind.REMINDER, MailKind.LAST_CALL, MailKind.HELP,
                     MailKind.IGNORED_SENDER})
-OUTBOX_CHANNEL = "transferbot_outbox"
+OUTBOX_CHANNEL = OUTBOX.channel
 _SNAPSHOTS = table_of(MailSnapshot)
 _INSERT_SNAPSHOT = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
 _INSERT_SNAPSHOTS = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id, sort_by_parameter_order=True)

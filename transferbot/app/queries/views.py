@@ -16,7 +16,7 @@ from transferbot.store.models import (
     InboundMessage,
     Transfer,
 )
-from transferbot.store.paging import Page, page_of, parse_cursor
+from transferbot.store.paging import Page, decode_id, page_of
 
 
 def _summary(session: Session, t: Transfer) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def summary_of(session: Session, t: Transfer) -> dict[str, Any]:
 
 def inbox_page(app: App, transfer_id: str | None = None, limit: int = 1000, cursor: str | None = None) -> Page:
     """Inbound messages, oldest first, ``limit`` at a time after ``cursor``."""
-    after = parse_cursor(cursor)
+    after = decode_id(cursor, "--cursor")
     with app.store.read() as session:
         query = select(InboundMessage).order_by(col(InboundMessage.id))
         count = select(sa.func.count()).select_from(InboundMessage)
