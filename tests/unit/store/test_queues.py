@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from pathlib import Path
 
-import pytest
 from sqlmodel import Session
 
-from transferbot.app.context import App
+from tests.conftest import make_config
+from transferbot.app.context import App, open_app
 from transferbot.core.clock import now
+from transferbot.devtools.sink import MailSink
 from transferbot.store.models import OutboundMessage
 from transferbot.store.queues import OUTBOX, QUEUES, release_all
 
@@ -56,10 +58,17 @@ def test_two_owners_claiming_at_once_never_get_the_same_row(app: App) -> None:
     assert sorted(got["one"] + got["two"]) == ids, "every row claimed once"
 
 
-def test_a_claim_in_flight_is_skipped_by_another_owner(app: App, backend: str) -> None:
-    """PostgreSQL: a claim not yet committed locks its rows; a second claim skips them instead of waiting."""
-    if backend != "postgresql":
-        pytest.skip("SQLite has one writer: claims cannot overlap there")
+def test_a_claim_in_flight_is_skipped_by_another_owner(tmp_path: Path, sink: MailSink, postgres_url: str) -> None:
+    """PostgreSQL: a claim not yet committed locks its rows; a second claim skips them instead of waiting (on
+    SQLite, with one writer, claims cannot overlap)."""
+    app = open_app(make_config(tmp_path, sink.port, database={"url": postgres_url}))
+    try:
+        _claims_skip_what_another_holds(app)
+    finally:
+        app.store.close()
+
+
+def _claims_skip_what_another_holds(app: App) -> None:
     ids = _queue_mail(app, 4)
     with Session(app.store.engine) as first, first.begin():
         held = [lease.id for lease in OUTBOX.claim(first, "one", now(), 60.0, 2)]
