@@ -23,6 +23,7 @@ from transferbot.app import outbox, registry
 from transferbot.app.arrivals import store_inbound
 from transferbot.app.context import App, open_app
 from transferbot.app.effects.mail import Mailer
+from transferbot.app.effects.work import Work
 from transferbot.app.queries.views import transfer_detail
 from transferbot.app.replies import read_inbound
 from transferbot.app.transfers import request_transfer
@@ -216,7 +217,7 @@ def test_a_wrong_relay_password_is_retried_not_lost(tmp_path: Path) -> None:
 def test_a_bounced_operator_alert_raises_no_further_alert(app: App, sink: MailSink) -> None:
     """The operator address failing must not make transferbot mail it again about itself, forever."""
     with app.store.write() as session:
-        mailer = Mailer(app, session, None, [], now())
+        mailer = Mailer(app, Work(session), None, [], now())
         mailer.to_operator("bounce", [("message", "<x@y>")])
         [alert] = mailer.done()
         key = alert.key

@@ -17,7 +17,6 @@ from sqlmodel import Session, col, select
 
 from transferbot.app import registry
 from transferbot.app.apikeys import Principal, unseen
-from transferbot.app.effects.facts import forget_names
 from transferbot.core.domain import AccountKind, EntitlementState, TransferStatus
 from transferbot.core.errors import Conflict, Refusal, Unknown
 from transferbot.store import paging
@@ -61,7 +60,6 @@ def put_account(session: Session, account_id: str, kind: str, name: str, emails:
         if account.kind != kind_value:
             raise Conflict(f"account {account_id} is a {account.kind}; its kind cannot change to {kind_value}")
         account.name = name
-        forget_names(session)
         account.locale = locale or account.locale
         account.timezone = timezone or account.timezone
         session.add(account)

@@ -23,6 +23,7 @@ from transferbot.app.context import App
 from transferbot.app.effects import transition
 from transferbot.app.effects.facts import addresses_of, facts_of, lock_transfer, parties_of
 from transferbot.app.effects.mail import alert_operator
+from transferbot.app.effects.work import Work
 from transferbot.core import rules
 from transferbot.core.backoff import backoff
 from transferbot.core.domain import MailKind, OutboxStatus, Role
@@ -258,6 +259,7 @@ def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime,
             if row.status != OutboxStatus.FAILED.value:
                 raise Conflict(f"outbox message #{item_id} is {row.status}, not failed")
             rows = [row]
+        unit = Work(session)  # one for every row's change: the names and chain heads are read once
         for row in rows:
             row.status, row.next_attempt_at, row.lease_owner, row.lease_until = OutboxStatus.QUEUED.value, now, "", None
             row.give_up_at = now + timedelta(hours=app.config.outbound.give_up_after_hours)
@@ -266,7 +268,7 @@ def retry_outbox(app: App, item_id: int | None, all_failed: bool, now: datetime,
             if t is not None:
                 change = rules.retried("mail-retried", {"outbound": row.id, "message_id": row.message_id,
                                                         "mail": row.kind}, by)
-                transition.apply(app, session, t, change, now)
+                transition.apply(app, session, t, change, now, work=unit)
         if rows:
             log.info("outbox: %d failed message(s) queued again by %s: %s", len(rows), by,
                      ", ".join(f"#{r.id}" for r in rows))

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlmodel import Session, col, select
 
 from transferbot.app.context import App
-from transferbot.app.effects.facts import forget_names
 from transferbot.core.addresses import AddressError, normalize_address
 from transferbot.core.clock import now
 from transferbot.core.domain import AccountKind, EntitlementState
@@ -166,7 +165,6 @@ def update_account(
             raise Unknown(f"unknown account {account_id!r}")
         if name is not None:
             account.name = name
-            forget_names(session)
         if locale is not None:
             account.locale = locale
         if timezone is not None:

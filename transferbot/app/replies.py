@@ -21,7 +21,6 @@ from sqlmodel import Session, select
 from transferbot.app.arrivals import load_raw
 from transferbot.app.context import App
 from transferbot.app.effects import transition
-from transferbot.app.effects.audit import forget_heads
 from transferbot.app.effects.facts import (
     addresses_for,
     addresses_of,
@@ -32,6 +31,7 @@ from transferbot.app.effects.facts import (
 )
 from transferbot.app.effects.lookup import DbLookup
 from transferbot.app.effects.mail import alert_operator
+from transferbot.app.effects.work import Work
 from transferbot.config import Config
 from transferbot.core import rules
 from transferbot.core.backoff import backoff
@@ -101,10 +101,11 @@ def explain(config: Config, raw: bytes, mail_from: str = "", rcpt_tos: list[str]
 def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
     """Act on read messages in this transaction; returns the outcomes, in order.
 
-    The whole batch is tried first in one savepoint, its events and mail written together at the end
-    (transition.batched). Should acting on any message raise, that savepoint is rolled back and the
-    batch is acted on again a message at a time, each in a savepoint of its own, so that only the
-    message that raises is marked failed.
+    The whole batch is tried first in one savepoint, as one deferred unit of work (effects.work.Work):
+    its events and mail are written together at the end. Should acting on any message raise, that
+    savepoint is rolled back, what the Work held is forgotten, and the batch is acted on again a message
+    at a time, each in a savepoint of its own and written as it is acted on, so that only the message
+    that raises is marked failed.
 
     Where several daemons write at once, the transfers the batch concerns are locked first, in one
     order (by id), so two batches never wait for each other in a cycle; should a lock be taken later
@@ -113,20 +114,25 @@ def apply_batch(session: Session, app: App, batch: Sequence[Item]) -> list[str]:
     locked: set[str] = set()
     if not app.store.serialises_writes:
         locked = lock_in_order(session, [r for _i, r, _a in batch if not isinstance(r, str)], app.secret)
+    work = Work(session, deferred=True)
     try:
-        with session.begin_nested(), transition.batched(session):
-            return [_fail(session, inbound_id, reading) if isinstance(reading, str)
-                    else act(session, app, inbound_id, reading, auth, locked) for inbound_id, reading, auth in batch]
+        with session.begin_nested():
+            outcomes = [_fail(session, inbound_id, reading) if isinstance(reading, str)
+                        else act(session, app, inbound_id, reading, auth, locked, work=work)
+                        for inbound_id, reading, auth in batch]
+            work.flush()
+            return outcomes
     except Exception as exc:  # noqa: BLE001 - rolled back: each message again, alone
-        transition.forget_batch(session)
+        work.forget()
         if transient(exc):
             raise  # a deadlock or a lost race: the whole batch runs again
         if len(batch) > 1:
             log.warning("acting on a batch of %d messages raised (%s); acting on each alone", len(batch), exc)
-    return _one_by_one(session, app, batch, locked)
+    work.deferred = False  # a message at a time now (the names and endpoints it read still hold)
+    return _one_by_one(session, app, batch, locked, work)
 
 
-def _one_by_one(session: Session, app: App, batch: Sequence[Item], locked: set[str]) -> list[str]:
+def _one_by_one(session: Session, app: App, batch: Sequence[Item], locked: set[str], work: Work) -> list[str]:
     outcomes: list[str] = []
     for inbound_id, reading, auth in batch:
         if isinstance(reading, str):
@@ -134,9 +140,9 @@ def _one_by_one(session: Session, app: App, batch: Sequence[Item], locked: set[s
             continue
         try:
             with session.begin_nested():
-                outcomes.append(act(session, app, inbound_id, reading, auth, locked))
+                outcomes.append(act(session, app, inbound_id, reading, auth, locked, work=work))
         except Exception as exc:  # noqa: BLE001 - kept, marked failed, can be read again
-            forget_heads(session)
+            work.forget()
             if transient(exc):
                 raise  # a deadlock or a lost race: the whole batch runs again
             log.exception("inbound #%s: acting on it raised; marked failed", inbound_id)
@@ -180,9 +186,10 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
 
 
 def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: AuthOutcome | None = None,
-        locked: Collection[str] = ()) -> str:
+        locked: Collection[str] = (), *, work: Work | None = None) -> str:
     """Run the chain on one read message and apply its verdict (inside the caller's transaction).
-    ``locked``: transfers this transaction locked before reading (apply_batch's lock_in_order)."""
+    ``locked``: transfers this transaction locked before reading (apply_batch's lock_in_order); ``work``:
+    the unit of work the verdict's change joins (apply_batch's), else one of its own."""
     row = session.exec(_LOCK_INBOUND, params={"inbound_id": inbound_id}).first()
     if row is None:
         raise KeyError(inbound_id)
@@ -212,7 +219,7 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: Aut
             row.transfer_id, row.party_id = first.transfer_id, first.party_id
     session.add(row)
     session.flush()
-    _apply(app, session, row, reading, verdict, now, auth, t)
+    _apply(app, session, row, reading, verdict, now, auth, t, work)
     log.info("inbound #%s %s: %s (%s)", row.id, row.message_id or "(no Message-ID)", verdict.outcome.value,
              verdict.decided_by)
     return row.outcome
@@ -303,10 +310,11 @@ def _record_retry(session: Session, app: App, transfer_id: str, row: InboundMess
 # -- from a verdict to a change ---------------------------------------------------------------------
 
 def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, verdict: Verdict,
-           now: datetime, auth: AuthOutcome | None = None, transfer: Transfer | None = None) -> None:
-    """``transfer``: the verdict's transfer, as ``act`` locked it."""
+           now: datetime, auth: AuthOutcome | None = None, transfer: Transfer | None = None,
+           work: Work | None = None) -> None:
+    """``transfer``: the verdict's transfer, as ``act`` locked it; ``work``: as for ``act``."""
     if verdict.outcome is Outcome.BOUNCE:
-        _apply_bounce(app, session, row, reading, verdict, now)
+        _apply_bounce(app, session, row, reading, verdict, now, work)
         return
     if verdict.outcome is Outcome.BOUNCE_IGNORED:
         return  # recorded with its reason on the message, and nothing else: it is no bounce of ours
@@ -314,7 +322,7 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
     if info is None:
         return
     if info.revoked:
-        _from_replaced_contact(app, session, row, reading, info.party_id, now)
+        _from_replaced_contact(app, session, row, reading, info.party_id, now, work)
         return
     t = transfer if transfer is not None and transfer.id == info.transfer_id else lock_transfer(session, info.transfer_id)
     assert t is not None
@@ -342,14 +350,14 @@ def _apply(app: App, session: Session, row: InboundMessage, reading: Reading, ve
         change = rules.reply_notice(facts, role, MailKind.IGNORED_SENDER, now,
                                     _ignored(session, parties, party, reading, verdict, auth))
     change = dataclasses.replace(change, events=(heard, *change.events))
-    transition.apply(app, session, t, change, now, parties=parties, cause=row, addresses=addresses)
+    transition.apply(app, session, t, change, now, work=work, parties=parties, cause=row, addresses=addresses)
     if change.decisions:
         log.info("%s: %s %s (inbound #%s); transfer %s", t.id, party.role,
                  next(iter(change.decisions.values())).value, row.id, t.status)
 
 
 def _from_replaced_contact(app: App, session: Session, row: InboundMessage, reading: Reading, party_id: int,
-                           now: datetime) -> None:
+                           now: datetime, work: Work | None) -> None:
     """A reply from a contact that no longer answers for its account: recorded on the transfer, and the
     old contact told again that it no longer answers (at most once a day, and only at an address it was
     mailed at: never at an address a sender makes up)."""
@@ -369,7 +377,7 @@ def _from_replaced_contact(app: App, session: Session, row: InboundMessage, read
         revoked.last_notice_at = now
         session.add(revoked)
         notices = (rules.Notice(MailKind.CONTACT_REPLACED, (Role(party.role),), addresses=(sender,)),)
-    transition.apply(app, session, t, rules.Change(events=(heard,), notices=notices), now)
+    transition.apply(app, session, t, rules.Change(events=(heard,), notices=notices), now, work=work)
 
 
 def _ignored(session: Session, parties: list[Party], party: Party, reading: Reading, verdict: Verdict,
@@ -389,7 +397,7 @@ def _ignored(session: Session, parties: list[Party], party: Party, reading: Read
 
 
 def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Reading, verdict: Verdict,
-                  now: datetime) -> None:
+                  now: datetime, work: Work | None) -> None:
     """A bounce at the bounce address of one outgoing mail (check_bounce): a permanent one marks undeliverable
     the addresses it names that this mail went to and that are still the party's, and no other."""
     bounce = reading.bounce
@@ -404,7 +412,7 @@ def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Read
     if t is None:
         if bounce.permanent:
             alert_operator(app, session, "bounce", [("message", row.message_id or f"inbound #{row.id}"),
-                                                    ("reason", verdict.reason)], now)
+                                                    ("reason", verdict.reason)], now, work=work)
         return
     parties = parties_of(session, t.id)
     party = next((p for p in parties if outbound is not None and p.id == outbound.party_id), None)
@@ -430,4 +438,4 @@ def _apply_bounce(app: App, session: Session, row: InboundMessage, reading: Read
             alert = rules.Alert("bounce", (("role", party.role), ("address", ", ".join(refused)),
                                            ("reason", verdict.reason)))
             change = rules.Change(updates=marked.updates, events=(heard, *marked.events), alerts=(alert,))
-    transition.apply(app, session, t, change, now, parties=parties)
+    transition.apply(app, session, t, change, now, work=work, parties=parties)

@@ -22,6 +22,7 @@ from transferbot.app.effects import transition
 from transferbot.app.effects.audit import load_heads
 from transferbot.app.effects.facts import account_names, addresses_for, facts_of, parties_for
 from transferbot.app.effects.schedule import policy_of, reschedule
+from transferbot.app.effects.work import Work
 from transferbot.core import rules
 from transferbot.core.domain import TransferStatus
 from transferbot.store.models import Entitlement, Transfer
@@ -39,7 +40,8 @@ class Swept:
 
 def sweep_batch(session: Session, app: App, now: datetime, limit: int = BATCH,
                 skip: Collection[str] = ()) -> Swept:
-    """Claim up to ``limit`` due transfers and do what is due for each, in this transaction."""
+    """Claim up to ``limit`` due transfers and do what is due for each, in this transaction: one unit of
+    work, deferred, so that the batch's events and mail are a statement per table, written at its end."""
     query = (select(Transfer).where(Transfer.status == TransferStatus.PENDING.value,
                                     col(Transfer.next_due_at) <= now)
              .order_by(col(Transfer.next_due_at)).limit(limit).with_for_update(skip_locked=True))
@@ -48,27 +50,28 @@ def sweep_batch(session: Session, app: App, now: datetime, limit: int = BATCH,
     transfers = list(session.exec(query))
     policy = policy_of(app.config)
     acted = 0
+    work = Work(session, deferred=True)
     # What the batch's transfers need, loaded for all of them at once.
     parties_by = parties_for(session, [t.id for t in transfers])
     addresses = addresses_for(session, [p.id for parties in parties_by.values() for p in parties])
     if transfers:
-        load_heads(session, [t.id for t in transfers])
+        load_heads(work, [t.id for t in transfers])
         ents = list(session.exec(select(Entitlement).where(col(Entitlement.id).in_([t.entitlement_id
                                                                                     for t in transfers]))))
         account_names(session, [a for e in ents for a in (e.customer_id, e.isv_id, e.reseller_id)]
                       + [t.to_reseller_id for t in transfers]
-                      + [p.account_id for parties in parties_by.values() for p in parties])
-    with transition.batched(session):  # the batch's events and mail: a statement per table (it is one transaction)
-        for t in transfers:
-            parties = parties_by[t.id]
-            change = rules.sweep(facts_of(session, t, parties, addresses), policy, now)
-            if change is None:
-                reschedule(app.config, session, t, parties, addresses)  # due time was stale: nothing to do now
-                continue
-            transition.apply(app, session, t, change, now, parties=parties, addresses=addresses)
-            acted += 1
-            if change.status is TransferStatus.EXPIRED:
-                log.info("%s: expired; unanswered: %s", t.id, ", ".join(change.events[0][1]["unanswered"]))
+                      + [p.account_id for parties in parties_by.values() for p in parties], work.names)
+    for t in transfers:
+        parties = parties_by[t.id]
+        change = rules.sweep(facts_of(session, t, parties, addresses), policy, now)
+        if change is None:
+            reschedule(app.config, session, t, parties, addresses)  # due time was stale: nothing to do now
+            continue
+        transition.apply(app, session, t, change, now, work=work, parties=parties, addresses=addresses)
+        acted += 1
+        if change.status is TransferStatus.EXPIRED:
+            log.info("%s: expired; unanswered: %s", t.id, ", ".join(change.events[0][1]["unanswered"]))
+    work.flush()  # should anything above raise, nothing is written: the transaction is rolled back
     return Swept(tuple(t.id for t in transfers), acted)
 
 

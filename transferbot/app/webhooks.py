@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from transferbot.app.context import App
-from transferbot.app.effects.mail import alert_operator, write_pending
+from transferbot.app.effects.mail import alert_operator
+from transferbot.app.effects.work import Work
 from transferbot.app.queries.record import ISV, OPERATOR, iso, view_for
 from transferbot.core.domain import AccountKind, DeliveryStatus, Role, TransferStatus
 from transferbot.core.errors import Conflict, Refusal, Unknown
@@ -86,7 +87,6 @@ def add_endpoint(app: App, url: str, events: Sequence[str] = (), isv: str | None
                               created_at=now or datetime.now(UTC))
         session.add(row)
         session.flush()
-        _forget_endpoints(session)
         return row
 
     row = app.store.run(work)
@@ -113,7 +113,6 @@ def remove_endpoint(app: App, endpoint_id: int, now: datetime | None = None) -> 
             raise Unknown(f"unknown webhook endpoint #{endpoint_id}")
         row.removed_at = at
         session.add(row)
-        _forget_endpoints(session)
         return _fail_queued(session, endpoint_id, "endpoint removed")
 
     dropped = app.store.run(work)
@@ -143,27 +142,22 @@ def event_types_of(change: Change, before: str) -> list[EventType]:
 
 
 @dataclass(frozen=True)
-class _Endpoint:
+class ActiveEndpoint:
+    """An endpoint events may be queued for: what deciding whether it wants one needs."""
+
     id: int
     isv_id: str | None
     event_types: tuple[str, ...]
 
 
-_ENDPOINTS = "transferbot.webhook_endpoints"
-
-
-def _active_endpoints(session: Session) -> list[_Endpoint]:
-    """The endpoints events may be queued for, read once per transaction (changing one forgets them)."""
-    known: list[_Endpoint] | None = session.info.get(_ENDPOINTS)
-    if known is None:
-        known = [_Endpoint(e.id or 0, e.isv_id, tuple(e.event_types)) for e in session.exec(select(WebhookEndpoint).where(
-            col(WebhookEndpoint.removed_at).is_(None), col(WebhookEndpoint.disabled_at).is_(None)))]
-        session.info[_ENDPOINTS] = known
-    return known
-
-
-def _forget_endpoints(session: Session) -> None:
-    session.info.pop(_ENDPOINTS, None)
+def _active_endpoints(work: Work) -> list[ActiveEndpoint]:
+    """The endpoints events may be queued for, read once per unit of work (adding, removing or disabling
+    one is a transaction of its own, with no Work)."""
+    if work.endpoints is None:
+        work.endpoints = [ActiveEndpoint(e.id or 0, e.isv_id, tuple(e.event_types)) for e in work.session.exec(
+            select(WebhookEndpoint).where(col(WebhookEndpoint.removed_at).is_(None),
+                                          col(WebhookEndpoint.disabled_at).is_(None)))]
+    return work.endpoints
 
 
 def audience_of(isv_id: str | None) -> str:
@@ -172,19 +166,20 @@ def audience_of(isv_id: str | None) -> str:
     return OPERATOR if isv_id is None else ISV
 
 
-def queue_events(app: App, session: Session, t: Transfer, change: Change, before: str, parties: Sequence[Party],
+def queue_events(app: App, work: Work, t: Transfer, change: Change, before: str, parties: Sequence[Party],
                  now: datetime) -> int:
-    """Write the events ``change`` causes, one delivery per endpoint that wants each (inside the
-    caller's transaction); returns how many deliveries were queued. Nothing is built when no
-    endpoint wants them."""
+    """Write the events ``change`` causes, one delivery per endpoint that wants each (in the change's unit
+    of work, ``work``); returns how many deliveries were queued. Nothing is built when no endpoint wants
+    them."""
     kinds = event_types_of(change, before)
     if not kinds:
         return 0
     isv = next((p.account_id for p in parties if p.role == Role.ISV.value), None)
-    endpoints = [e for e in _active_endpoints(session) if e.isv_id in (None, isv)]
+    endpoints = [e for e in _active_endpoints(work) if e.isv_id in (None, isv)]
     if not endpoints:
         return 0
-    write_pending(session)  # the change's own rows (events, mail) are part of the snapshot
+    session = work.session
+    work.flush()  # the change's own rows (events, mail) are part of the snapshot
     session.flush()
     data: dict[str, dict[str, Any]] = {}  # each audience's view, built once
     queued = 0
@@ -195,7 +190,7 @@ def queue_events(app: App, session: Session, t: Transfer, change: Change, before
             if not wanted:
                 continue
             if audience not in data:
-                data[audience] = view_for(session, t, audience)
+                data[audience] = view_for(session, t, audience, work.names)
             event = WebhookEvent(event_id=new_event_id(), type=kind.value, transfer_id=t.id, created_at=now,
                                  payload=payload(kind, now, data[audience]))
             session.add(event)
@@ -312,7 +307,6 @@ def _disable(app: App, session: Session, row: WebhookDelivery, why: str, at: dat
         return
     endpoint.disabled_at, endpoint.disabled_reason = at, why[:500]
     session.add(endpoint)
-    _forget_endpoints(session)
     session.flush()
     dropped = _fail_queued(session, endpoint.id or 0, f"endpoint disabled: {why}"[:500])
     log.warning("webhook endpoint #%s disabled (%s); %d queued deliveries dropped", endpoint.id, why, dropped)

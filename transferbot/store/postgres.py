@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRIES = 5
+# The channels to NOTIFY when a write transaction commits stay on the session, not in the app's unit of
+# work (app.effects.work): they belong to the transaction, which this store opens and commits (``write``),
+# and a transaction may hold several Works or none (an endpoint's retry, an arrival stored) that all ask.
 _NOTIFY = "transferbot.notify"
 
 

@@ -232,7 +232,7 @@ def test_the_operators_certificate_names_every_address_and_the_partys_copy_none(
 
 def test_a_sweep_batch_writes_its_events_and_mail_in_one_statement_per_table_each_row_with_its_own_snapshot(
         world: App) -> None:
-    """The sweep defers what each transfer's change writes (transition.apply(defer=True)) and writes the whole
+    """The sweep defers what each transfer's change writes (one deferred unit of work, effects.work.Work) and writes the whole
     batch's at the end: the rows must still be exactly those of each change, linked to their own snapshot."""
     from datetime import timedelta
 
@@ -258,6 +258,51 @@ def test_a_sweep_batch_writes_its_events_and_mail_in_one_statement_per_table_eac
                 assert snapshot is not None and snapshot.transfer_id == tid and snapshot.data["t"]["id"] == tid
             trail = events(world, tid)
             assert "expired" in trail and trail.count("mail-queued") >= len(mail) + before[tid]
+
+
+def test_a_works_pending_writes_are_dropped_when_its_batch_raises_and_two_works_share_nothing(world: App) -> None:
+    """A deferred unit of work holds a batch's events and mail until it is flushed: when the batch raises and
+    its savepoint is rolled back, forgetting drops them and the chain heads they moved, so that the batch
+    acted on again chains onto the trail as it stands. A second Work on the same session shares none of it."""
+    from transferbot.app.effects.audit import first_broken
+    from transferbot.app.effects.work import Work
+    from transferbot.core.domain import MailKind
+
+    first, second = request_transfer(world, "ent-direct", "r1"), request_transfer(world, "ent-globex", "r2")
+    trail = {tid: events(world, tid) for tid in (first, second)}
+    mail = {tid: len(rows(world, tid)) for tid in (first, second)}
+    change = rules.Change(events=(("noted", {"by": "test"}),),
+                          notices=(rules.Notice(MailKind.STATUS, (Role.CUSTOMER,)),))
+
+    def written(session: Session, tid: str) -> int:
+        return len(list(session.exec(select(Event.id).where(Event.transfer_id == tid))))
+
+    def batch_raises_then_runs_again(session: Session) -> None:
+        batch, other = Work(session, deferred=True), Work(session)
+        t1, t2 = session.get(Transfer, first), session.get(Transfer, second)
+        assert t1 is not None and t2 is not None
+        with pytest.raises(RuntimeError), session.begin_nested():
+            transition.apply(world, session, t1, change, now(), work=batch)
+            assert [e["kind"] for e in batch.events] == ["noted", "mail-queued"] and len(batch.mail) == 1
+            assert set(batch.heads) == {first} and batch.names
+            assert written(session, first) == len(trail[first]), "deferred: nothing written yet"
+            assert (other.heads, other.events, other.mail, other.names, other.endpoints) == ({}, [], [], {}, None)
+            raise RuntimeError("a later message of the batch")
+        batch.forget()
+        assert (batch.heads, batch.events, batch.mail) == ({}, [], [])
+        transition.apply(world, session, t2, change, now(), work=other)  # not deferred: written at once
+        assert written(session, second) == len(trail[second]) + 2 and (other.events, other.mail) == ([], [])
+        assert set(other.heads) == {second} and (batch.heads, batch.events, batch.mail) == ({}, [], [])
+        transition.apply(world, session, t1, change, now(), work=batch)  # the batch again, from the real head
+        batch.flush()
+
+    world.store.run(batch_raises_then_runs_again)
+    for tid in (first, second):
+        assert events(world, tid) == [*trail[tid], "noted", "mail-queued"], "the rolled-back batch left nothing"
+        assert len(rows(world, tid)) == mail[tid] + 1
+        with world.store.read() as session:
+            chain = list(session.exec(select(Event).where(Event.transfer_id == tid).order_by(col(Event.seq))))
+        assert first_broken(chain) is None
 
 
 def _stored_approvals(app: App, tids: list[str]) -> list[tuple[int, object, object]]:

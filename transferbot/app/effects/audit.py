@@ -16,13 +16,11 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from transferbot.app.effects.work import Work
 from transferbot.store.models import Event, table_of
 
 GENESIS = "0" * 64
-_HEADS = "transferbot.chain_heads"
-_PENDING = "transferbot.events_pending"
 _EVENTS = table_of(Event)
-_INSERT_EVENTS = sa.insert(_EVENTS)
 _LAST_SEQ = (sa.select(_EVENTS.c.transfer_id, sa.func.max(_EVENTS.c.seq).label("seq"))
              .where(_EVENTS.c.transfer_id.in_(sa.bindparam("ids", expanding=True)))
              .group_by(_EVENTS.c.transfer_id).subquery())
@@ -46,58 +44,42 @@ def event_hash(prev_hash: str, transfer_id: str, seq: int, at: datetime, kind: s
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
-def append_event(session: Session, transfer_id: str, kind: str, data: dict[str, Any], at: datetime) -> None:
-    """Add one event at the end of a transfer's chain (inside the caller's transaction).
+def append_event(work: Work, transfer_id: str, kind: str, data: dict[str, Any], at: datetime) -> None:
+    """Add one event at the end of a transfer's chain (inside the Work's transaction).
 
     Events are in commit order, and a timestamp is never earlier than the one
     before it: work timed before its transaction began is stamped when it commits.
-    The chain's head is remembered for the rest of the transaction (the
-    write transaction holds the lock, so nobody else can append meanwhile).
-    The row is written by ``write_events``, with the others appended since, in one
-    statement; ``events_of`` writes them first, so a reader in the transaction sees them."""
-    heads: dict[str, tuple[int, str, datetime | None]] = session.info.setdefault(_HEADS, {})
+    The chain's head is remembered by the Work (the write transaction holds the
+    lock, so nobody else can append meanwhile). The row is written by the Work
+    (``Work.write_events``), with the others appended since, in one statement."""
+    heads = work.heads
     head = heads.get(transfer_id)
     if head is None:
-        load_heads(session, [transfer_id])
+        load_heads(work, [transfer_id])
         head = heads[transfer_id]
     last_seq, prev, last_at = head
     if last_at is not None and at < last_at:
         at = last_at
     seq = last_seq + 1
     digest = event_hash(prev, transfer_id, seq, at, kind, data)
-    session.info.setdefault(_PENDING, []).append({"transfer_id": transfer_id, "seq": seq, "at": at, "kind": kind,
-                                                  "data": data, "prev_hash": prev, "hash": digest})
+    work.events.append({"transfer_id": transfer_id, "seq": seq, "at": at, "kind": kind, "data": data,
+                        "prev_hash": prev, "hash": digest})
     heads[transfer_id] = (seq, digest, at)
 
 
-def load_heads(session: Session, transfer_ids: Iterable[str]) -> None:
-    """Remember the chain heads of several transfers (one query), for the events this transaction appends.
+def load_heads(work: Work, transfer_ids: Iterable[str]) -> None:
+    """Remember the chain heads of several transfers (one query), for the events the Work appends.
     The caller holds the transfers' locks."""
-    heads: dict[str, tuple[int, str, datetime | None]] = session.info.setdefault(_HEADS, {})
+    heads = work.heads
     wanted = sorted({i for i in transfer_ids if i not in heads})
     if not wanted:
         return
-    # Events not yet written are all of transfers whose heads are remembered (forget_heads drops both):
-    # those wanted here have none, so their heads are in the table as it is.
-    rows = session.connection().execute(_HEADS_OF, {"ids": wanted})
+    # The Work's events not yet written are all of transfers whose heads it remembers (Work.forget drops
+    # both): those wanted here have none, so their heads are in the table as it is.
+    rows = work.session.connection().execute(_HEADS_OF, {"ids": wanted})
     found = {r.transfer_id: (r.seq, r.hash, r.at) for r in rows}
     for transfer_id in wanted:
         heads[transfer_id] = found.get(transfer_id, (0, GENESIS, None))
-
-
-def write_events(session: Session) -> int:
-    """Write the events appended and not yet written, in one statement; returns how many."""
-    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
-    if pending:
-        session.connection().execute(_INSERT_EVENTS, pending)
-    return len(pending)
-
-
-def forget_heads(session: Session) -> None:
-    """After a savepoint is rolled back, the remembered heads may name events that are gone (and the
-    events appended in it and not written are dropped with it)."""
-    session.info.pop(_HEADS, None)
-    session.info.pop(_PENDING, None)
 
 
 class ChainLink(Protocol):
@@ -128,6 +110,6 @@ def first_broken(events: Sequence[ChainLink]) -> tuple[int, str] | None:
 
 def events_of(session: Session, transfer_id: str) -> list[ChainLink]:
     """A transfer's trail in order, as read-only rows (every completion notice's certificate reads the whole
-    trail: ORM objects cost several times as much, for nothing here)."""
-    write_events(session)
+    trail: ORM objects cost several times as much, for nothing here). Events a Work holds are not in it
+    until written: a change that reads its own trail writes them first (Work.write_events)."""
     return list(session.connection().execute(_EVENTS_OF, {"transfer_id": transfer_id}))

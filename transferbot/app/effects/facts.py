@@ -73,22 +73,15 @@ def complete_addresses(session: Session, parties: Iterable[Party], addresses: Ad
     return found
 
 
-_NAMES = "transferbot.account_names"
-
-
-def account_names(session: Session, ids: Iterable[str | None]) -> dict[str, str]:
-    """Accounts' names by id. They are remembered for the rest of the transaction (a batch asks for the
-    same accounts again and again); a use case that renames an account forgets them (forget_names)."""
-    known: dict[str, str] = session.info.setdefault(_NAMES, {})
+def account_names(session: Session, ids: Iterable[str | None], known: dict[str, str] | None = None) -> dict[str, str]:
+    """Accounts' names by id. ``known``, a unit of work's (Work.names), remembers them for the rest of its
+    changes: a batch asks for the same accounts again and again."""
+    known = known if known is not None else {}
     wanted = {i for i in ids if i}
     missing = wanted - known.keys()
     if missing:
         known.update((i, name) for i, name in session.connection().execute(_NAMES_OF, {"ids": sorted(missing)}))
     return {i: known[i] for i in wanted if i in known}
-
-
-def forget_names(session: Session) -> None:
-    session.info.pop(_NAMES, None)
 
 
 def transfer_key(transfer_id: str) -> str:

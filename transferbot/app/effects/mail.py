@@ -7,9 +7,9 @@ copy of the certificate when the transfer completed); what differs per recipient
 Rendering (transferbot.outbound.rendering) reads only those two, so any daemon renders the same bytes at
 any time, and a retry sends the same message.
 
-The rows are written when the Mailer is done, or, for a batch of changes (the sweep's, the reader's:
-transition.batched), once for all of them by ``write_pending`` when the batch ends: a statement per
-table, not per change.
+The rows are queued on the change's unit of work (effects.work.Work) and written when the Mailer is
+done, or, for a batch of changes (the sweep's, the reader's: a deferred Work), once for all of them
+when the Work is flushed at the batch's end: a statement per table, not per change.
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from transferbot.app.context import App
-from transferbot.app.effects.audit import append_event, write_events
+from transferbot.app.effects.audit import append_event
 from transferbot.app.effects.facts import Addresses, account_names, complete_addresses
+from transferbot.app.effects.work import PendingSnapshot, Work
 from transferbot.app.queries import certificate
 from transferbot.core.domain import Decision, MailKind, OutboxStatus
 from transferbot.core.tokens import new_token
 from transferbot.outbound.rendering import RenderSpec
-from transferbot.store.models import Entitlement, MailSnapshot, OutboundMessage, Party, Transfer, table_of
+from transferbot.store.models import Entitlement, Party, Transfer
 from transferbot.store.queues import OUTBOX
 
 log = logging.getLogger(__name__)
@@ -38,51 +38,6 @@ log = logging.getLogger(__name__)
 ASKING = frozenset({MailKind.CONFIRMATION, MailKind.REMINDER, MailKind.LAST_CALL, MailKind.HELP,
                     MailKind.IGNORED_SENDER})
 OUTBOX_CHANNEL = OUTBOX.channel
-_SNAPSHOTS = table_of(MailSnapshot)
-_INSERT_SNAPSHOT = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id)
-_INSERT_SNAPSHOTS = sa.insert(_SNAPSHOTS).returning(_SNAPSHOTS.c.id, sort_by_parameter_order=True)
-_INSERT_OUTBOX = sa.insert(table_of(OutboundMessage))
-_PENDING = "transferbot.mail_pending"
-
-
-@dataclass
-class _Snapshot:
-    """A snapshot to write; its id once written (the rows that share it take it then)."""
-
-    row: dict[str, Any]
-    id: int | None = None
-
-
-def _pending(session: Session) -> list[tuple[_Snapshot | None, dict[str, Any]]]:
-    return session.info.setdefault(_PENDING, [])
-
-
-def write_mail(session: Session) -> int:
-    """Write the outbox rows queued in this transaction and not yet written (their snapshots first, in one
-    statement each); returns how many rows."""
-    pending: list[tuple[_Snapshot | None, dict[str, Any]]] = session.info.pop(_PENDING, [])
-    if not pending:
-        return 0
-    conn = session.connection()
-    new = list({id(snap): snap for snap, _row in pending if snap is not None and snap.id is None}.values())
-    if len(new) == 1:
-        new[0].id = conn.execute(_INSERT_SNAPSHOT, new[0].row).scalar_one()
-    elif new:
-        for snap, snap_id in zip(new, conn.execute(_INSERT_SNAPSHOTS, [s.row for s in new]).scalars(), strict=True):
-            snap.id = int(snap_id)
-    conn.execute(_INSERT_OUTBOX, [{**row, "snapshot_id": snap.id if snap else None} for snap, row in pending])
-    return len(pending)
-
-
-def write_pending(session: Session) -> None:
-    """Write what the changes of a batch (transition.batched) left for its end: events, then mail."""
-    write_events(session)
-    write_mail(session)
-
-
-def forget_mail(session: Session) -> None:
-    """Drop the rows queued and not written (the change that queued them failed)."""
-    session.info.pop(_PENDING, None)
 
 
 def _channel(reseller_id: str | None, names: dict[str, str], isv_name: str) -> dict[str, Any]:
@@ -103,22 +58,22 @@ class Queued:
 
 
 class Mailer:
-    """Queues the mails of one change on one transfer; the shared snapshot is written at the first."""
+    """Queues the mails of one change on one transfer, on the change's unit of work (``work``: its rows
+    and events go there, and its names cache is used); the shared snapshot is made at the first."""
 
-    def __init__(self, app: App, session: Session, t: Transfer | None, parties: list[Party], now: datetime,
-                 with_certificate: bool = False, addresses: Addresses | None = None, defer: bool = False) -> None:
-        self.app, self.session, self.t, self.parties, self.now = app, session, t, parties, now
+    def __init__(self, app: App, work: Work, t: Transfer | None, parties: list[Party], now: datetime,
+                 with_certificate: bool = False, addresses: Addresses | None = None) -> None:
+        self.app, self.work, self.session, self.t, self.parties, self.now = app, work, work.session, t, parties, now
         self.addresses = addresses if addresses is not None else {}
         self.with_certificate = with_certificate
-        self.defer = defer  # the rows are written by write_pending, with other changes' (see the module)
-        self._snapshot: _Snapshot | None = None
+        self._snapshot: PendingSnapshot | None = None
         self.names: dict[str, str] = {}
         self.queued: list[Queued] = []
         self._rows: list[dict[str, Any]] = []
-        self._snapshots: list[_Snapshot | None] = []  # each row's
+        self._snapshots: list[PendingSnapshot | None] = []  # each row's
 
     # -- the shared snapshot ------------------------------------------------------------------------
-    def _shared(self) -> _Snapshot | None:
+    def _shared(self) -> PendingSnapshot | None:
         if self.t is None:
             return None
         if self._snapshot is None:
@@ -126,7 +81,8 @@ class Mailer:
             ent = self.session.get(Entitlement, t.entitlement_id)
             assert ent is not None
             self.names = account_names(self.session, [ent.customer_id, ent.isv_id, t.from_reseller_id,
-                                                      t.to_reseller_id, *(p.account_id for p in self.parties)])
+                                                      t.to_reseller_id, *(p.account_id for p in self.parties)],
+                                       self.work.names)
             isv = self.names.get(ent.isv_id, ent.isv_id)
             data: dict[str, Any] = {
                 "t": {"id": t.id, "kind": t.kind, "product": t.product, "entitlement": t.entitlement_id,
@@ -139,10 +95,11 @@ class Mailer:
                              "decision": p.decision} for p in self.parties],
             }
             if self.with_certificate:
-                # the events of this change are part of the record (events_of writes them first)
+                # the events of this change are part of the record: written first, for events_of to read
+                self.work.write_events()
                 data["certificate"] = certificate.party_copy(self.app, self.session, t, self.parties, self.names,
                                                              self.now)
-            self._snapshot = _Snapshot({"created_at": self.now, "transfer_id": t.id, "data": data})
+            self._snapshot = PendingSnapshot({"created_at": self.now, "transfer_id": t.id, "data": data})
         return self._snapshot
 
     def _row(self, kind: MailKind, to: list[str], spec: RenderSpec, party_id: int | None) -> Queued:
@@ -175,7 +132,7 @@ class Mailer:
         to = list(addresses) if explicit else [a.address for a in self.addresses[party.id or 0]
                                                if a.undeliverable_at is None]
         if not to:
-            append_event(self.session, t.id, "not-mailed", {"role": party.role, "mail": kind.value,
+            append_event(self.work, t.id, "not-mailed", {"role": party.role, "mail": kind.value,
                                                             "why": "no deliverable address"}, self.now)
             log.warning("%s: no deliverable address for %s; %s not sent", t.id, party.role, kind.value)
             return None
@@ -196,7 +153,7 @@ class Mailer:
         if kind is MailKind.CONFIRMATION and not party.confirmation_message_id:
             party.confirmation_message_id = row.message_id
             self.session.add(party)
-        append_event(self.session, t.id, "mail-queued", {"mail": kind.value, "role": party.role, "to": to,
+        append_event(self.work, t.id, "mail-queued", {"mail": kind.value, "role": party.role, "to": to,
                                                          "message_id": row.message_id}, self.now)
         return row
 
@@ -213,25 +170,28 @@ class Mailer:
                           extra={"alert": alert, "alert_facts": [list(f) for f in facts]})
         row = self._row(MailKind.OPERATOR_ALERT, [operator], spec, None)
         if self.t is not None:
-            append_event(self.session, self.t.id, "mail-queued", {
+            append_event(self.work, self.t.id, "mail-queued", {
                 "mail": MailKind.OPERATOR_ALERT.value, "role": "operator", "to": [operator], "alert": alert,
                 "message_id": row.message_id}, self.now)
 
     def done(self) -> list[Queued]:
-        """Write the rows queued (one statement; with ``defer``, write_pending writes them), and wake the
-        dispatchers (this daemon's and, on PostgreSQL, the others) when this commits."""
+        """Hand the rows queued to the Work and write them (one statement; a deferred Work writes them when
+        it is flushed), and wake the dispatchers (this daemon's and, on PostgreSQL, the others) when this
+        commits."""
         if self._rows:
             rows, self._rows = self._rows, []
             snapshots, self._snapshots = self._snapshots, []
-            _pending(self.session).extend(zip(snapshots, rows, strict=True))
-            if not self.defer:
-                write_mail(self.session)
+            self.work.mail.extend(zip(snapshots, rows, strict=True))
+            if not self.work.deferred:
+                self.work.write_mail()
             self.app.store.notify(self.session, OUTBOX_CHANNEL)
         return self.queued
 
 
-def alert_operator(app: App, session: Session, alert: str, facts: list[tuple[str, str]], now: datetime) -> None:
-    """An operator alert about no transfer (a bounce of mail we cannot place, say)."""
-    mailer = Mailer(app, session, None, [], now)
+def alert_operator(app: App, session: Session, alert: str, facts: list[tuple[str, str]], now: datetime, *,
+                   work: Work | None = None) -> None:
+    """An operator alert about no transfer (a bounce of mail we cannot place, say), on the caller's unit of
+    work if it has one (written with its other mail), else written now."""
+    mailer = Mailer(app, work if work is not None else Work(session), None, [], now)
     mailer.to_operator(alert, facts)
     mailer.done()

@@ -4,13 +4,13 @@ Every use case (a request filed, a reply read, a sweep, an operator's action, a 
 delivery) loads the facts, asks the rules for a ``Change`` and hands it here: status, the
 entitlement move, decisions, party bookkeeping, audit events, the next due time, and the mail and
 webhook events the change causes, all or nothing. The caller has locked the transfer row (facts.lock_transfer).
+What the change appends (events, mail) goes to a unit of work (effects.work.Work): the caller's, when
+its changes share one, else one of the change's own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -19,9 +19,10 @@ from sqlmodel import Session, col, delete
 from transferbot.app import webhooks
 from transferbot.app.context import App
 from transferbot.app.effects import schedule
-from transferbot.app.effects.audit import append_event, forget_heads, write_events
+from transferbot.app.effects.audit import append_event
 from transferbot.app.effects.facts import Addresses, complete_addresses, parties_of
-from transferbot.app.effects.mail import Mailer, Queued, forget_mail, write_pending
+from transferbot.app.effects.mail import Mailer, Queued
+from transferbot.app.effects.work import Work
 from transferbot.core.domain import Decision, Role, TransferStatus
 from transferbot.core.rules import Change, PartyUpdate
 from transferbot.core.tokens import new_token
@@ -35,47 +36,32 @@ class EntitlementMoved(Exception):
     the rules see where it is now)."""
 
 
-_DEFER = "transferbot.defer_writes"
-
-
-@contextmanager
-def batched(session: Session) -> Iterator[None]:
-    """Changes applied inside leave their events and mail rows to be written together when it ends (a
-    statement per table for a whole batch of transfers, not per change). Should anything inside raise,
-    nothing of them is written and the caller must roll back everything the batch did (its transaction,
-    or a savepoint around the batch), and forget what was left (``forget_batch``)."""
-    session.info[_DEFER] = True
-    try:
-        yield
-    finally:
-        session.info.pop(_DEFER, None)
-    write_pending(session)
-
-
-def forget_batch(session: Session) -> None:
-    """What a batch that raised appended and did not write is dropped (see ``batched``)."""
-    forget_heads(session)
-    forget_mail(session)
-
-
-def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, *,
+def apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, *, work: Work | None = None,
           parties: list[Party] | None = None, cause: InboundMessage | None = None,
           addresses: Addresses | None = None) -> list[Queued]:
     """Write ``change`` to ``t`` and queue the mail and webhook events it causes; returns the mail queued.
-    ``parties`` and ``addresses`` (each party's, by id), when the caller has them loaded, save queries;
-    the addresses are kept up to date here (a replaced contact). Inside ``batched`` the events and mail
-    rows are written when the batch ends."""
-    defer = bool(session.info.get(_DEFER))
+
+    ``work``: the use case's unit of work on ``session``, when its changes share one (a deferred Work, the
+    sweep's or the reader's batch, writes their events and mail when it is flushed); without it the change
+    is a unit of its own, written before this returns. ``parties`` and ``addresses`` (each party's, by
+    id), when the caller has them loaded, save queries; the addresses are kept up to date here (a
+    replaced contact). Should the change raise, what it appended to a Work that is not deferred is
+    dropped; a deferred Work's caller rolls back and forgets the whole batch (Work.forget)."""
+    if work is None:
+        work = Work(session)
+    elif work.session is not session:
+        raise ValueError("the unit of work belongs to another session")
     try:
-        return _apply(app, session, t, change, now, parties, cause, addresses, defer)
+        return _apply(app, work, t, change, now, parties, cause, addresses)
     except BaseException:
-        if not defer:
-            forget_batch(session)  # nothing this change appended is written
+        if not work.deferred:
+            work.forget()  # nothing this change appended is written
         raise
 
 
-def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetime, parties: list[Party] | None,
-           cause: InboundMessage | None, addresses: Addresses | None, defer: bool) -> list[Queued]:
+def _apply(app: App, work: Work, t: Transfer, change: Change, now: datetime, parties: list[Party] | None,
+           cause: InboundMessage | None, addresses: Addresses | None) -> list[Queued]:
+    session = work.session
     parties = parties if parties is not None else parties_of(session, t.id)
     addresses = complete_addresses(session, parties, addresses)
     before = t.status
@@ -97,11 +83,11 @@ def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetim
     for kind, data in change.events:
         if kind in ("approved", "declined") and cause is not None:
             data = {**data, "inbound": cause.id, "message_id": cause.message_id, "from": cause.from_address}
-        append_event(session, t.id, kind, data, now)
+        append_event(work, t.id, kind, data, now)
     session.add(t)
     schedule.reschedule(app.config, session, t, parties, addresses)
     completed = change.status is TransferStatus.COMPLETED
-    mailer = Mailer(app, session, t, parties, now, with_certificate=completed, addresses=addresses, defer=defer)
+    mailer = Mailer(app, work, t, parties, now, with_certificate=completed, addresses=addresses)
     for notice in change.notices:
         for role in notice.roles:
             if role in by_role:
@@ -110,9 +96,9 @@ def _apply(app: App, session: Session, t: Transfer, change: Change, now: datetim
         mailer.to_operator(alert.name, alert.facts)
     queued = mailer.done()
     # Last, so that the payload's snapshot holds everything this change wrote (its mail included).
-    webhooks.queue_events(app, session, t, change, before, parties, now)
-    if not defer:
-        write_events(session)
+    webhooks.queue_events(app, work, t, change, before, parties, now)
+    if not work.deferred:
+        work.write_events()
     return queued
 
 

@@ -134,14 +134,14 @@ def public_detail(session: Session, t: Transfer) -> dict[str, Any]:
     return _scrub({"audience": OPERATOR, **detail_of(session, t)}, _tokens(session, parties_of(session, t.id)))
 
 
-def isv_detail(session: Session, t: Transfer) -> dict[str, Any]:
+def isv_detail(session: Session, t: Transfer, names: dict[str, str] | None = None) -> dict[str, Any]:
     """The ISV's view, as its key and an endpoint scoped to it get it: what the ISV party's copy of the
     certificate shows (each party by account, role and name with its decision, when and why; the trail by
     kind, time and hash), and the ISV party's own addresses. No other party's address, no sender, IP,
     HELO name, authentication result, Message-ID, token or bounce key: the mail received and sent for the
-    transfer is the operator's to see."""
+    transfer is the operator's to see. ``names``: a unit of work's cache of accounts' names (Work.names)."""
     parties = parties_of(session, t.id)
-    names = account_names(session, [p.account_id for p in parties])
+    names = account_names(session, [p.account_id for p in parties], names)
     seen = []
     for p in parties:
         entry = {"account": p.account_id, **party_public(p, names.get(p.account_id, p.account_id))}
@@ -153,9 +153,9 @@ def isv_detail(session: Session, t: Transfer) -> dict[str, Any]:
     return _scrub(view, _tokens(session, parties))
 
 
-def view_for(session: Session, t: Transfer, audience: str) -> dict[str, Any]:
-    """The record as ``audience`` (OPERATOR or ISV) sees it."""
-    return public_detail(session, t) if audience == OPERATOR else isv_detail(session, t)
+def view_for(session: Session, t: Transfer, audience: str, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """The record as ``audience`` (OPERATOR or ISV) sees it (``names``: as for isv_detail)."""
+    return public_detail(session, t) if audience == OPERATOR else isv_detail(session, t, names)
 
 
 def _tokens(session: Session, parties: list[Party]) -> re.Pattern[str] | None:
