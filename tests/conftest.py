@@ -6,13 +6,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pydantic.v1  # noqa: F401 - FastAPI imports it lazily; it must not first load under freezegun's date
 import pytest
 
 from tests.dnsserver import DnsServer
-from tests.helpers import RunningDaemon, dns_toml, internet_dns
+from tests.helpers import RunningDaemon, dns_toml, http_base, internet_dns
 from tests.postgres import DATABASES
-from transferbot.app import registry
+from tests.receiver import Receiver
+from transferbot.app import apikeys, registry
 from transferbot.app.context import App, open_app
 from transferbot.config import Config, parse_config
 from transferbot.devtools.sink import MailSink
@@ -145,3 +147,27 @@ def daemon_factory() -> Iterator[Callable[[App], RunningDaemon]]:
     yield make
     for d in started:
         d.stop()
+
+
+@pytest.fixture
+def api(daemon: RunningDaemon) -> Iterator[httpx.Client]:
+    """An HTTP client of the running daemon's API."""
+    with httpx.Client(base_url=http_base(daemon), timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def keys(world: App) -> dict[str, str]:
+    """API keys: the world's ISV (vendor), another ISV with an entitlement of its own, and an admin."""
+    registry.add_account(world, "other-isv", "isv", "Other Vendor", ["deals@other.example.com"])
+    registry.add_entitlement(world, "ent-other", "Other Product", "globex", "other-isv")
+    return {"vendor": apikeys.create_key(world, "vendor")[1], "other": apikeys.create_key(world, "other-isv")[1],
+            "admin": apikeys.create_key(world, None)[1]}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback."""
+    r = Receiver().start()
+    yield r
+    r.stop()

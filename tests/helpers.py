@@ -147,3 +147,14 @@ def reply(original: Received, sender: str, fresh: str, *, quote: bool = True, su
         body = f"{fresh}\n\nOn {original.message['Date']}, Marketplace Transfers <{reply_address(original)}> wrote:\n{quoted}\n"
     msg.set_content(body)
     return msg
+
+
+def http_base(d: RunningDaemon) -> str:
+    """The running daemon's HTTP server (API, dashboard, metrics), on its loopback port."""
+    assert d.daemon is not None and d.daemon.http is not None
+    return f"http://127.0.0.1:{d.daemon.http.port}"
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header an API key is sent in."""
+    return {"Authorization": f"Bearer {key}"}

@@ -3,34 +3,13 @@ document with the CLI's words, the registry kept by PUT, pages, cancel, resend a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from tests.helpers import RunningDaemon
+from tests.helpers import bearer
 from transferbot.app import apikeys, registry
 from transferbot.app.context import App
-
-
-@pytest.fixture
-def api(daemon: RunningDaemon) -> Iterator[httpx.Client]:
-    assert daemon.daemon is not None and daemon.daemon.http is not None
-    with httpx.Client(base_url=f"http://127.0.0.1:{daemon.daemon.http.port}", timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-def keys(world: App) -> dict[str, str]:
-    registry.add_account(world, "other-isv", "isv", "Other Vendor", ["deals@other.example.com"])
-    registry.add_entitlement(world, "ent-other", "Other Product", "globex", "other-isv")
-    return {"vendor": apikeys.create_key(world, "vendor")[1], "other": apikeys.create_key(world, "other-isv")[1],
-            "admin": apikeys.create_key(world, None)[1]}
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -43,18 +22,18 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 def file(api: httpx.Client, key: str, entitlement: str, to: str | None, note: str = "") -> httpx.Response:
     return api.post("/v1/transfers", json={"entitlement": entitlement, "to_reseller": to, "note": note},
-                    headers=auth(key))
+                    headers=bearer(key))
 
 
 def test_a_request_without_a_valid_key_is_401(api: httpx.Client, keys: dict[str, str], world: App) -> None:
-    for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, auth("tbk_" + "x" * 43), auth("not-a-key")):
+    for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, bearer("tbk_" + "x" * 43), bearer("not-a-key")):
         got = problem(api.get("/v1/transfers", headers=headers), 401)
         assert api.get("/v1/transfers", headers=headers).headers["www-authenticate"].startswith("Bearer")
         assert "key" in got["detail"]
     revoked_row, revoked = apikeys.create_key(world, "vendor")
-    assert api.get("/v1/transfers", headers=auth(revoked)).status_code == 200
+    assert api.get("/v1/transfers", headers=bearer(revoked)).status_code == 200
     apikeys.revoke_key(world, revoked_row.id or 0)
-    problem(api.get("/v1/transfers", headers=auth(revoked)), 401)
+    problem(api.get("/v1/transfers", headers=bearer(revoked)), 401)
 
 
 def test_refusals_answer_their_status_with_the_clis_words(api: httpx.Client, keys: dict[str, str]) -> None:
@@ -71,30 +50,30 @@ def test_refusals_answer_their_status_with_the_clis_words(api: httpx.Client, key
     # An entitlement of another ISV is not there, for this key.
     assert problem(file(api, vendor, "ent-other", "r1"), 404)["detail"] == unseen
     # A body that does not validate names its fields.
-    invalid = problem(api.post("/v1/transfers", json={"entitlement": 7, "extra": 1}, headers=auth(vendor)), 422)
+    invalid = problem(api.post("/v1/transfers", json={"entitlement": 7, "extra": 1}, headers=bearer(vendor)), 422)
     assert {e["field"] for e in invalid["errors"]} >= {"entitlement", "to_reseller", "extra"}
-    assert problem(api.post("/v1/transfers", content=b"{not json", headers={**auth(vendor),
+    assert problem(api.post("/v1/transfers", content=b"{not json", headers={**bearer(vendor),
                                                                             "content-type": "application/json"}), 422)
 
 
 def test_an_isv_key_sees_and_acts_on_its_own_transfers_only(api: httpx.Client, keys: dict[str, str]) -> None:
     mine = file(api, keys["vendor"], "ent-direct", "r1").json()["id"]
     theirs = file(api, keys["other"], "ent-other", "r1").json()["id"]
-    assert {t["id"] for t in api.get("/v1/transfers", headers=auth(keys["admin"])).json()["items"]} == {mine, theirs}
-    assert [t["id"] for t in api.get("/v1/transfers", headers=auth(keys["vendor"])).json()["items"]] == [mine]
+    assert {t["id"] for t in api.get("/v1/transfers", headers=bearer(keys["admin"])).json()["items"]} == {mine, theirs}
+    assert [t["id"] for t in api.get("/v1/transfers", headers=bearer(keys["vendor"])).json()["items"]] == [mine]
     for path in (f"/v1/transfers/{theirs}", f"/v1/transfers/{theirs}/certificate"):
-        assert problem(api.get(path, headers=auth(keys["vendor"])), 404)["detail"] == (
+        assert problem(api.get(path, headers=bearer(keys["vendor"])), 404)["detail"] == (
             "unknown transfer (none with this id that this key may see)")
-    problem(api.post(f"/v1/transfers/{theirs}/cancel", json={"reason": "no"}, headers=auth(keys["vendor"])), 404)
-    problem(api.post(f"/v1/transfers/{theirs}/resend", headers=auth(keys["vendor"])), 404)
-    assert api.get(f"/v1/transfers/{theirs}", headers=auth(keys["admin"])).status_code == 200
+    problem(api.post(f"/v1/transfers/{theirs}/cancel", json={"reason": "no"}, headers=bearer(keys["vendor"])), 404)
+    problem(api.post(f"/v1/transfers/{theirs}/resend", headers=bearer(keys["vendor"])), 404)
+    assert api.get(f"/v1/transfers/{theirs}", headers=bearer(keys["admin"])).status_code == 200
     # The registry is the admin's: 403 for an ISV key; its own entitlements it may read.
     problem(api.put("/v1/accounts/x1", json={"kind": "isv", "name": "X", "emails": ["a@x.example.com"]},
-                    headers=auth(keys["vendor"])), 403)
-    problem(api.get("/v1/accounts", headers=auth(keys["vendor"])), 403)
-    assert {e["id"] for e in api.get("/v1/entitlements", headers=auth(keys["vendor"])).json()["items"]} == {
+                    headers=bearer(keys["vendor"])), 403)
+    problem(api.get("/v1/accounts", headers=bearer(keys["vendor"])), 403)
+    assert {e["id"] for e in api.get("/v1/entitlements", headers=bearer(keys["vendor"])).json()["items"]} == {
         "ent-direct", "ent-r1", "ent-globex"}
-    problem(api.get("/v1/entitlements/ent-other", headers=auth(keys["vendor"])), 404)
+    problem(api.get("/v1/entitlements/ent-other", headers=bearer(keys["vendor"])), 404)
 
 
 def test_the_record_carries_no_reply_token(api: httpx.Client, keys: dict[str, str], world: App) -> None:
@@ -103,14 +82,14 @@ def test_the_record_carries_no_reply_token(api: httpx.Client, keys: dict[str, st
     from transferbot.store.models import Party
 
     tid = file(api, keys["vendor"], "ent-r1", "r2").json()["id"]
-    text = api.get(f"/v1/transfers/{tid}", headers=auth(keys["admin"])).text
+    text = api.get(f"/v1/transfers/{tid}", headers=bearer(keys["admin"])).text
     with world.store.read() as session:
         tokens = list(session.exec(select(Party.token).where(Party.transfer_id == tid)))
     assert len(tokens) == 4 and not any(token in text for token in tokens)
 
 
 def test_transfers_page_by_cursor_and_filter(api: httpx.Client, keys: dict[str, str], world: App) -> None:
-    admin = auth(keys["admin"])
+    admin = bearer(keys["admin"])
     for n in range(5):
         registry.add_entitlement(world, f"ent-p{n}", "Paged", "acme", "vendor")
         assert file(api, keys["vendor"], f"ent-p{n}", "r1").status_code == 201
@@ -133,7 +112,7 @@ def test_transfers_page_by_cursor_and_filter(api: httpx.Client, keys: dict[str, 
 
 
 def test_cancel_resend_and_certificate(api: httpx.Client, keys: dict[str, str]) -> None:
-    vendor = auth(keys["vendor"])
+    vendor = bearer(keys["vendor"])
     tid = file(api, keys["vendor"], "ent-r1", "r2").json()["id"]
     resent = api.post(f"/v1/transfers/{tid}/resend", json={"role": "isv"}, headers=vendor)
     assert resent.status_code == 200 and resent.json() == {"id": tid, "resent_to": ["isv"]}
@@ -148,7 +127,7 @@ def test_cancel_resend_and_certificate(api: httpx.Client, keys: dict[str, str]) 
                          headers=vendor)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert cancelled.json()["events"][-1]["kind"] in ("cancelled", "mail-queued")
-    trail = api.get(f"/v1/transfers/{tid}", headers=auth(keys["admin"])).json()["events"]
+    trail = api.get(f"/v1/transfers/{tid}", headers=bearer(keys["admin"])).json()["events"]
     assert any(e["kind"] == "cancelled" and e["by"].startswith("api key #") for e in trail)
     again = problem(api.post(f"/v1/transfers/{tid}/cancel", json={"reason": "again"}, headers=vendor), 409)
     assert again["detail"] == f"transfer {tid} is cancelled; only a pending transfer can be cancelled"
@@ -157,7 +136,7 @@ def test_cancel_resend_and_certificate(api: httpx.Client, keys: dict[str, str]) 
     as_json = api.get(f"/v1/transfers/{tid}/certificate", headers=vendor)
     assert as_json.headers["content-type"].startswith("application/json")
     assert as_json.json()["audience"] == "party" and as_json.json()["transfer"]["id"] == tid
-    assert api.get(f"/v1/transfers/{tid}/certificate", headers=auth(keys["admin"])).json()["audience"] == "operator"
+    assert api.get(f"/v1/transfers/{tid}/certificate", headers=bearer(keys["admin"])).json()["audience"] == "operator"
     as_html = api.get(f"/v1/transfers/{tid}/certificate", headers={**vendor, "Accept": "text/html"})
     assert as_html.headers["content-type"].startswith("text/html") and tid in as_html.text
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -167,7 +146,7 @@ def test_cancel_resend_and_certificate(api: httpx.Client, keys: dict[str, str]) 
 
 
 def test_the_registry_is_kept_in_step_by_put(api: httpx.Client, keys: dict[str, str], world: App) -> None:
-    admin = auth(keys["admin"])
+    admin = bearer(keys["admin"])
     account = {"kind": "reseller", "name": "Reseller Three", "emails": ["ops@r3.example.com"], "locale": "de",
                "timezone": "Europe/Berlin"}
     created = api.put("/v1/accounts/r3", json=account, headers=admin)
@@ -213,5 +192,5 @@ def test_the_registry_is_kept_in_step_by_put(api: httpx.Client, keys: dict[str, 
 
 
 def test_errors_outside_v1_are_problem_documents_too(api: httpx.Client, keys: dict[str, str]) -> None:
-    problem(api.delete("/v1/transfers", headers=auth(keys["admin"])), 405)
-    problem(api.get("/v1/nothing-here", headers=auth(keys["admin"])), 404)
+    problem(api.delete("/v1/transfers", headers=bearer(keys["admin"])), 405)
+    problem(api.get("/v1/nothing-here", headers=bearer(keys["admin"])), 404)

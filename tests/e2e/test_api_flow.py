@@ -5,7 +5,6 @@ order now goes. Another ISV's key cannot see the transfer; an admin key keeps th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ from sqlmodel import select
 
 from tests.conftest import make_config
 from tests.e2e.test_lifecycle import approve_all
-from tests.helpers import RunningDaemon, wait_until
+from tests.helpers import RunningDaemon, bearer, http_base, wait_until
 from tests.receiver import Receiver, verified
 from transferbot.app import apikeys, registry, webhooks
 from transferbot.app.context import App
@@ -32,20 +31,7 @@ def config(tmp_path: Path, sink: MailSink, database_url: str) -> Config:
                        database={"url": database_url})
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
-
-def base(d: RunningDaemon) -> str:
-    assert d.daemon is not None and d.daemon.http is not None
-    return f"http://127.0.0.1:{d.daemon.http.port}"
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def test_an_isv_files_by_api_the_parties_approve_by_mail_and_billing_hears_by_signed_webhook(
@@ -59,7 +45,7 @@ def test_an_isv_files_by_api_the_parties_approve_by_mail_and_billing_hears_by_si
     receiver.hooks.answer("/billing", 503)  # the first attempt fails; the retry gets 200
     d = RunningDaemon(world).start()
     try:
-        with httpx.Client(base_url=base(d), timeout=10) as http:
+        with httpx.Client(base_url=http_base(d), timeout=10) as http:
             body = {"entitlement": "ent-r1", "to_reseller": "r2", "note": "Asked by Acme on the phone"}
             idem = {"Idempotency-Key": "acme-move-2026-11", **bearer(vendor_key)}
             filed = http.post("/v1/transfers", json=body, headers=idem)

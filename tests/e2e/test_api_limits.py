@@ -27,12 +27,6 @@ def config(tmp_path: Path, sink: MailSink) -> Config:
                        webhooks={"allow_private_networks": True})
 
 
-@pytest.fixture
-def api(daemon: RunningDaemon) -> Iterator[httpx.Client]:
-    assert daemon.daemon is not None and daemon.daemon.http is not None
-    with httpx.Client(base_url=f"http://127.0.0.1:{daemon.daemon.http.port}", timeout=10) as client:
-        yield client
-
 
 def test_a_body_over_the_cap_is_413(api: httpx.Client, world: App) -> None:
     key = apikeys.create_key(world, None)[1]

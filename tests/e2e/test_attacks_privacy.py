@@ -22,9 +22,9 @@ from sqlmodel import col, select
 
 from tests.conftest import make_config
 from tests.e2e.test_lifecycle import ADDRESSES, mail, outcome_of
-from tests.helpers import RunningDaemon, reply, reply_address, send, wait_until
+from tests.helpers import RunningDaemon, bearer, http_base, reply, reply_address, send, wait_until
 from tests.receiver import Receiver, verified
-from transferbot.app import apikeys, registry, webhooks
+from transferbot.app import webhooks
 from transferbot.app.context import App
 from transferbot.app.effects.facts import addresses_of, parties_of
 from transferbot.app.queries.record import auth_summary
@@ -49,37 +49,17 @@ def config(tmp_path: Path, sink: MailSink, database_url: str) -> Config:
 
 @pytest.fixture
 def api(daemon: RunningDaemon) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base(daemon), timeout=10) as client:
+    with httpx.Client(base_url=http_base(daemon), timeout=10) as client:
         yield client
 
 
-@pytest.fixture
-def keys(world: App) -> dict[str, str]:
-    registry.add_account(world, "other-isv", "isv", "Other Vendor", ["deals@other.example.com"])
-    registry.add_entitlement(world, "ent-other", "Other Product", "globex", "other-isv")
-    return {"vendor": apikeys.create_key(world, "vendor")[1], "other": apikeys.create_key(world, "other-isv")[1],
-            "admin": apikeys.create_key(world, None)[1]}
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
-
-
-def base(d: RunningDaemon) -> str:
-    assert d.daemon is not None and d.daemon.http is not None
-    return f"http://127.0.0.1:{d.daemon.http.port}"
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def file(api: httpx.Client, key: str, entitlement: str, to: str | None) -> httpx.Response:
     return api.post("/v1/transfers", json={"entitlement": entitlement, "to_reseller": to, "note": "Asked by phone"},
-                    headers=auth(key))
+                    headers=bearer(key))
 
 
 def approve(daemon: RunningDaemon, sink: MailSink, tid: str, role: str) -> None:
@@ -126,7 +106,7 @@ def missing(text: str, secrets: dict[str, set[str]], kinds: tuple[str, ...]) -> 
 
 def test_an_isv_key_sees_what_its_certificate_copy_shows_and_no_more(
         daemon: RunningDaemon, sink: MailSink, api: httpx.Client, keys: dict[str, str], world: App) -> None:
-    vendor, admin = auth(keys["vendor"]), auth(keys["admin"])
+    vendor, admin = bearer(keys["vendor"]), bearer(keys["admin"])
     filed = file(api, keys["vendor"], "ent-r1", "r2")
     assert filed.status_code == 201, filed.text
     tid = filed.json()["id"]
@@ -223,8 +203,8 @@ def test_filing_does_not_tell_which_account_ids_exist(api: httpx.Client, keys: d
 def test_another_isvs_transfer_answers_as_one_that_does_not_exist(api: httpx.Client, keys: dict[str, str]) -> None:
     theirs = file(api, keys["other"], "ent-other", "r1").json()["id"]
     unknown = "TR-ZZZZZZ"
-    assert api.get(f"/v1/transfers/{unknown}", headers=auth(keys["admin"])).status_code == 404
-    vendor = auth(keys["vendor"])
+    assert api.get(f"/v1/transfers/{unknown}", headers=bearer(keys["admin"])).status_code == 404
+    vendor = bearer(keys["vendor"])
     for method, suffix, body in (("GET", "", None), ("GET", "/certificate", None),
                                  ("POST", "/cancel", {"reason": "mine now"}), ("POST", "/resend", {})):
         a = api.request(method, f"/v1/transfers/{theirs}{suffix}", json=body, headers=vendor)
@@ -251,8 +231,8 @@ def storm(url: str, headers: dict[str, str], body: dict[str, Any], n: int) -> li
 def test_concurrent_retries_with_one_idempotency_key_all_get_the_first_answer(
         daemon: RunningDaemon, api: httpx.Client, keys: dict[str, str]) -> None:
     body = {"entitlement": "ent-r1", "to_reseller": "r2", "note": "Asked by Acme on the phone"}
-    headers = {**auth(keys["vendor"]), "Idempotency-Key": "acme-move-storm"}
-    responses = storm(base(daemon), headers, body, 20)
+    headers = {**bearer(keys["vendor"]), "Idempotency-Key": "acme-move-storm"}
+    responses = storm(http_base(daemon), headers, body, 20)
     created = [r for r in responses if r.status_code == 201]
     busy = [r for r in responses if r.status_code == 409]
     assert len(created) + len(busy) == 20, [(r.status_code, r.text) for r in responses]
@@ -268,16 +248,16 @@ def test_concurrent_retries_with_one_idempotency_key_all_get_the_first_answer(
     # Once it is settled, every retry is the first answer.
     again = api.post("/v1/transfers", json=body, headers=headers)
     assert again.status_code == 201 and again.json() == first and again.headers["idempotent-replayed"] == "true"
-    listed = api.get("/v1/transfers", params={"entitlement": "ent-r1"}, headers=auth(keys["admin"])).json()
+    listed = api.get("/v1/transfers", params={"entitlement": "ent-r1"}, headers=bearer(keys["admin"])).json()
     assert [t["id"] for t in listed["items"]] == [first["id"]]
 
 
 def test_a_refused_request_may_be_retried_with_its_key(api: httpx.Client, keys: dict[str, str]) -> None:
     body = {"entitlement": "ent-later", "to_reseller": "r1", "note": ""}
-    headers = {**auth(keys["vendor"]), "Idempotency-Key": "file-when-registered"}
+    headers = {**bearer(keys["vendor"]), "Idempotency-Key": "file-when-registered"}
     refused = api.post("/v1/transfers", json=body, headers=headers)
     assert refused.status_code == 404, refused.text
-    put = api.put("/v1/entitlements/ent-later", headers=auth(keys["admin"]),
+    put = api.put("/v1/entitlements/ent-later", headers=bearer(keys["admin"]),
                   json={"product": "Later", "customer": "acme", "isv": "vendor", "reseller": None, "state": "active"})
     assert put.status_code == 201
     filed = api.post("/v1/transfers", json=body, headers=headers)

@@ -7,23 +7,18 @@ import threading
 
 import httpx
 
-from tests.helpers import RunningDaemon, wait_until
+from tests.helpers import RunningDaemon, http_base, wait_until
 from transferbot.http.hosts import allows, host_name, relative
 
 
-def base(d: RunningDaemon) -> str:
-    assert d.daemon is not None and d.daemon.http is not None
-    return f"http://127.0.0.1:{d.daemon.http.port}"
-
-
 def test_health_and_readiness(daemon: RunningDaemon) -> None:
-    assert httpx.get(base(daemon) + "/healthz").json() == {"status": "ok"}
-    ready = httpx.get(base(daemon) + "/readyz")
+    assert httpx.get(http_base(daemon) + "/healthz").json() == {"status": "ok"}
+    ready = httpx.get(http_base(daemon) + "/readyz")
     assert ready.status_code == 200 and ready.json()["problems"] == []
 
 
 def test_an_unknown_path_is_a_problem_document(daemon: RunningDaemon) -> None:
-    got = httpx.get(base(daemon) + "/no/such/thing")
+    got = httpx.get(http_base(daemon) + "/no/such/thing")
     assert got.status_code == 404 and got.headers["content-type"].startswith("application/problem+json")
     body = got.json()
     assert body["status"] == 404 and body["title"] == "Not found" and body["type"].startswith("https://")
@@ -34,7 +29,7 @@ def test_readyz_turns_503_first_thing_in_a_graceful_stop(world: object) -> None:
 
     assert isinstance(world, App)
     d = RunningDaemon(world).start()
-    url = base(d) + "/readyz"
+    url = http_base(d) + "/readyz"
     assert httpx.get(url).status_code == 200
     client = smtplib.SMTP("127.0.0.1", d.port, timeout=10)
     client.ehlo()

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import make_config
-from tests.helpers import RunningDaemon
+from tests.helpers import RunningDaemon, http_base
 from tests.paths import ROOT
 from transferbot.app import apikeys, registry
 from transferbot.app.context import App
@@ -44,13 +44,9 @@ def config(tmp_path: Path, sink: MailSink) -> Config:
     return make_config(tmp_path, sink.port, api={"rate_limit_per_minute": 0})
 
 
-def base(d: RunningDaemon) -> str:
-    assert d.daemon is not None and d.daemon.http is not None
-    return f"http://127.0.0.1:{d.daemon.http.port}"
-
 
 def test_the_committed_document_is_the_served_one(daemon: RunningDaemon) -> None:
-    served = httpx.get(base(daemon) + "/openapi.json").json()
+    served = httpx.get(http_base(daemon) + "/openapi.json").json()
     assert served == json.loads(COMMITTED.read_text()), (
         "docs/openapi.json is out of date: python -m transferbot.http.export > docs/openapi.json")
 
@@ -84,7 +80,7 @@ def api_schema(world: App) -> Iterator[Any]:
     d = RunningDaemon(world).start()
     try:
         schema = schemathesis.openapi.from_dict(json.loads(COMMITTED.read_text()))
-        schema.config.update(base_url=base(d), headers={"Authorization": f"Bearer {key}"})
+        schema.config.update(base_url=http_base(d), headers={"Authorization": f"Bearer {key}"})
         yield schema
     finally:
         d.stop()

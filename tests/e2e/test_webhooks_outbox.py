@@ -5,7 +5,6 @@ by a 410, refused on private networks unless allowed, taken over when a daemon d
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,12 +34,6 @@ def config(tmp_path: Path, sink: MailSink, database_url: str) -> Config:
     return make_config(tmp_path, sink.port, webhooks={"allow_private_networks": True, "retry_first_seconds": 0.2},
                        database={"poll_seconds": 0.5, "url": database_url})
 
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver().start()
-    yield r
-    r.stop()
 
 
 BOTH_BACKENDS = True  # tests/conftest.py runs the database tests on SQLite and on PostgreSQL
