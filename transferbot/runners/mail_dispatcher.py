@@ -27,6 +27,7 @@ from transferbot.core.clock import now
 from transferbot.outbound import rendering
 from transferbot.outbound.rendering import Renderer
 from transferbot.outbound.transports import Connection
+from transferbot.runners.workers import stop_workers
 
 log = logging.getLogger(__name__)
 
@@ -213,20 +214,8 @@ class Dispatcher:
         self.wake.set()
 
     async def _drain(self, timeout: float = 30.0) -> None:
-        unsent = []
-        while not self.queue.empty():  # claimed but not started: give them back
-            unsent.append(self.queue.get_nowait().row.id)
-            self.queue.task_done()
-        if unsent:
-            with suppress(Exception):
-                await self.app.store.transact(outbox.release, self.owner, unsent)
-        with suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.queue.join(), timeout=timeout)
-        for task in self._workers:
-            task.cancel()
-        for task in self._workers:
-            with suppress(asyncio.CancelledError):
-                await task
+        await stop_workers(self.queue, lambda claimed: claimed.row.id,
+                           lambda ids: self.app.store.transact(outbox.release, self.owner, ids), self._workers, timeout)
         async with self._record_lock:  # a write under way finishes first; then the loop is idle
             if self._recorder is not None:
                 self._recorder.cancel()

@@ -23,6 +23,7 @@ from transferbot.app.webhooks import Claimed, Result
 from transferbot.core.clock import now
 from transferbot.outbound.webhooks.delivery import Attempt, WebhookClient
 from transferbot.outbound.webhooks.signing import sign_headers
+from transferbot.runners.workers import stop_workers
 
 log = logging.getLogger(__name__)
 
@@ -127,20 +128,8 @@ class WebhookDispatcher:
         self.wake.set()
 
     async def _drain(self, timeout: float = 30.0) -> None:
-        unsent = []
-        while not self.queue.empty():  # claimed but not started: give them back
-            unsent.append(self.queue.get_nowait().id)
-            self.queue.task_done()
-        if unsent:
-            with suppress(Exception):
-                await self.app.store.transact(webhooks.release, self.owner, unsent)
-        with suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.queue.join(), timeout=timeout)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+        await stop_workers(self.queue, lambda claimed: claimed.id,
+                           lambda ids: self.app.store.transact(webhooks.release, self.owner, ids), self._tasks, timeout)
         async with self._write_lock:
             if self._pending:
                 batch, self._pending = self._pending, []
