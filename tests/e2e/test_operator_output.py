@@ -16,7 +16,7 @@ from transferbot.app.queries.views import transfer_detail
 from transferbot.app.replies import read_inbound
 from transferbot.app.transfers import request_transfer
 from transferbot.cli import main
-from transferbot.cli.commands import build_parser
+from transferbot.cli.parser import build_parser
 
 
 def run(cfg: Path, *args: str) -> int:
