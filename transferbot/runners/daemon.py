@@ -128,9 +128,13 @@ class Daemon:
                                                    metrics=self.metrics), http)
             await self.http.start()
             log.info("HTTP (API, dashboard, metrics) on http://%s:%d/", http.host, self.http.port)
-        log.info("transferbot %s listening (%s) on %s for %s; outbound via %s; database %s; sender authentication %s",
-                 self.owner, cfg.protocol.upper(), self.edge.where, cfg.domain, self.app.config.outbound.transport, self.app.store.where,
-                 cfg.sender_auth)
+        log.info("transferbot %s listening on %s (%s) for %s; outbound via %s; database %s; sender authentication %s",
+                 self.owner, self.edge.where, cfg.protocol.upper(), cfg.domain, self.app.config.outbound.transport,
+                 self.app.store.where, cfg.sender_auth)
+        if cfg.socket is not None and cfg.sender_auth == "verify":
+            log.warning("inbound.socket with sender_auth = \"verify\": a unix socket has no client address, so SPF "
+                        "cannot pass for mail through it; behind a relay use \"trusted-relay\" with "
+                        "trusted_relays = [\"unix\"]")
         if cfg.sender_auth == "off":
             log.warning("sender authentication is OFF (inbound.sender_auth = \"off\"): anyone who learns a reply "
                         "token can approve in a party's name")
