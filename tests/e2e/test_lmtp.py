@@ -187,8 +187,24 @@ def test_a_stale_socket_is_replaced_and_its_mode_applied(tmp_path: Path, sink: M
         with lmtp_client(d) as client:
             assert client.sendmail("a@acme.example.com", [BARE], SMALL) == {}
         assert len(list_inbox(app)) == 1
+        d.stop()
+        assert not path.exists(), "a daemon that stops removes its socket"
     finally:
         d.stop()
+        app.store.close()
+
+
+def test_a_socket_another_daemon_listens_on_is_left_to_it(tmp_path: Path, sink: MailSink, short_dir: Path) -> None:
+    path = short_dir / "tb.sock"
+    app = lmtp_app(tmp_path, sink, socket=str(path))
+    first = RunningDaemon(app).start()
+    try:
+        with pytest.raises(ConfigError, match=r"^inbound\.socket: another server is listening on .*tb\.sock"):
+            RunningDaemon(app).start()
+        with lmtp_client(first) as client:
+            assert client.sendmail("a@acme.example.com", [BARE], SMALL) == {}, "the first still has its socket"
+    finally:
+        first.stop()
         app.store.close()
 
 

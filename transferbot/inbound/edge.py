@@ -14,6 +14,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
@@ -125,6 +126,16 @@ def _peer(session: Session) -> str:
     return str(peer or "")
 
 
+async def _answers(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket at ``path`` (a stale socket refuses them)."""
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout=2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
 class EdgeError(ConfigError):
     """The edge cannot listen where it is configured to: the message names the key (one line in the CLI)."""
 
@@ -206,8 +217,10 @@ class Edge:
         if path is not None:
             if not path.parent.is_dir():
                 raise EdgeError(f"inbound.socket: no such folder {path.parent} (for the socket {path})")
-            if path.is_socket():  # left by a daemon that did not stop cleanly; a live one would be refused below
-                path.unlink()
+            if path.is_socket():
+                if await _answers(path):
+                    raise EdgeError(f"inbound.socket: another server is listening on {path}")
+                path.unlink()  # left by a daemon that did not stop cleanly
             try:
                 self.server = await loop.create_unix_server(self.factory, path=str(path))
                 path.chmod(self.config.socket_permissions)
@@ -243,6 +256,9 @@ class Edge:
                 await asyncio.wait_for(self.server.wait_closed(), timeout=1)
             except (TimeoutError, OSError):
                 pass
+            path = self.config.socket
+            if path is not None and path.is_socket():  # the relay then finds no listener, and defers its mail
+                path.unlink(missing_ok=True)
 
 
 class LmtpProtocol(InboundProtocol, LMTP):
