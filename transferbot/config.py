@@ -45,6 +45,10 @@ def _is_ip(value: str) -> bool:
     return True
 
 
+UNIX_PEER = "unix"
+"""The peer of a connection to the inbound unix socket, as logged, stored and named in trusted_relays."""
+
+
 class ConfigError(Exception):
     """A configuration problem, phrased for the operator (names the key)."""
 
@@ -73,6 +77,9 @@ class DatabaseConfig(_Section):
 class InboundConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8025, ge=0, le=65535)
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    socket: Path | None = None
+    socket_mode: str = "0660"
     domain: str = "transfers.example.com"
     hostname: str = ""
     reply_local_part: str = "transfer"
@@ -121,11 +128,21 @@ class InboundConfig(_Section):
                 raise ValueError(str(exc)) from None
         return tuple(entry.strip() for entry in value)
 
+    @field_validator("socket_mode")
+    @classmethod
+    def _socket_mode(cls, value: str) -> str:
+        if not re.fullmatch(r"0?[0-7]{3}", value.strip()):
+            raise ValueError(f"{value!r} is not a file mode in octal, such as \"0660\"")
+        return value.strip()
+
     @field_validator("trusted_relays")
     @classmethod
     def _relays(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         out: list[str] = []
         for entry in value:
+            if entry.strip() == UNIX_PEER:  # the relay that connects to our unix socket: whoever may open it
+                out.append(UNIX_PEER)
+                continue
             try:
                 out.append(str(ipaddress.ip_network(entry.strip(), strict=True)))
             except ValueError as exc:
@@ -146,7 +163,11 @@ class InboundConfig(_Section):
 
     @property
     def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return tuple(ipaddress.ip_network(entry) for entry in self.trusted_relays)
+        return tuple(ipaddress.ip_network(entry) for entry in self.trusted_relays if entry != UNIX_PEER)
+
+    @property
+    def socket_permissions(self) -> int:
+        return int(self.socket_mode, 8)
 
     @model_validator(mode="after")
     def _sender_auth(self) -> InboundConfig:
@@ -158,6 +179,12 @@ class InboundConfig(_Section):
             if missing:
                 raise ValueError(f'sender_auth: "trusted-relay" needs {" and ".join(missing)}: the addresses of '
                                  'your MX and the authserv-id it writes in Authentication-Results')
+        return self
+
+    @model_validator(mode="after")
+    def _socket_folder(self) -> InboundConfig:
+        if self.socket is not None and not Path(self.socket).parent.is_dir():
+            raise ValueError(f"socket: no such folder {Path(self.socket).parent} (for the socket {self.socket})")
         return self
 
     @model_validator(mode="after")

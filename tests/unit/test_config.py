@@ -104,3 +104,23 @@ def test_allowed_hosts_are_names_addresses_or_wildcards_and_include_the_public_h
         parse_config({"http": {"allowed_hosts": []}}, "test", env={})
     assert parse_config({"http": {"allowed_hosts": [], "public_url": "https://t.example"}}, "test",
                         env={}).http.hosts == ("t.example",)
+
+
+def test_lmtp_on_a_unix_socket_and_its_errors_name_the_key(tmp_path: object) -> None:
+    inbound = _inbound(protocol="lmtp", socket="/tmp/transferbot.sock", socket_mode="0600").inbound
+    assert (inbound.protocol, str(inbound.socket), inbound.socket_permissions) == ("lmtp", "/tmp/transferbot.sock",
+                                                                                   0o600)
+    assert _error(protocol="esmtp").startswith("test: inbound.protocol")
+    assert _error(socket_mode="rw-rw----").startswith("test: inbound.socket_mode")
+    assert _error(socket_mode="0999").startswith("test: inbound.socket_mode")
+    missing = _error(socket="/no/such/folder/tb.sock")
+    assert missing.startswith("test: inbound.socket") and "no such folder /no/such/folder" in missing
+    assert "\n" not in missing
+
+
+def test_a_unix_socket_is_named_as_a_trusted_relay() -> None:
+    inbound = _inbound(sender_auth="trusted-relay", trusted_relays=["unix", "192.0.2.25"],
+                       trusted_authserv_id="mx.market.example").inbound
+    assert inbound.trusted_relays == ("unix", "192.0.2.25/32")
+    assert [str(n) for n in inbound.trusted_networks] == ["192.0.2.25/32"]
+    assert _error(trusted_relays=["unix:/run/x.sock"]).startswith("test: inbound.trusted_relays")

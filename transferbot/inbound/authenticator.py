@@ -14,7 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from transferbot.config import InboundConfig
+from transferbot.config import UNIX_PEER, InboundConfig
 from transferbot.inbound.reader.reading import Reading
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ class Authenticator:
         if mode == "trusted-relay":
             return senderauth.trusted_relay(list(reading.auth_headers), client_ip=client_ip,
                                             trusted_relays=self.config.trusted_networks,
-                                            authserv_id=self.config.trusted_authserv_id, from_domain=domain)
+                                            authserv_id=self.config.trusted_authserv_id, from_domain=domain,
+                                            unix_trusted=UNIX_PEER in self.config.trusted_relays)
         return await senderauth.authenticate(raw, mail_from=mail_from, client_ip=client_ip, helo=helo,
                                              from_domain=domain, resolver=self.resolver,
                                              timeout=self.config.dns_timeout_seconds)

@@ -14,11 +14,13 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from transferbot.config import InboundConfig
+from transferbot.config import UNIX_PEER, ConfigError, InboundConfig
 from transferbot.core.addresses import AddressBook
 from transferbot.core.clock import now
 from transferbot.core.tokens import check_token
@@ -124,6 +126,20 @@ def _peer(session: Session) -> str:
     return str(peer or "")
 
 
+async def _answers(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket at ``path`` (a stale socket refuses them)."""
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout=2)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+class EdgeError(ConfigError):
+    """The edge cannot listen where it is configured to: the message names the key (one line in the CLI)."""
+
+
 class InboundProtocol(SMTP):
     """One SMTP session: aiosmtpd's, with the edge's connection limit and a registry for a graceful stop."""
 
@@ -138,7 +154,10 @@ class InboundProtocol(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.connection is None:  # not the second call aiosmtpd makes after STARTTLS
             peer = transport.get_extra_info("peername")
-            self.client = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+            if self.edge.config.socket is not None:
+                self.client = UNIX_PEER  # a unix socket's client has no address: the socket names the relay
+            else:
+                self.client = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
             if not self.edge.connections.admit(self.client):
                 self.refused = True
                 log.warning("inbound from %s: too many connections; answered 421", self.client)
@@ -149,6 +168,8 @@ class InboundProtocol(SMTP):
             self.connection = transport
             self.edge.sessions.add(self)
         super().connection_made(transport)
+        if self.client == UNIX_PEER and self.session is not None:
+            self.session.peer = UNIX_PEER
 
     def connection_lost(self, error: Exception | None) -> None:
         if self.refused:
@@ -190,10 +211,31 @@ class Edge:
                                require_starttls=cfg.require_starttls)
 
     async def start(self) -> int:
+        """Listen on the TCP port, or on the unix socket when one is configured (then the port is 0)."""
         loop = asyncio.get_running_loop()
+        path = self.config.socket
+        if path is not None:
+            if not path.parent.is_dir():
+                raise EdgeError(f"inbound.socket: no such folder {path.parent} (for the socket {path})")
+            if path.is_socket():
+                if await _answers(path):
+                    raise EdgeError(f"inbound.socket: another server is listening on {path}")
+                path.unlink()  # left by a daemon that did not stop cleanly
+            try:
+                self.server = await loop.create_unix_server(self.factory, path=str(path))
+                path.chmod(self.config.socket_permissions)
+            except OSError as exc:
+                raise EdgeError(f"inbound.socket: cannot listen on {path}: {exc.strerror or exc}") from None
+            return 0
         self.server = await loop.create_server(self.factory, host=self.config.host, port=self.config.port)
         self.port = self.server.sockets[0].getsockname()[1]
         return self.port
+
+    @property
+    def where(self) -> str:
+        """Where it listens, for the log."""
+        cfg = self.config
+        return f"unix:{cfg.socket}" if cfg.socket is not None else f"{cfg.host}:{self.port}"
 
     async def stop(self, grace: float) -> None:
         """Refuse new sessions and transactions; let mail transactions under way finish; then hang up."""
@@ -214,3 +256,46 @@ class Edge:
                 await asyncio.wait_for(self.server.wait_closed(), timeout=1)
             except (TimeoutError, OSError):
                 pass
+            path = self.config.socket
+            if path is not None and path.is_socket():  # the relay then finds no listener, and defers its mail
+                path.unlink(missing_ok=True)
+
+
+class LmtpProtocol(InboundProtocol, LMTP):
+    """One LMTP session (RFC 2033): LHLO instead of HELO/EHLO, and after DATA one reply per accepted recipient.
+
+    The message is stored once, with all its recipients, in one commit; so every recipient gets the same
+    answer: 250 after the commit, 451 on our trouble, 554 for what cannot be stored, 552 when too big.
+    """
+
+    def __init__(self, handler: InboundHandler, edge: Edge, **kwargs: Any) -> None:
+        super().__init__(handler, edge, **kwargs)
+        self._recipients = 0  # in DATA after the 354: how many times its final reply is said
+        self._in_data = False
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._in_data = True
+        try:
+            await super().smtp_DATA(arg)
+        except Exception as error:  # noqa: BLE001 - after the 354 the client awaits a reply per recipient
+            if not self._recipients:
+                raise
+            await self.push(await self.handle_exception(error))
+            self._set_post_data_state()
+        finally:
+            self._in_data, self._recipients = False, 0
+
+    async def push(self, status: str | bytes) -> None:
+        line = status if isinstance(status, str) else status.decode("utf-8", "surrogateescape")
+        if self._in_data and line.startswith("354") and self.envelope is not None:
+            self._recipients = len(self.envelope.rcpt_tos)
+        elif self._recipients:
+            count, self._recipients = self._recipients, 0
+            line = "\r\n".join([line] * count)
+        await super().push(line)
+
+
+class LmtpEdge(Edge):
+    """The inbound server speaking LMTP, for a mail server (Postfix's lmtp transport) in front of us."""
+
+    protocol_class = LmtpProtocol

@@ -32,7 +32,7 @@ from transferbot.http.health import Readiness
 from transferbot.http.metrics import DaemonCounters, Metrics
 from transferbot.http.server import HttpServer
 from transferbot.inbound.authenticator import Authenticator
-from transferbot.inbound.edge import Edge, InboundHandler
+from transferbot.inbound.edge import Edge, InboundHandler, LmtpEdge
 from transferbot.inbound.intake import Arrival, GroupCommit
 from transferbot.outbound.transports import Connection, connections_for
 from transferbot.runners.mail_dispatcher import Dispatcher
@@ -65,7 +65,7 @@ class Daemon:
         self.handler = InboundHandler(app.config.inbound, app.book, app.secret, self.group.store, on_stored=lambda _id: self.reader.poke())
         cfg = app.config.inbound
         tls = server_tls_context(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
-        self.edge = Edge(app.config.inbound, self.handler, tls)
+        self.edge = (LmtpEdge if cfg.protocol == "lmtp" else Edge)(app.config.inbound, self.handler, tls)
         self.scheduler: AsyncIOScheduler | None = None
         self.sweeps = SweepStats()
         self.metrics = Metrics(app, counters=self.counters)
@@ -128,9 +128,13 @@ class Daemon:
                                                    metrics=self.metrics), http)
             await self.http.start()
             log.info("HTTP (API, dashboard, metrics) on http://%s:%d/", http.host, self.http.port)
-        log.info("transferbot %s listening on %s:%d for %s; outbound via %s; database %s; sender authentication %s",
-                 self.owner, cfg.host, self.port, cfg.domain, self.app.config.outbound.transport, self.app.store.where,
-                 cfg.sender_auth)
+        log.info("transferbot %s listening on %s (%s) for %s; outbound via %s; database %s; sender authentication %s",
+                 self.owner, self.edge.where, cfg.protocol.upper(), cfg.domain, self.app.config.outbound.transport,
+                 self.app.store.where, cfg.sender_auth)
+        if cfg.socket is not None and cfg.sender_auth == "verify":
+            log.warning("inbound.socket with sender_auth = \"verify\": a unix socket has no client address, so SPF "
+                        "cannot pass for mail through it; behind a relay use \"trusted-relay\" with "
+                        "trusted_relays = [\"unix\"]")
         if cfg.sender_auth == "off":
             log.warning("sender authentication is OFF (inbound.sender_auth = \"off\"): anyone who learns a reply "
                         "token can approve in a party's name")

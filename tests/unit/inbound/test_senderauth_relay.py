@@ -110,3 +110,14 @@ def test_a_from_that_is_not_one_address_fails() -> None:
 def test_relay_outcomes_round_trip_through_json() -> None:
     outcome = judge(f"{ID}; dkim=pass header.d=acme.example; dmarc=none header.from=acme.example")
     assert AuthOutcome.from_json(outcome.as_json()) == outcome
+
+
+def test_the_unix_socket_is_a_relay_only_when_named() -> None:
+    header = f"{ID}; dkim=pass header.d=acme.example; dmarc=pass header.from=acme.example"
+    assert judge(header, client_ip="unix").result == "fail", "trusted_relays without \"unix\""
+    through_socket = trusted_relay([header], client_ip="unix", trusted_relays=[], authserv_id=ID,
+                                   from_domain="acme.example", unix_trusted=True)
+    assert through_socket.result == "pass"
+    over_tcp = trusted_relay([header], client_ip=OUTSIDER, trusted_relays=[], authserv_id=ID,
+                             from_domain="acme.example", unix_trusted=True)
+    assert over_tcp.result == "fail" and "not a trusted relay" in over_tcp.why

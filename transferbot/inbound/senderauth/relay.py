@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+from transferbot.config import UNIX_PEER
 from transferbot.inbound.senderauth.authresults import AuthResults, MethodResult, authserv_id_of, parse
 from transferbot.inbound.senderauth.domains import address_domain, aligned, normalize_domain
 from transferbot.inbound.senderauth.verdict import (
@@ -62,17 +63,20 @@ def _fail(why: str, domain: str, authserv_id: str, **verdicts: object) -> AuthOu
 
 
 def trusted_relay(headers: Sequence[str], *, client_ip: str, trusted_relays: Sequence[IpNetwork],
-                  authserv_id: str, from_domain: str | None) -> AuthOutcome:
-    """Judge a reply by the Authentication-Results ``headers`` (values, topmost first) our relay added."""
+                  authserv_id: str, from_domain: str | None, unix_trusted: bool = False) -> AuthOutcome:
+    """Judge a reply by the Authentication-Results ``headers`` (values, topmost first) our relay added.
+
+    ``unix_trusted``: a message that came through our unix socket (``client_ip`` "unix") is the relay's;
+    only what may open the socket (its mode and folder) can deliver there."""
     domain = normalize_domain(from_domain)
     if domain is None:
         return refused("the From line does not hold exactly one address with a domain, so no domain can be "
                        "authenticated", "from-address", mode="trusted-relay")
     trusted = authserv_id.strip().lower().rstrip(".")
-    if not trusted or not trusted_relays:
+    if not trusted or not (trusted_relays or unix_trusted):
         return _fail("trusted-relay mode needs inbound.trusted_relays and inbound.trusted_authserv_id", domain,
                      trusted)
-    if not in_networks(client_ip, trusted_relays):
+    if not (unix_trusted and client_ip == UNIX_PEER) and not in_networks(client_ip, trusted_relays):
         ignored = f" ({len(headers)} Authentication-Results header(s) ignored)" if headers else ""
         return _fail(f"the message came from {client_ip}, which is not a trusted relay{ignored}", domain, trusted)
     header: AuthResults | None = None
