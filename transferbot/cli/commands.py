@@ -123,6 +123,19 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run the whole story on this machine with a throwaway database.")
     dm.add_argument("--keep", metavar="DIR", help="keep the demo's database and mail in DIR (a new or empty folder)")
 
+    dk = sub.add_parser("dkim", help="the keys that sign our outgoing mail",
+                        description="The DKIM keys that sign our outgoing mail ([outbound] dkim_keys).")
+    dk_sub = dk.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    dk_sub.required = True
+    d = dk_sub.add_parser("keygen", help="write a new private key and print the DNS record to publish",
+                          description="Write a new DKIM private key (mode 0600) and print the TXT record to "
+                                      "publish for it.")
+    d.add_argument("--selector", required=True, help="the selector the key is published under, e.g. s2026")
+    d.add_argument("--algorithm", choices=["rsa", "ed25519"], default="rsa", help="rsa (2048 bits, the default) "
+                   "or ed25519 (a second signature beside an RSA one)")
+    d.add_argument("--out", metavar="FILE", help="where to write the key (default: dkim-SELECTOR.key); never "
+                   "overwritten")
+
     rd = sub.add_parser("read", help="show how the reader reads one raw message (changes nothing)",
                         description="Show how the reader reads one raw message, changing nothing. It needs no "
                                     "configuration and no database; with a current database it also looks up "
@@ -445,6 +458,30 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     return asyncio.run(run_demo(keep))
 
 
+def cmd_dkim(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.config import DkimKeyConfig
+    from transferbot.outbound.signing import generate_key
+
+    try:
+        selector = DkimKeyConfig(selector=args.selector, key_file=Path(".")).selector
+    except ValueError:
+        raise CliError(f"--selector {args.selector!r}: must be a DNS label or dotted labels, e.g. s2026") from None
+    out = Path(args.out or f"dkim-{selector}.key")
+    pem, record = generate_key(args.algorithm)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CliError(f"--out {out}: exists already; a key is never overwritten") from None
+    except OSError as exc:
+        raise CliError(f"--out {out}: cannot create the file: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as file:
+        file.write(pem)
+    print(f"{args.algorithm} key written to {out}; publish this TXT record, then list the key under "
+          "[outbound] dkim_keys:", file=sys.stderr)
+    print(f"{selector}._domainkey.{config.dkim_domain}. TXT \"{record}\"")
+    return 0
+
+
 def cmd_read(args: argparse.Namespace, config: Config) -> int:
     from transferbot.app.replies import explain
 
@@ -725,7 +762,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "show": cmd_show, "serve": cmd_serve, "demo": cmd_demo, "read": cmd_read, "inbox": cmd_inbox,
     "outbox": cmd_outbox, "db": cmd_db,
     "apikey": cmd_apikey, "webhook": cmd_webhook,
-    "operator": cmd_operator,
+    "operator": cmd_operator, "dkim": cmd_dkim,
 }
 
 
