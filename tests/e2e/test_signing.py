@@ -179,3 +179,26 @@ def test_keygen_writes_a_private_key_and_prints_a_record_that_verifies(
     assert dkim.verify(raw, dnsfunc=dkim_lookup(dns_server))
     assert main(["--config", str(config), "dkim", "keygen", "--selector", "s2027", "--out", str(out)]) == 1
     assert "exists already" in capsys.readouterr().err, "a key is never overwritten"
+
+
+def test_an_ed25519_key_adds_a_second_signature_and_both_verify(
+        tmp_path: Path, dns_server: DnsServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from transferbot.outbound.signing import load_signer
+
+    config = tmp_path / "tb.toml"
+    config.write_text('[inbound]\ndomain = "transfers.example.com"\n[workflow]\nsecret = "s"\n')
+    out = tmp_path / "e2026.key"
+    assert main(["--config", str(config), "dkim", "keygen", "--selector", "e2026", "--algorithm", "ed25519",
+                 "--out", str(out)]) == 0
+    name, _, value = capsys.readouterr().out.strip().partition(" TXT ")
+    assert value.startswith('"v=DKIM1; k=ed25519; p=')
+    dns_server.txt(name.rstrip("."), value.strip('"'))
+    dns_server.txt(f"s2026._domainkey.{FROM_DOMAIN}", make_key().record)
+    keys = [{"selector": "s2026", "key_file": str(_key_file(tmp_path))}, {"selector": "e2026", "key_file": str(out)}]
+    signer = load_signer(make_config(tmp_path, outbound={"dkim_keys": keys}))
+    assert signer is not None
+    raw = signer(b"From: transfer@transfers.example.com\r\nTo: a@b.example\r\nSubject: x\r\n\r\nbody\r\n")
+    checker = dkim.DKIM(raw)
+    lookup = dkim_lookup(dns_server)
+    assert [checker.verify(idx=i, dnsfunc=lookup) for i in range(2)] == [True, True]
+    assert b"a=rsa-sha256" in raw and b"a=ed25519-sha256" in raw
