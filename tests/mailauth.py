@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dkim  # type: ignore[import-untyped]
@@ -58,3 +59,20 @@ def sign(message: bytes, domain: str, selector: str = "sel", key: DkimKey | None
 
 def publish_key(server: DnsServer, domain: str, selector: str = "sel", key: DkimKey | None = None) -> None:
     server.txt(f"{selector}._domainkey.{domain}", (key or make_key()).record)
+
+
+def dkim_lookup(server: DnsServer) -> Callable[..., bytes | None]:
+    """dkimpy's ``dnsfunc``, answered by ``server`` over the wire (as a receiver looks our keys up)."""
+    import dns.resolver
+
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [server.host]
+    resolver.port = server.port
+
+    def lookup(name: bytes, timeout: float = 5) -> bytes | None:
+        try:
+            answer = resolver.resolve(name.decode().rstrip("."), "TXT", lifetime=timeout)
+        except dns.exception.DNSException:
+            return None
+        return b"".join(answer[0].strings)
+    return lookup

@@ -204,6 +204,18 @@ class InboundConfig(_Section):
         return AddressBook(domain=self.domain, reply_local=self.reply_local_part, bounce_local=self.bounce_local_part)
 
 
+class DkimKeyConfig(_Section):
+    selector: str
+    key_file: Path
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        if not _HOSTNAME.fullmatch(value.lower()) or value.endswith("."):
+            raise ValueError("must be a DNS label or dotted labels, e.g. s2026")
+        return value.lower()
+
+
 class OutboundConfig(_Section):
     transport: Literal["smtp", "maildir"] = "maildir"
     maildir: Path = Path("outbox")
@@ -224,6 +236,16 @@ class OutboundConfig(_Section):
     from_name: str = "Marketplace Transfers"
     from_address: str = ""
     helo_name: str = ""  # empty: the inbound domain (Config fills it in)
+    dkim_domain: str = ""  # empty: the From address's domain
+    dkim_keys: tuple[DkimKeyConfig, ...] = ()
+
+    @field_validator("dkim_domain")
+    @classmethod
+    def _dkim_domain(cls, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        if value and not _HOSTNAME.fullmatch(value):
+            raise ValueError("must be a domain name, e.g. marketplace.example.com")
+        return value
 
     @field_validator("helo_name")
     @classmethod
@@ -424,6 +446,22 @@ class Config(_Section):
                              f"single attempt ({longest:g} s: outbound.timeout_seconds, webhooks.timeout_seconds, "
                              "twice inbound.dns_timeout_seconds)")
         return self
+
+    @model_validator(mode="after")
+    def _dkim_aligned(self) -> Config:
+        """A signature by a domain other than the From domain or a parent of it does not align for DMARC:
+        receivers would treat our mail as unsigned."""
+        domain = self.from_address.rpartition("@")[2].lower()
+        signing = self.outbound.dkim_domain
+        if self.outbound.dkim_keys and signing and not (domain == signing or domain.endswith("." + signing)):
+            raise ValueError(f"outbound.dkim_domain: {signing} is not {domain} (the From address's domain) "
+                             "nor a parent domain of it")
+        return self
+
+    @property
+    def dkim_domain(self) -> str:
+        """The domain our mail is signed for: the From address's unless set."""
+        return self.outbound.dkim_domain or self.from_address.rpartition("@")[2].lower()
 
     @property
     def from_address(self) -> str:

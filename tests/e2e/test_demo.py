@@ -20,4 +20,6 @@ def test_demo_runs_the_whole_story(tmp_path: Path) -> None:
     assert "is completed: ent-1001 now goes through tailspin" in out
     assert out.count("completed") >= 4
     assert "entitlement-moved" in out
+    sent = int(out.split("in the sink: ")[1].split()[0])
+    assert f"{sent} messages, {sent} of them DKIM-signed for transfers.demo.example and verified" in out
     assert list(tmp_path.iterdir()) == [], "the demo leaves nothing behind"

@@ -90,6 +90,23 @@ def test_the_helo_name_defaults_to_the_inbound_domain_and_must_be_a_host_name() 
             parse_config({"outbound": {"helo_name": bad}}, "t", env={})
 
 
+def test_dkim_signs_for_the_from_domain_or_a_parent_and_its_keys_have_selectors() -> None:
+    key = [{"selector": "S2026", "key_file": "/k"}]
+    assert parse_config({}, "t", env={}).dkim_domain == "transfers.example.com"
+    assert parse_config({"outbound": {"dkim_keys": key}}, "t", env={}).outbound.dkim_keys[0].selector == "s2026"
+    moved = parse_config({"outbound": {"from_address": "noreply@mail.market.example", "dkim_domain": "Market.Example.",
+                                       "dkim_keys": key}}, "t", env={})
+    assert moved.dkim_domain == "market.example"
+    with pytest.raises(ConfigError, match=r"outbound\.dkim_domain: ket\.example is not mail\.market\.example"):
+        parse_config({"outbound": {"from_address": "noreply@mail.market.example", "dkim_domain": "ket.example",
+                                   "dkim_keys": key}}, "t", env={})
+    for bad in ("two words", "s1\r\nx", ""):
+        with pytest.raises(ConfigError, match=r"outbound\.dkim_keys\.0\.selector"):
+            parse_config({"outbound": {"dkim_keys": [{"selector": bad, "key_file": "/k"}]}}, "t", env={})
+    with pytest.raises(ConfigError, match=r"outbound\.dkim_keys\.0\.key_file"):
+        parse_config({"outbound": {"dkim_keys": [{"selector": "s1"}]}}, "t", env={})
+
+
 def test_allowed_hosts_are_names_addresses_or_wildcards_and_include_the_public_host() -> None:
     http = parse_config({"http": {"public_url": "https://Transfers.Example.com:8443/x",
                                   "allowed_hosts": ["[::1]", "*.Corp.Example.", "10.0.0.5", "localhost"]}},

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 
 from transferbot.cli.access import cmd_apikey, cmd_operator, cmd_webhook
-from transferbot.cli.daemon import cmd_db, cmd_demo, cmd_serve
+from transferbot.cli.daemon import cmd_db, cmd_demo, cmd_dkim, cmd_serve
 from transferbot.cli.exits import EXIT_REFUSED, EXIT_USAGE, CliError, database_error, stdout_closed
 from transferbot.cli.logsetup import configure_logging
 from transferbot.cli.mail import cmd_inbox, cmd_outbox, cmd_read
@@ -41,7 +41,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "show": cmd_show, "serve": cmd_serve, "demo": cmd_demo, "read": cmd_read, "inbox": cmd_inbox,
     "outbox": cmd_outbox, "db": cmd_db,
     "apikey": cmd_apikey, "webhook": cmd_webhook,
-    "operator": cmd_operator,
+    "operator": cmd_operator, "dkim": cmd_dkim,
 }
 
 

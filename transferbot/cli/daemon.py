@@ -1,9 +1,10 @@
-"""Running it: ``serve``, ``demo`` and the database's schema (``db``)."""
+"""Running it: ``serve``, ``demo``, the database's schema (``db``) and the keys that sign our mail (``dkim``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -53,4 +54,28 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
             print(f"{revision or '-'} ({state})")
     finally:
         store.close()
+    return 0
+
+
+def cmd_dkim(args: argparse.Namespace, config: Config) -> int:
+    from transferbot.config import DkimKeyConfig
+    from transferbot.outbound.signing import generate_key
+
+    try:
+        selector = DkimKeyConfig(selector=args.selector, key_file=Path(".")).selector
+    except ValueError:
+        raise CliError(f"--selector {args.selector!r}: must be a DNS label or dotted labels, e.g. s2026") from None
+    out = Path(args.out or f"dkim-{selector}.key")
+    pem, record = generate_key(args.algorithm)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CliError(f"--out {out}: exists already; a key is never overwritten") from None
+    except OSError as exc:
+        raise CliError(f"--out {out}: cannot create the file: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as file:
+        file.write(pem)
+    print(f"{args.algorithm} key written to {out}; publish this TXT record, then list the key under "
+          "[outbound] dkim_keys:", file=sys.stderr)
+    print(f"{selector}._domainkey.{config.dkim_domain}. TXT \"{record}\"")
     return 0

@@ -99,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Run the whole story on this machine with a throwaway database.")
     dm.add_argument("--keep", metavar="DIR", help="keep the demo's database and mail in DIR (a new or empty folder)")
 
+    dk = sub.add_parser("dkim", help="the keys that sign our outgoing mail",
+                        description="The DKIM keys that sign our outgoing mail ([outbound] dkim_keys).")
+    dk_sub = dk.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    dk_sub.required = True
+    d = dk_sub.add_parser("keygen", help="write a new private key and print the DNS record to publish",
+                          description="Write a new DKIM private key (mode 0600) and print the TXT record to "
+                                      "publish for it.")
+    d.add_argument("--selector", required=True, help="the selector the key is published under, e.g. s2026")
+    d.add_argument("--algorithm", choices=["rsa", "ed25519"], default="rsa", help="rsa (2048 bits, the default) "
+                   "or ed25519 (a second signature beside an RSA one)")
+    d.add_argument("--out", metavar="FILE", help="where to write the key (default: dkim-SELECTOR.key); never "
+                   "overwritten")
+
     rd = sub.add_parser("read", help="show how the reader reads one raw message (changes nothing)",
                         description="Show how the reader reads one raw message, changing nothing. It needs no "
                                     "configuration and no database; with a current database it also looks up "

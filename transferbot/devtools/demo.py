@@ -123,8 +123,20 @@ def demo_dns() -> StaticResolver:
         records[domain] = {"TXT": ["v=spf1 ip4:192.0.2.25 -all"]}
         records[f"_dmarc.{domain}"] = {"TXT": ["v=DMARC1; p=reject"]}
         records[f"{SELECTOR}._domainkey.{domain}"] = {"TXT": [f"v=DKIM1; k=rsa; p={DEMO_DKIM_PUBLIC}"]}
+    records[f"{SELECTOR}._domainkey.{DOMAIN}"] = {"TXT": [f"v=DKIM1; k=rsa; p={DEMO_DKIM_PUBLIC}"]}  # our own mail
     records["evil.example"] = {"TXT": ["v=spf1 +all"]}
     return StaticResolver(records)
+
+
+def verified(raw: bytes) -> bool:
+    """Whether our mail's DKIM signature verifies against the demo's DNS, as a party's provider checks it."""
+    import dkim
+
+    def lookup(name: bytes, timeout: float = 5) -> bytes | None:
+        if name.decode().rstrip(".") != f"{SELECTOR}._domainkey.{DOMAIN}":
+            return None
+        return f"v=DKIM1; k=rsa; p={DEMO_DKIM_PUBLIC}".encode()
+    return bool(dkim.verify(raw, dnsfunc=lookup))
 
 
 def signed(msg: EmailMessage, selector: str = SELECTOR) -> bytes:
@@ -167,10 +179,14 @@ async def run_demo(keep: Path | None = None) -> int:
             print(f"transferbot demo: {db} exists already; give --keep an empty folder", file=sys.stderr)
             return 1
         sink = await MailSink().start()
+        key = folder / "dkim-demo.key"  # our own mail is signed with the demo key too, published above
+        key.write_text(DEMO_DKIM_KEY)
+        key.chmod(0o600)
         config = parse_config({
             "database": {"url": f"sqlite:///{db}"},
             "inbound": {"host": "127.0.0.1", "port": 0, "domain": DOMAIN},
-            "outbound": {"transport": "smtp", "host": "127.0.0.1", "port": sink.port, "poll_seconds": 0.2},
+            "outbound": {"transport": "smtp", "host": "127.0.0.1", "port": sink.port, "poll_seconds": 0.2,
+                         "dkim_keys": [{"selector": SELECTOR, "key_file": str(key)}]},
             "workflow": {"secret": "demo-secret-not-for-production", "operator_address": "ops@marketplace.example"},
             "http": {"port": 0},
         }, "demo")
@@ -244,7 +260,10 @@ async def _story(app: App, daemon: Daemon, sink: MailSink, start: float, folder:
     for event in detail["events"]:
         brief = {k: v for k, v in event.items() if k in ("role", "mail", "outcome", "from", "to", "decided_by")}
         print(f"  {event['at'][11:23]}  {event['kind']:<22} {', '.join(f'{k}={v}' for k, v in brief.items())}")
-    print(f"\nAll mail the parties received is in the sink: {len(sink.unique())} messages.")
+    mails = sink.unique()
+    good = sum(verified(m.raw) for m in mails)
+    print(f"\nAll mail the parties received is in the sink: {len(mails)} messages, {good} of them "
+          f"DKIM-signed for {DOMAIN} and verified.")
     print("Next: the README shows how to run `transferbot serve` against a real relay.")
 
 

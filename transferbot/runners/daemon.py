@@ -34,6 +34,8 @@ from transferbot.http.server import HttpServer
 from transferbot.inbound.authenticator import Authenticator
 from transferbot.inbound.edge import Edge, InboundHandler, LmtpEdge
 from transferbot.inbound.intake import Arrival, GroupCommit
+from transferbot.outbound import rendering
+from transferbot.outbound.signing import load_signer
 from transferbot.outbound.transports import Connection, connections_for
 from transferbot.runners.mail_dispatcher import Dispatcher
 from transferbot.runners.reader import ReadLoop
@@ -56,8 +58,9 @@ class Daemon:
     def __init__(self, app: App, connections: list[Connection] | None = None, resolver: Resolver | None = None) -> None:
         self.app = app
         self.owner = owner_name()
+        self.signer = load_signer(app.config)  # a bad key stops the daemon here, before it listens
         self.dispatcher = Dispatcher(app, connections if connections is not None else connections_for(app.config.outbound),
-                                     self.owner)
+                                     self.owner, finish=self.signer or rendering.unchanged)
         self.authenticator = Authenticator(app.config.inbound, resolver)
         self.webhooks = WebhookDispatcher(app, self.owner)  # issue 11: signed webhooks, an outbox for HTTP
         self.reader = ReadLoop(app, self.owner, on_applied=self.wake_dispatchers, authenticator=self.authenticator)
@@ -102,6 +105,9 @@ class Daemon:
     async def start(self) -> None:
         cfg = self.app.config.inbound
         loop = asyncio.get_running_loop()
+        if self.signer is None:
+            log.warning("outbound.dkim_keys lists no key: our mail leaves unsigned, so the relay must sign it "
+                        "with DKIM for %s", self.app.config.dkim_domain)
         if self.app.store.single_daemon():
             taken = await self.app.store.transact(queues.release_all)
             self.reader.taken_over += taken["inbound"]
