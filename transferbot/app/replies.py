@@ -76,8 +76,9 @@ _TRANSFERS_BY_MAIL = sa.select(_OUTBOUND.c.transfer_id).where(sa.or_(
     _OUTBOUND.c.key.in_(sa.bindparam("keys", expanding=True))))
 
 
-def policy_of(app: App) -> Policy:
-    return Policy(sender_auth=app.config.inbound.sender_auth)
+def policy_of(config: Config) -> Policy:
+    """How the reader's checks are to treat sender authentication, as configured."""
+    return Policy(sender_auth=config.inbound.sender_auth)
 
 
 def explain(config: Config, raw: bytes, mail_from: str = "", rcpt_tos: list[str] | None = None,
@@ -90,7 +91,7 @@ def explain(config: Config, raw: bytes, mail_from: str = "", rcpt_tos: list[str]
     reading = read_message(raw, mail_from, rcpt_tos or [], book)
     auth = (authenticator or Authenticator(config.inbound)).check_now(
         raw, reading, mail_from=mail_from, client_ip=client_ip, helo=helo)
-    policy = Policy(sender_auth=config.inbound.sender_auth)
+    policy = policy_of(config)
     if app is None:
         return reading, run_chain(reading, NoLookup(), policy, auth), auth
     with app.store.read() as session:
@@ -196,11 +197,11 @@ def act(session: Session, app: App, inbound_id: int, reading: Reading, auth: Aut
     if row.state == InboxState.DONE:
         return row.outcome  # read already (a retry or another daemon): acted on once
     lookup = DbLookup(app, session, inbound_id)  # held while acting: the transfer it found stays loaded
-    verdict = run_chain(reading, lookup, policy_of(app), auth)
+    verdict = run_chain(reading, lookup, policy_of(app.config), auth)
     t = lock_transfer(session, verdict.party.transfer_id, held=locked) if verdict.party is not None else None
     if t is not None and not app.store.serialises_writes and t.id not in locked:
         # The transfer is locked now: read again, so the verdict rests on facts no other daemon can change.
-        verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app), auth)
+        verdict = run_chain(reading, DbLookup(app, session, inbound_id), policy_of(app.config), auth)
     now = clock_now()
     row.auth = auth.as_dict() if auth is not None else None
     row.state, row.outcome, row.checks = InboxState.DONE.value, verdict.outcome.value, [storable(c) for c in verdict.checks]
